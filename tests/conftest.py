@@ -1,0 +1,35 @@
+import os, shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run slow tests and `#| slow` notebook cells")
+
+
+def pytest_configure(config):
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"): return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords: item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+def require_chromium() -> str:
+    "Path to Chromium; skip without it locally, fail in CI (so CI can't silently skip browser tests)."
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path: return path
+    msg = "Chromium not found: install it (Debian/Ubuntu: apt-get install chromium) to run browser tests"
+    if os.environ.get("CI"): pytest.fail(msg)
+    pytest.skip(msg)
