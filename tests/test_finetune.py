@@ -1,0 +1,157 @@
+"Fine-tuning: classifier head, freezing, LoRA (merge parity), metrics vs a NumPy computation, resampling, bad input."
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from llm_course.core import ConfigError
+from llm_course.model import ModelConfig, Transformer
+from llm_course.finetune import (SequenceClassifier, LoRALinear, apply_lora, merge_lora, freeze, unfreeze_last_blocks,
+                                 count_params, confusion_matrix, classification_report, classification_batches,
+                                 fit_classifier, predict, encode_bytes, stratified_split, docstring_topics)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture()
+def backbone():
+    torch.manual_seed(0)
+    return Transformer(ModelConfig.preset("tiny", vocab_size=256, block_size=32, n_layer=2, n_head=4, d_model=32, d_ff=64))
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_classifier_shapes_and_padding_invariance(backbone, pooling):
+    clf = SequenceClassifier(backbone, 3, pooling=pooling, pad_id=0).eval()
+    x = torch.randint(1, 256, (2, 10))
+    padded = torch.cat([x, torch.zeros(2, 6, dtype=torch.long)], 1)
+    with torch.no_grad():
+        assert clf(x).shape == (2, 3)
+        assert torch.allclose(clf(x), clf(padded), atol=1e-5)
+        assert torch.allclose(clf(padded), clf(padded, (padded != 0).long()), atol=1e-6)
+
+
+def test_lora_linear_init_and_formula():
+    torch.manual_seed(0)
+    base = nn.Linear(16, 24)
+    x = torch.randn(3, 16)
+    lora = LoRALinear(base, r=2, alpha=4)
+    assert torch.equal(lora(x), base(x)) and not base.weight.requires_grad
+    with torch.no_grad(): lora.lora_B.normal_()
+    assert torch.allclose(lora(x), F.linear(x, base.weight + 2 * lora.lora_B @ lora.lora_A, base.bias), atol=1e-5)
+    assert count_params(lora, trainable=True) == 2 * (16 + 24)
+
+
+def test_apply_and_merge_lora(backbone):
+    clf = SequenceClassifier(backbone, 4, pad_id=0)
+    n_all = count_params(clf)
+    apply_lora(clf.backbone, ("q", "v"), r=4, alpha=8)
+    d = backbone.config.d_model
+    assert count_params(clf.backbone, trainable=True) == 2 * 4 * (d + 2 * d)
+    assert count_params(clf, trainable=True) == 2 * 4 * 3 * d + clf.head.weight.numel() + clf.head.bias.numel()
+    with torch.no_grad():
+        for m in clf.modules():
+            if isinstance(m, LoRALinear): m.lora_B.normal_(0, 0.1)
+    clf.eval()
+    x = torch.randint(1, 256, (3, 12))
+    with torch.no_grad():
+        before = clf(x); merge_lora(clf); after = clf(x)
+    assert (before - after).abs().max() <= 1e-5
+    assert not any(isinstance(m, LoRALinear) for m in clf.modules()) and count_params(clf) == n_all
+
+
+def test_lora_other_targets(backbone):
+    apply_lora(backbone, ("qkv", "proj"), r=2, alpha=2)
+    assert sum(isinstance(m, LoRALinear) for m in backbone.modules()) >= 4
+
+
+def test_freezing(backbone):
+    clf = SequenceClassifier(backbone, 2, pad_id=0)
+    unfreeze_last_blocks(clf, 0)
+    assert count_params(clf, trainable=True) == clf.head.weight.numel() + clf.head.bias.numel()
+    unfreeze_last_blocks(clf, 1)
+    assert all(p.requires_grad for p in clf.backbone.blocks[-1].parameters())
+    assert not any(p.requires_grad for p in clf.backbone.blocks[0].parameters())
+    freeze(clf, False)
+    assert count_params(clf, trainable=True) == count_params(clf)
+
+
+def test_metrics_against_numpy():
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        C = int(rng.integers(2, 6)); n = int(rng.integers(1, 120))
+        yt, yp = rng.integers(0, C, n), rng.integers(0, C, n)
+        cm = confusion_matrix(yt, yp, C)
+        assert (cm.numpy() == np.bincount(yt * C + yp, minlength=C * C).reshape(C, C)).all()
+        rep = classification_report(yt, yp, C)
+        for c in range(C):
+            tp = np.sum((yt == c) & (yp == c)); P = tp / max(np.sum(yp == c), 1); R = tp / max(np.sum(yt == c), 1)
+            assert abs(rep["precision"][c] - P) < 1e-12 and abs(rep["recall"][c] - R) < 1e-12
+            assert abs(rep["f1"][c] - (2 * P * R / (P + R) if P + R else 0)) < 1e-12
+        assert abs(rep["accuracy"] - np.mean(yt == yp)) < 1e-12
+
+
+def test_perfect_and_never_predicted():
+    rep = classification_report([0, 1, 2, 2], [0, 1, 2, 2], 3)
+    assert rep["accuracy"] == rep["macro_f1"] == 1.0
+    rep = classification_report([0, 1, 1], [0, 0, 0], 2)
+    assert rep["precision"][1] == 0 and rep["recall"][1] == 0 and rep["f1"][1] == 0
+
+
+def test_balanced_batches_resample():
+    ids = torch.arange(100)[:, None]
+    labels = torch.tensor([0] * 95 + [1] * 5)
+    x, y = classification_batches(ids, labels, balanced=True)(4000, torch.Generator().manual_seed(0))
+    assert abs(y.float().mean().item() - 0.5) < 0.05 and y.shape == (4000, 1)
+    x, y = classification_batches(ids, labels)(4000, torch.Generator().manual_seed(0))
+    assert y.float().mean().item() < 0.1
+
+
+def test_fit_classifier_learns_a_trivial_task(backbone):
+    texts = ["aaaa aaa aa"] * 20 + ["zzz zzzz z"] * 20
+    ids, mask = encode_bytes(texts, 16)
+    y = torch.tensor([0] * 20 + [1] * 20)
+    clf = SequenceClassifier(backbone, 2, pooling="mean", pad_id=0)
+    m = fit_classifier(clf, ids, y, steps=30, batch_size=8, lr=3e-3)
+    assert m["step"] == 30
+    assert (predict(clf, ids, mask) == y).float().mean() == 1.0
+
+
+def test_data_helpers():
+    data = docstring_topics(("asyncio", "email"), max_chars=64)
+    assert set(data.labels.tolist()) == {0, 1} and all(len(t) <= 64 for t in data.texts)
+    tr, te = stratified_split(data.labels, 0.25)
+    assert len(set(tr.tolist()) & set(te.tolist())) == 0 and len(tr) + len(te) == len(data.labels)
+
+
+# ---- bad input -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [1, 0, -3, 2.5, True])
+def test_bad_n_classes(backbone, n):
+    with pytest.raises(ConfigError, match="n_classes"): SequenceClassifier(backbone, n)
+    with pytest.raises(ConfigError, match="n_classes"): confusion_matrix([0], [0], n)
+
+
+def test_labels_out_of_range(backbone):
+    with pytest.raises(ConfigError, match="0..2"): confusion_matrix([0, 3], [0, 1], 3)
+    with pytest.raises(ConfigError, match="0..2"): classification_report([0, 1], [0, -1], 3)
+    clf = SequenceClassifier(backbone, 3, pad_id=0)
+    with pytest.raises(ConfigError, match="0..2"): fit_classifier(clf, torch.ones(2, 4, dtype=torch.long), torch.tensor([0, 5]), steps=1)
+    with pytest.raises(ConfigError, match="integer"): confusion_matrix(torch.tensor([0.5]), torch.tensor([0]), 2)
+
+
+@pytest.mark.parametrize("r", [0, -1, 1.5])
+def test_bad_lora_rank(backbone, r):
+    with pytest.raises(ConfigError, match="rank"): LoRALinear(nn.Linear(4, 4), r=r)
+    with pytest.raises(ConfigError, match="rank"): apply_lora(backbone, r=r)
+
+
+def test_other_bad_input(backbone):
+    with pytest.raises(ConfigError, match="pooling"): SequenceClassifier(backbone, 2, pooling="max")
+    with pytest.raises(ConfigError, match="match no linear"): apply_lora(backbone, ("nope",))
+    with pytest.raises(ConfigError, match="alpha"): LoRALinear(nn.Linear(4, 4), r=2, alpha=0)
+    clf = SequenceClassifier(backbone, 2, pad_id=0)
+    with pytest.raises(ConfigError, match="k must be"): unfreeze_last_blocks(clf, 5)
+    freeze(clf)
+    with pytest.raises(ConfigError, match="no trainable"): fit_classifier(clf, torch.ones(2, 4, dtype=torch.long), torch.tensor([0, 1]))

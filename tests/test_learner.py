@@ -1,0 +1,167 @@
+"Behaviour of llm_course.learner: the loop, its callbacks, checkpoints and metrics."
+import json, math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from llm_course.core import seed_everything
+from llm_course.data import get_batch
+from llm_course.learner import (EVENTS, Callback, EarlyStoppingCallback, Learner, LossPlotCallback, ProgressCallback,
+                                TrainConfig, latest_checkpoint, list_checkpoints, load_checkpoint, make_schedule,
+                                rng_state, save_checkpoint, set_rng_state)
+from llm_course.rnn import LSTMLM
+from llm_course.schedule import get_schedule
+
+V = 23
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1); yield; torch.set_num_threads(n)
+
+@pytest.fixture(scope="module")
+def ids():
+    g = torch.Generator().manual_seed(0)  # a learnable stream: a fixed cycle with 20 % random tokens
+    cycle = (torch.arange(4000) * 7) % V
+    noise = torch.randint(0, V, (4000,), generator=g)
+    return torch.where(torch.rand(4000, generator=g) < 0.2, noise, cycle)
+
+def lm(seed=0, **kw):
+    seed_everything(seed); return LSTMLM(V, emb_dim=8, hidden_size=16, **kw)
+
+def cfg(**kw):
+    base = dict(steps=4, batch_size=8, block_size=12, lr=1e-2, progress=False)
+    return TrainConfig(**{**base, **kw})
+
+def flat(m): return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+def test_fit_returns_metrics_and_learns(ids):
+    learn = Learner(lm(), ids, ids[:800], config=cfg(steps=30, eval_every=10, eval_batches=2))
+    m = learn.fit()
+    assert m["step"] == 30 and m["stop_reason"] == "steps"
+    assert set(m) >= {"train_loss", "val_loss", "val_perplexity", "tokens_seen", "tokens_per_s", "train_time_s"}
+    assert m["tokens_seen"] == 30 * 8 * 12 and m["tokens_per_s"] > 0
+    assert math.isclose(m["val_perplexity"], math.exp(m["val_loss"]))
+    assert learn.history[0]["loss"] > learn.history[-1]["loss"]
+    assert [h["step"] for h in learn.history if "val_loss" in h] == [10, 20, 30]
+
+def test_same_as_bare_loop_bitwise(ids):
+    learn = Learner(lm(), ids, config=cfg(grad_clip=None, seed=3)); learn.fit()
+    ref = lm(); opt = torch.optim.AdamW(ref.parameters(), lr=1e-2, betas=(0.9, 0.99), weight_decay=0.0)
+    g = seed_everything(3)
+    for _ in range(4):
+        x, y = get_batch(ids, 8, 12, generator=g)
+        F.cross_entropy(ref(x).flatten(0, 1), y.flatten()).backward()  # the plain mean loss
+        opt.step(); opt.zero_grad()
+    assert torch.equal(flat(learn.model), flat(ref))
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_accumulation_matches_full_batch(ids, k):
+    a = Learner(lm(), ids, config=cfg(grad_accum=1)); a.fit()
+    b = Learner(lm(), ids, config=cfg(grad_accum=k)); b.fit()
+    assert torch.allclose(flat(a.model), flat(b.model), atol=1e-6)
+    assert all(math.isclose(x["loss"], y["loss"], rel_tol=1e-5) for x, y in zip(a.history, b.history))
+
+def test_accumulation_scales_by_counted_tokens(ids):
+    "Micro-batches with different numbers of ignored targets: the step equals one full-batch mean."
+    def data(bs, g):
+        x, y = get_batch(ids, bs, 12, generator=g)
+        y = y.clone(); y[: bs // 2, :9] = -100  # the first half of the batch is mostly padding
+        return x, y
+    seed_everything(0); model = lm().double()
+    learn = Learner(model, data, config=cfg(steps=1, grad_accum=2, grad_clip=None))
+    learn._setup()
+    x, y = data(8, seed_everything(0))
+    ref = lm().double()
+    F.cross_entropy(ref(x).flatten(0, 1), y.flatten(), ignore_index=-100).backward()
+    learn.opt.step = lambda: None  # keep the gradients for inspection
+    learn.opt.zero_grad = lambda **kw: None
+    learn.train_step()
+    for p, q in zip(learn.model.parameters(), ref.parameters()): assert torch.allclose(p.grad, q.grad, atol=1e-12)
+    assert math.isclose(learn.loss, F.cross_entropy(ref(x).flatten(0, 1), y.flatten(), ignore_index=-100).item(), rel_tol=1e-9)
+
+def test_schedule_by_name_and_callable(ids):
+    c = cfg(steps=10, schedule="cosine", warmup_steps=2, min_lr_ratio=0.1)
+    learn = Learner(lm(), ids, config=c); learn.fit()
+    f = get_schedule("cosine", warmup_steps=2, total_steps=10, min_ratio=0.1)
+    assert [h["lr"] for h in learn.history] == [1e-2 * f(s) for s in range(10)]
+    assert make_schedule(cfg(schedule="constant"))(5) == 1.0
+    learn = Learner(lm(), ids, config=cfg(), schedule=lambda s: 0.5 ** s); learn.fit()
+    assert [h["lr"] for h in learn.history] == [1e-2 * 0.5 ** s for s in range(4)]
+
+def test_clipping_records_norm_and_caps_it(ids):
+    learn = Learner(lm(), ids, config=cfg(grad_clip=1e-3)); learn.fit()
+    assert all(h["grad_norm"] > 1e-3 for h in learn.history)  # the pre-clip norm is recorded
+    learn = Learner(lm(), ids, config=cfg(grad_clip=None)); learn.fit()
+    assert all(h["grad_norm"] is None for h in learn.history)
+
+def test_bf16_autocast_cpu(ids):
+    a = Learner(lm(), ids, config=cfg(precision="fp32")); a.fit()
+    b = Learner(lm(), ids, config=cfg(precision="bf16")); b.fit()
+    assert all(p.dtype == torch.float32 for p in b.model.parameters())
+    assert not torch.equal(flat(a.model), flat(b.model))
+    assert all(abs(x["loss"] - y["loss"]) < 0.05 for x, y in zip(a.history, b.history))
+
+def test_callbacks_events_order_and_replacement(ids):
+    seen = []
+    class Spy(Callback):
+        order = 99
+    for e in EVENTS: setattr(Spy, e, lambda self, learn, e=e: seen.append(e))
+    learn = Learner(lm(), ids, ids[:500], config=cfg(steps=2, eval_batches=1), callbacks=[Spy()])
+    learn.fit()
+    assert seen == ["before_fit", "before_step", "after_backward", "after_step",
+                      "before_step", "after_backward", "after_eval", "after_step", "after_fit"]  # eval runs inside after_step (order 10 < 99)
+    assert [cb.order for cb in learn.callbacks] == sorted(cb.order for cb in learn.callbacks)
+    mine = EarlyStoppingCallback(patience=7)
+    learn = Learner(lm(), ids, config=cfg(patience=2), callbacks=[mine])
+    assert [cb for cb in learn.callbacks if isinstance(cb, EarlyStoppingCallback)] == [mine]
+
+def test_early_stopping(ids):
+    learn = Learner(lm(), ids, ids[:500], config=cfg(steps=300, lr=0.5, eval_every=3, eval_batches=1, patience=2))
+    m = learn.fit()
+    assert m["step"] < 300 and m["stop_reason"].startswith("early stop")
+
+def test_outputs_checkpoints_and_pruning(ids, tmp_path):
+    c = cfg(steps=12, checkpoint_every=3, keep_checkpoints=2, out_dir=tmp_path, plot=True, eval_batches=1)
+    learn = Learner(lm(), ids, ids[:500], config=c, callbacks=[LossPlotCallback(live=False)])
+    learn.fit()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-000009", "step-000012"]
+    assert (tmp_path/"loss.png").stat().st_size > 1000
+    metrics = json.loads((tmp_path/"metrics.json").read_text())
+    assert metrics["step"] == 12 and len(metrics["history"]) == 12 and metrics["config"]["steps"] == 12
+    ck = latest_checkpoint(tmp_path)
+    assert sorted(p.name for p in ck.iterdir()) == ["model.safetensors", "optimizer.safetensors", "state.json"]
+    state = json.loads((ck/"state.json").read_text())
+    assert state["step"] == 12 and state["data"]["tokens_seen"] == 12 * 8 * 12
+    assert isinstance(state["rng"]["torch"], list) and isinstance(state["rng"]["data"], list)
+    m2 = lm(seed=5); load_checkpoint(ck, m2)
+    assert torch.equal(flat(m2), flat(learn.model))
+    assert not [p for p in (tmp_path/"checkpoints").iterdir() if p.name.startswith(".")]  # no temporaries left
+
+def test_progress_bar_runs(ids, capsys):
+    learn = Learner(lm(), ids, config=cfg(progress=True))
+    assert any(isinstance(cb, ProgressCallback) for cb in learn.callbacks)
+    learn.fit()
+    assert "loss" in capsys.readouterr().err
+
+def test_resave_same_step_replaces(ids, tmp_path):
+    m = lm()
+    save_checkpoint(tmp_path/"checkpoints"/"step-000001", m, state=dict(step=1, tag="a"))
+    save_checkpoint(tmp_path/"checkpoints"/"step-000001", m, state=dict(step=1, tag="b"))
+    assert load_checkpoint(latest_checkpoint(tmp_path), lm())["tag"] == "b"
+    assert len(list((tmp_path/"checkpoints").iterdir())) == 1
+
+def test_rng_state_roundtrip_json():
+    g = torch.Generator().manual_seed(1)
+    s = json.loads(json.dumps(rng_state(g)))
+    a = torch.rand(3), torch.rand(3, generator=g)
+    set_rng_state(s, g)
+    b = torch.rand(3), torch.rand(3, generator=g)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+def test_mlp_lm_trains_through_learner(ids):
+    from llm_course.nnlm import MLPLM
+    seed_everything(0)
+    learn = Learner(MLPLM(vocab_size=V, context=4, emb_dim=8, hidden_size=32), ids, ids[:500], config=cfg(steps=20, eval_batches=2))
+    m = learn.fit()
+    assert m["val_loss"] < math.log(V) + 0.5 and learn.history[-1]["loss"] < learn.history[0]["loss"]
