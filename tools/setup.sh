@@ -21,12 +21,15 @@ fi
 
 # 3. Browser tests: Debian/Ubuntu's Chromium (never `playwright install`), and the site's JS assets.
 if [ "${LLM_COURSE_SKIP_BROWSER:-0}" != "1" ]; then
-  if ! command -v chromium >/dev/null 2>&1; then
+  missing=""
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="chromium"
+  command -v npm >/dev/null 2>&1 || missing="$missing npm"
+  if [ -n "$missing" ]; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-      (apt-get update -qq && apt-get install -y -qq chromium) \
-        || echo "note: could not install chromium; browser tests will be skipped"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing) \
+        || echo "note: could not install$missing; browser/site tests will be skipped (CI fails instead)"
     else
-      echo "note: chromium not found; install it (e.g. 'sudo apt-get install chromium') to run the browser tests"
+      echo "note: missing$missing; install it (e.g. 'sudo apt-get install$missing') to run the browser and site tests"
     fi
   fi
   if [ -f tools/site_assets/package.json ] && command -v npm >/dev/null 2>&1; then

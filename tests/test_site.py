@@ -1,0 +1,227 @@
+"""The documentation site: its Quarto configuration (what `nbdev-docs` reads where Quarto exists) and the
+Quarto-free static build (tools/build_site.py) opened in Debian's Chromium.
+
+The session fixture `site` builds the site once (nbdev's processing into _proc/, then HTML into _site/), so
+`python -m pytest` needs no separate build step. Every test here is in the xdist group "site": one worker
+builds the site and starts one browser. Browser checks: each page loads with no script error, no failed
+request and no request leaving 127.0.0.1 (no CDN); saved widget state renders; maths renders; pictures load.
+Screenshots: artifacts/screenshots/site-<page>.png.
+Run:  python -m pytest -p no:xdist tests/test_site.py
+"""
+from __future__ import annotations
+
+import json, os, re, subprocess, sys, time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/"tools"))
+sys.path.insert(0, str(Path(__file__).parent/"browser"))
+import build_site  # noqa: E402
+from browser_support import ARTIFACTS, chromium, chromium_path, skip_or_fail, static_server  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("site")
+SITE = ROOT/"_site"
+NOTEBOOKS = build_site.notebook_names()
+MATH_RE = re.compile(r"\$\$.+?\$\$|(?<![\\$\w])\$[^$\s`][^$`\n]*?\$(?!\w)|\\begin\{\w+\*?\}", re.S)
+
+
+# ------------------------------------------------------------------ site structure (no build needed)
+
+def test_sidebar_lists_every_notebook_in_chapter_order():
+    expected = build_site.make_sidebar()
+    assert (ROOT/"nbs"/"sidebar.yml").read_text(encoding="utf-8") == expected, \
+        "nbs/sidebar.yml is out of date with the notebooks: run `python tools/build_site.py --write-sidebar`"
+    hrefs = [h for h, _, _ in build_site.sidebar_entries(yaml.safe_load(expected))]
+    assert hrefs == NOTEBOOKS and hrefs[0] == "index.ipynb"
+    numbers = [build_site.chapter_number(h) for h in hrefs[1:]]
+    assert numbers == sorted(numbers), "chapters must appear in numeric order"
+
+
+def test_every_chapter_has_a_title_and_a_description():
+    "nbdev (and the sidebar) read `# Title` and `> description` from each notebook's first cell."
+    missing = [n for n in NOTEBOOKS if None in build_site.frontmatter(ROOT/"nbs"/n)]
+    assert not missing, f"first cell of {missing} lacks `# Title` or `> one-line description`"
+
+
+def test_quarto_config_is_what_nbdev_docs_needs():
+    nbs = ROOT/"nbs"
+    quarto = yaml.safe_load((nbs/"_quarto.yml").read_text())
+    assert quarto["project"]["type"] == "website"
+    assert {"nbdev.yml", "sidebar.yml"} <= set(quarto["metadata-files"])
+    assert "contents" not in quarto["website"].get("sidebar", {}), "chapters belong in sidebar.yml, not _quarto.yml"
+    # nbdev-docs rewrites nbdev.yml from pyproject.toml: keep it identical, so building the docs leaves git clean
+    expected = build_site.expected_nbdev_yml()
+    if expected is not None:
+        assert (nbs/"nbdev.yml").read_text() == expected, \
+            "nbs/nbdev.yml differs from what nbdev writes from pyproject.toml: copy nbdev's version " \
+            "(python -c 'import sys; sys.path.insert(0, \"tools\"); import build_site; print(build_site.expected_nbdev_yml(), end=\"\")' > nbs/nbdev.yml)"
+    from nbdev.config import get_config
+    assert get_config(ROOT).custom_sidebar, "pyproject.toml needs `custom_sidebar = true`, or nbdev-docs overwrites sidebar.yml"
+
+
+@pytest.mark.slow
+def test_nbdev_docs_builds_with_quarto(tmp_path):
+    "Where Quarto is installed (not on CI machines here), the real `nbdev-docs` build succeeds."
+    import shutil
+    if not shutil.which("quarto"): pytest.skip("Quarto is not installed")
+    res = subprocess.run(["nbdev-docs"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert (ROOT/"_docs"/"index.html").exists()
+
+
+# ------------------------------------------------------------------ the static build
+
+@pytest.fixture(scope="session")
+def site() -> dict:
+    "Build _site/ once per session; return `{page file: manifest entry}`."
+    if not (build_site.ASSETS/"mathjax").exists():
+        skip_or_fail("the site's JS assets are missing: run `npm ci` in tools/site_assets")
+    t0 = time.time()
+    res = subprocess.run([sys.executable, str(ROOT/"tools"/"build_site.py"), "--out", str(SITE)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, f"tools/build_site.py failed:\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}"
+    print(f"site built in {time.time() - t0:.1f}s")
+    return {p["file"]: p for p in json.loads((SITE/"_static"/"pages.json").read_text())}
+
+
+def test_every_notebook_has_a_page(site):
+    by_nb = {p["notebook"]: f for f, p in site.items()}
+    assert [n for n in NOTEBOOKS if n not in by_nb] == [], "notebooks without a page"
+    assert by_nb["index.ipynb"] == "index.html"
+    for f, p in site.items():
+        text = (SITE/f).read_text(encoding="utf-8")
+        assert f"<title>{p['title']}</title>" in text.replace("\n", ""), f"{f}: wrong <title>"
+        assert 'class="llm-sidebar"' in text and text.count('class="llm-pager"') == 1
+
+
+def test_pages_load_nothing_from_the_network(site):
+    "require.js, the widget renderer and MathJax are served from _site/_static, not from a CDN."
+    for f in site:
+        text = (SITE/f).read_text(encoding="utf-8")
+        remote = re.findall(r"""<(?:script|link|img)\b[^>]*\b(?:src|href)=["'](?:https?:)?//[^"']+""", text)
+        assert not remote, f"{f} loads {remote}"
+        assert "cdn.jsdelivr" not in text and "cdnjs" not in text and "unpkg.com" not in text, f"{f} names a CDN"
+    for asset in ["require.js", "html-manager/embed-amd.js", "mathjax/tex-chtml-full.js"]:
+        assert (SITE/"_static"/asset).is_file(), f"_site/_static/{asset} missing"
+
+
+class _Links(HTMLParser):
+    "Collects link targets (href/src) and element ids of one page."
+    def __init__(self):
+        super().__init__(); self.links, self.ids = [], set()
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id"): self.ids.add(a["id"])
+        if tag == "a" and a.get("name"): self.ids.add(a["name"])
+        for k in ("href", "src"):
+            if a.get(k) and not (tag == "script" and a.get("type", "").startswith("application/vnd.jupyter")):
+                self.links.append(a[k])
+
+
+def _parse(path: Path) -> _Links:
+    p = _Links(); p.feed(path.read_text(encoding="utf-8")); return p
+
+
+def test_no_broken_internal_links(site):
+    "Every relative link resolves to a file in _site/, and every #anchor to an element id on its page."
+    parsed = {f: _parse(SITE/f) for f in site}
+    broken = []
+    for f, p in parsed.items():
+        for link in p.links:
+            u = urlsplit(link)
+            if u.scheme or u.netloc or link.startswith(("data:", "javascript:", "mailto:")): continue
+            target = f if not u.path else unquote(u.path)
+            if not (SITE/target).is_file(): broken.append(f"{f} -> {link} (no such file)"); continue
+            if u.fragment and target.endswith(".html"):
+                ids = parsed[target].ids if target in parsed else _parse(SITE/target).ids
+                # browsers try the fragment as written, then percent-decoded (nbconvert writes ids percent-encoded)
+                if not {u.fragment, unquote(u.fragment)} & ids: broken.append(f"{f} -> {link} (no such anchor)")
+    assert not broken, "broken internal links:\n" + "\n".join(broken[:50])
+
+
+# ------------------------------------------------------------------ the static build in a real browser
+
+def _expectations(nb_name: str) -> dict:
+    "What a page must show, from the processed notebook it is built from: widget outputs, maths."
+    nb = nbformat.read(ROOT/"_proc"/nb_name, as_version=4)
+    has_state = bool(nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state"))
+    views = sum("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    md = "\n".join(re.sub(r"```.*?```|`[^`\n]*`", "", c.source, flags=re.S) for c in nb.cells if c.cell_type == "markdown")
+    return {"widgets": views > 0 and has_state, "math": bool(MATH_RE.search(md))}
+
+
+PAGE_STATE_JS = """() => {
+  const views = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]');
+  const rendered = [...views].filter(s => s.parentElement.querySelector('.widget-subarea .jupyter-widgets, .widget-subarea .lm-Widget'));
+  const imgs = [...document.querySelectorAll('main img')];
+  return {views: views.length, rendered: rendered.length,
+          widgetErrors: [...document.querySelectorAll('.jupyter-widgets')].filter(e => /Error displaying widget/.test(e.innerText)).length,
+          math: document.querySelectorAll('mjx-container').length, mathErrors: document.querySelectorAll('mjx-merror').length,
+          mathReady: !!(window.MathJax && window.MathJax.startup && window.MathJax.startup.document),
+          brokenImages: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80)),
+          title: document.title};
+}"""
+
+
+@pytest.fixture(scope="module")
+def site_browser(site):
+    chromium_path()
+    with static_server(SITE) as url, chromium() as browser:
+        yield url, browser
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("nb_name", NOTEBOOKS, ids=lambda n: Path(n).stem)
+def test_page_renders_in_browser(nb_name, site, site_browser):
+    url, browser = site_browser
+    page_file = next((f for f, p in site.items() if p["notebook"] == nb_name), None)
+    assert page_file, f"no page for {nb_name}"
+    want = _expectations(nb_name)
+    ctx = browser.new_context(viewport={"width": 1300, "height": 1500})
+    page = ctx.new_page()
+    errors, outside = [], []
+    def route(r):   # anything not served by our static server counts as a CDN/network dependency
+        if r.request.url.startswith(url): r.continue_()
+        else: outside.append(r.request.url); r.abort()
+    page.route("**/*", route)
+    page.on("pageerror", lambda e: errors.append(f"script error: {e}"))
+    page.on("console", lambda m: m.type == "error" and "favicon.ico" not in str(m.location.get("url"))
+            and errors.append(f"console error: {m.text}"))
+    page.on("response", lambda r: r.status >= 400 and not r.url.endswith("favicon.ico")
+            and errors.append(f"HTTP {r.status}: {r.url}"))
+    try:
+        page.goto(f"{url}/{page_file}", wait_until="load", timeout=60_000)
+        # MathJax has typeset the page once its startup promise resolves (it typesets on load)
+        page.wait_for_function("() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise",
+                               timeout=30_000)
+        page.evaluate("() => window.MathJax.startup.promise.then(() => true)")
+        # every saved widget view drawn by the HTML manager (or failed: the assertions below say which)
+        page.wait_for_function("""() => [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')]
+            .every(s => s.parentElement.querySelector('.widget-subarea .jupyter-widgets, .widget-subarea .lm-Widget')
+                        || /Error displaying widget/.test(s.parentElement.innerText))""", timeout=30_000)
+        page.evaluate("() => document.fonts.ready.then(() => true)")
+        state = page.evaluate(PAGE_STATE_JS)
+        shots = ARTIFACTS/"screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        first = page.locator("main .widget-subarea, main mjx-container, main img").first
+        if first.count(): first.scroll_into_view_if_needed(timeout=5000)
+        page.screenshot(path=str(shots/f"site-{Path(page_file).stem}.png"))
+    finally:
+        ctx.close()
+    print(f"{page_file}: {state}")
+    assert not outside, f"{page_file} requested resources outside the site: {outside[:5]}"
+    assert not errors, f"{page_file}: " + "\n".join(errors[:10])
+    assert not state["brokenImages"], f"{page_file}: pictures that did not load: {state['brokenImages']}"
+    if want["widgets"]: assert state["views"] > 0, f"{page_file}: the notebook has widget outputs and state, the page none"
+    assert state["rendered"] == state["views"] and not state["widgetErrors"], \
+        f"{page_file}: {state['rendered']} of {state['views']} widgets rendered from saved state"
+    if want["math"]:
+        assert state["math"] > 0, f"{page_file}: the notebook has maths but MathJax rendered none"
+    assert not state["mathErrors"], f"{page_file}: {state['mathErrors']} formulas failed to render"
