@@ -29,11 +29,16 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     ap.add_argument("--quick", action="store_true", help="64 new tokens, 1 repeat")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--d-model", type=int, default=128, help="model width (the tiny preset's by default)")
+    ap.add_argument("--n-layer", type=int, default=4)
+    ap.add_argument("--n-head", type=int, default=4)
     args = ap.parse_args()
     if args.threads: torch.set_num_threads(args.threads)
     n_new, repeats = (64, 1) if args.quick else (args.new_tokens, args.repeats)
     torch.manual_seed(0)
-    cfg = ModelConfig.preset("tiny", vocab_size=256, block_size=args.prompt + n_new, n_layer=4, n_head=4, d_model=128)
+    cfg = ModelConfig.preset("tiny", vocab_size=256, block_size=args.prompt + n_new, n_layer=args.n_layer,
+                             n_head=args.n_head, d_model=args.d_model,
+                             **({} if args.d_model == 128 else dict(d_ff=None)))  # other widths: the style's default MLP
     dev = torch.device(args.device)
     model = Transformer(cfg).to(dev).eval()
     prompt = torch.randint(0, 256, (args.batch, args.prompt), device=dev)

@@ -116,6 +116,10 @@ def ensure_dir(path: str | os.PathLike) -> Path:
                           "choose another folder with --out, or fix its permissions") from None
     return path
 
+def _umask() -> int:
+    mask = os.umask(0); os.umask(mask)  # reading the umask means setting it: put it straight back
+    return mask
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     "Yield a temporary path beside `path`; on success it replaces `path` atomically, on error it is removed."
@@ -126,6 +130,7 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f: os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; give it the mode a plain open() would
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)

@@ -1,0 +1,101 @@
+"""Quality per CPU-minute: validation loss of a character-level Transformer after fixed wall-clock budgets,
+Llama-style (`tiny` preset: RMSNorm, SwiGLU, RoPE, untied) vs GPT-2-style (`tiny-gpt2`: LayerNorm, GELU,
+learned positions, tied), both at 4 layers, 4 heads, width 128, context 64, batch 12, on the first 1 MB of
+the default corpus.
+
+    python benchmarks/bench_quality.py                 # marks at 1, 2, 3 minutes per variant (~6.5 min in all)
+    python benchmarks/bench_quality.py --minutes 0.2   # the same marks scaled by 0.2 (12, 24, 36 s): a smoke run
+
+The clock counts training steps only: it is paused while the validation loss is measured at each mark.
+The learning rate warms up for 50 steps, then follows a cosine over the *time* of the whole budget (to 10%),
+so that each variant gets a complete schedule in the same wall time.
+"""
+from __future__ import annotations
+import argparse, math, platform, time
+
+import torch
+import torch.nn.functional as F
+
+from llm_course.core import seed_everything
+from llm_course.data import get_batch, load_default_corpus, split_text
+from llm_course.model import ModelConfig, Transformer
+from llm_course.tokenizer import CharTokenizer
+
+SIZES = dict(n_layer=4, n_head=4, d_model=128, block_size=64)
+VARIANTS = {"llama (tiny)": "tiny", "gpt2 (tiny-gpt2)": "tiny-gpt2"}
+
+
+@torch.no_grad()
+def val_loss(model, val_ids, n_batches: int, batch_size: int, block: int) -> float:
+    "Mean loss over the same `n_batches` validation windows every time."
+    model.eval()
+    g = torch.Generator().manual_seed(1234)
+    tot = sum(F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
+              for x, y in (get_batch(val_ids, batch_size, block, generator=g) for _ in range(n_batches)))
+    model.train()
+    return tot / n_batches
+
+
+def run_variant(preset: str, vocab: int, train_ids, val_ids, marks_s: list[float], args) -> dict:
+    seed_everything(args.seed)
+    cfg = ModelConfig.preset(preset, vocab_size=vocab, **SIZES)
+    model = Transformer(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    g = torch.Generator().manual_seed(args.seed)
+    total, elapsed, step, out, todo = marks_s[-1], 0.0, 0, {}, list(marks_s)
+    while todo:
+        frac = min(elapsed / total, 1.0)
+        lr = args.lr * (min(1.0, (step + 1) / 50)) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for group in opt.param_groups: group["lr"] = lr
+        t = time.perf_counter()
+        x, y = get_batch(train_ids, args.batch_size, SIZES["block_size"], generator=g)
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(); opt.zero_grad(set_to_none=True)
+        elapsed += time.perf_counter() - t
+        step += 1
+        if elapsed >= todo[0]:
+            out[todo.pop(0)] = (step, val_loss(model, val_ids, args.eval_batches, args.batch_size, SIZES["block_size"]))
+    return dict(params=model.n_params(), marks=out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=1.0, help="scale of the marks (1.0: 1, 2 and 3 minutes)")
+    p.add_argument("--marks", default="1,2,3", help="marks in (scaled) minutes")
+    p.add_argument("--chars", type=int, default=1_000_000, help="characters of the default corpus to use")
+    p.add_argument("--batch-size", type=int, default=12)
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (TrainRun's default)")
+    p.add_argument("--eval-batches", type=int, default=100)
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    marks_s = [float(m) * 60 * args.minutes for m in args.marks.split(",")]
+    text = load_default_corpus()[:args.chars]
+    tok = CharTokenizer.train(text)
+    ids = torch.tensor(tok.encode(text), dtype=torch.long)
+    train_ids, val_ids = split_text(ids, (0.9, 0.1))
+    print(f"{len(text):,} chars, vocab {tok.vocab_size}, train {len(train_ids):,} / val {len(val_ids):,}; "
+          f"{SIZES}, batch {args.batch_size}, lr {args.lr}, {args.threads} thread(s), torch {torch.__version__}, "
+          f"{platform.machine()}")
+    res = {}
+    for name, preset in VARIANTS.items():
+        t = time.perf_counter()
+        res[name] = run_variant(preset, tok.vocab_size, train_ids, val_ids, marks_s, args)
+        print(f"  {name}: {res[name]['params']:,} params, done in {time.perf_counter() - t:.0f} s wall")
+    head = " | ".join(f"{m / 60:.2g} min: step, val" for m in marks_s)
+    print(f"\n| variant | params | {head} |\n|---|---:|" + "---:|" * len(marks_s))
+    for name, r in res.items():
+        cells = " | ".join(f"{r['marks'][m][0]:,}, {r['marks'][m][1]:.4f}" for m in marks_s)
+        print(f"| {name} | {r['params']:,} | {cells} |")
+    (a, ra), (b, rb) = res.items()
+    for m in marks_s:
+        d = rb["marks"][m][1] - ra["marks"][m][1]
+        print(f"at {m / 60:.2g} min: {b} minus {a} = {d:+.4f} nats/char ({'llama' if d > 0 else 'gpt2'} ahead)")
+    return res
+
+
+if __name__ == "__main__":
+    main()
