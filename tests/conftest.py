@@ -1,4 +1,4 @@
-import os, shutil
+import os, shutil, sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +33,11 @@ def require_chromium() -> str:
     msg = "Chromium not found: install it (Debian/Ubuntu: apt-get install chromium) to run browser tests"
     if os.environ.get("CI"): pytest.fail(msg)
     pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    "One headless Chromium per pytest process, shared by the JupyterLab and site tests: Playwright's sync API allows one instance per thread."
+    sys.path.insert(0, str(ROOT/"tests"/"browser"))
+    from browser_support import chromium
+    with chromium() as b: yield b

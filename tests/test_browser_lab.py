@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent/"browser"))
-from browser_support import (ARTIFACTS, ROOT, cell_ids_to_run, chromium, chromium_path, clear_outputs,  # noqa: E402
+from browser_support import (ARTIFACTS, ROOT, cell_ids_to_run, chromium_path, clear_outputs,  # noqa: E402
                              error_outputs, jupyterlab, open_notebook, run_cells, shutdown_sessions)
 
 pytestmark = pytest.mark.browser
@@ -36,11 +36,6 @@ def lab(tmp_path_factory):
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     with jupyterlab(ROOT, tmp_path_factory.mktemp("lab"), threads=max(1, (os.cpu_count() or 1) // workers)) as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def browser():
-    with chromium() as b: yield b
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/"tools"))
 sys.path.insert(0, str(Path(__file__).parent/"browser"))
 import build_site  # noqa: E402
-from browser_support import ARTIFACTS, chromium, chromium_path, skip_or_fail, static_server  # noqa: E402
+from browser_support import ARTIFACTS, skip_or_fail, static_server  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("site")
 SITE = ROOT/"_site"
@@ -171,9 +171,8 @@ PAGE_STATE_JS = """() => {
 
 
 @pytest.fixture(scope="module")
-def site_browser(site):
-    chromium_path()
-    with static_server(SITE) as url, chromium() as browser:
+def site_browser(site, browser):
+    with static_server(SITE) as url:
         yield url, browser
 
 
