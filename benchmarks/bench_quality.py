@@ -22,7 +22,7 @@ from llm_course.model import ModelConfig, Transformer
 from llm_course.tokenizer import CharTokenizer
 
 SIZES = dict(n_layer=4, n_head=4, d_model=128, block_size=64)
-VARIANTS = {"llama (tiny)": "tiny", "gpt2 (tiny-gpt2)": "tiny-gpt2"}
+VARIANTS = {"llama": "tiny", "gpt2": "tiny-gpt2"}  # the default preset, and the GPT-2-style one
 
 
 @torch.no_grad()
@@ -36,16 +36,16 @@ def val_loss(model, val_ids, n_batches: int, batch_size: int, block: int) -> flo
     return tot / n_batches
 
 
-def run_variant(preset: str, vocab: int, train_ids, val_ids, marks_s: list[float], args) -> dict:
+def run_variant(preset: str, vocab: int, train_ids, val_ids, marks_s: list[float], args, peak_lr: float) -> dict:
     seed_everything(args.seed)
     cfg = ModelConfig.preset(preset, vocab_size=vocab, **SIZES)
     model = Transformer(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.99))
     g = torch.Generator().manual_seed(args.seed)
     total, elapsed, step, out, todo = marks_s[-1], 0.0, 0, {}, list(marks_s)
     while todo:
         frac = min(elapsed / total, 1.0)
-        lr = args.lr * (min(1.0, (step + 1) / 50)) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        lr = peak_lr * (min(1.0, (step + 1) / 50)) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for group in opt.param_groups: group["lr"] = lr
         t = time.perf_counter()
         x, y = get_batch(train_ids, args.batch_size, SIZES["block_size"], generator=g)
@@ -66,7 +66,8 @@ def main(argv=None):
     p.add_argument("--marks", default="1,2,3", help="marks in (scaled) minutes")
     p.add_argument("--chars", type=int, default=1_000_000, help="characters of the default corpus to use")
     p.add_argument("--batch-size", type=int, default=12)
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (TrainRun's default)")
+    p.add_argument("--lr", default="3e-3", help="peak learning rate(s), comma-separated (3e-3 is TrainRun's default)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="which of " + ", ".join(VARIANTS))
     p.add_argument("--eval-batches", type=int, default=100)
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     p.add_argument("--seed", type=int, default=0)
@@ -78,22 +79,22 @@ def main(argv=None):
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
     train_ids, val_ids = split_text(ids, (0.9, 0.1))
     print(f"{len(text):,} chars, vocab {tok.vocab_size}, train {len(train_ids):,} / val {len(val_ids):,}; "
-          f"{SIZES}, batch {args.batch_size}, lr {args.lr}, {args.threads} thread(s), torch {torch.__version__}, "
+          f"{SIZES}, batch {args.batch_size}, {args.threads} thread(s), torch {torch.__version__}, "
           f"{platform.machine()}")
     res = {}
-    for name, preset in VARIANTS.items():
-        t = time.perf_counter()
-        res[name] = run_variant(preset, tok.vocab_size, train_ids, val_ids, marks_s, args)
-        print(f"  {name}: {res[name]['params']:,} params, done in {time.perf_counter() - t:.0f} s wall")
+    for name in args.variants.split(","):
+        for lr in map(float, args.lr.split(",")):
+            t, key = time.perf_counter(), f"{name}, lr {lr:g}"
+            res[key] = run_variant(VARIANTS[name], tok.vocab_size, train_ids, val_ids, marks_s, args, lr)
+            print(f"  {key}: {res[key]['params']:,} params, done in {time.perf_counter() - t:.0f} s wall", flush=True)
     head = " | ".join(f"{m / 60:.2g} min: step, val" for m in marks_s)
     print(f"\n| variant | params | {head} |\n|---|---:|" + "---:|" * len(marks_s))
     for name, r in res.items():
         cells = " | ".join(f"{r['marks'][m][0]:,}, {r['marks'][m][1]:.4f}" for m in marks_s)
         print(f"| {name} | {r['params']:,} | {cells} |")
-    (a, ra), (b, rb) = res.items()
     for m in marks_s:
-        d = rb["marks"][m][1] - ra["marks"][m][1]
-        print(f"at {m / 60:.2g} min: {b} minus {a} = {d:+.4f} nats/char ({'llama' if d > 0 else 'gpt2'} ahead)")
+        best = min(res, key=lambda k: res[k]["marks"][m][1])
+        print(f"at {m / 60:.2g} min the lowest val loss is {best}: {res[best]['marks'][m][1]:.4f} nats/char")
     return res
 
 
