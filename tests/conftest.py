@@ -41,3 +41,12 @@ def browser():
     sys.path.insert(0, str(ROOT/"tests"/"browser"))
     from browser_support import chromium
     with chromium() as b: yield b
+
+
+def raises(exc, fn, *args, hint: str, **kwargs):
+    "Call fn and check the error's type, that it is one of ours, and that the message carries the fix hint."
+    from llm_course.core import LLMCourseError
+    with pytest.raises(exc) as info: fn(*args, **kwargs)
+    assert isinstance(info.value, LLMCourseError)
+    assert hint in str(info.value), f"no fix hint {hint!r} in: {info.value}"
+    return info.value

@@ -3,16 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from llm_course.core import ConfigError, DataError, LLMCourseError, MissingPathError
+from conftest import raises
+from llm_course.core import ConfigError, DataError, MissingPathError
 from llm_course.data import get_batch, load_corpus, open_memmap, pack_memmap, split_text, synthetic_corpus
-
-
-def raises(exc, fn, *args, hint: str, **kwargs):
-    "Call fn and check the error's type, that it is one of ours, and that the message carries the fix hint."
-    with pytest.raises(exc) as info: fn(*args, **kwargs)
-    assert isinstance(info.value, LLMCourseError)
-    assert hint in str(info.value), f"no fix hint {hint!r} in: {info.value}"
-    return info.value
 
 
 def test_empty_corpus(tmp_path):

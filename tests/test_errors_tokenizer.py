@@ -3,18 +3,11 @@ import json
 
 import pytest
 
-from llm_course.core import ConfigError, DataError, LLMCourseError, MissingPathError, TokenizerError
+from conftest import raises
+from llm_course.core import ConfigError, DataError, MissingPathError, TokenizerError
 from llm_course.tokenizer import BPETokenizer, CharTokenizer
 
 SPECIAL = "<|endoftext|>"
-
-
-def raises(exc, fn, *args, hint: str, **kwargs):
-    "Call fn and check the error's type, that it is one of ours, and that the message carries the fix hint."
-    with pytest.raises(exc) as info: fn(*args, **kwargs)
-    assert isinstance(info.value, LLMCourseError)
-    assert hint in str(info.value), f"no fix hint {hint!r} in: {info.value}"
-    return info.value
 
 
 @pytest.fixture(scope="module")

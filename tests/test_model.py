@@ -111,11 +111,16 @@ def test_kv_cache_with_attention_weights():
     assert torch.allclose(attn, full_attn[..., 6:, :], atol=1e-6)
 
 
+def _left_padded(pad: int, n: int = 9):
+    "A Llama-style model, a random sequence, the same sequence after `pad` pad tokens, and its attention mask."
+    m = _model(FLAVOURS["llama"])  # seeds the generator, so the sequence is the same every run
+    seq = torch.randint(1, 64, (1, n))
+    padded = torch.cat([torch.zeros(1, pad, dtype=torch.long), seq], 1)
+    return m, seq, padded, torch.tensor([[0] * pad + [1] * n])
+
+
 def test_left_padding_with_rope_is_invariant():
-    m = _model(FLAVOURS["llama"])
-    seq = torch.randint(1, 64, (1, 9))
-    padded = torch.cat([torch.zeros(1, 4, dtype=torch.long), seq], 1)
-    am = torch.tensor([[0] * 4 + [1] * 9])
+    m, seq, padded, am = _left_padded(pad=4)
     out = m(padded, attention_mask=am)
     assert torch.isfinite(out).all() and (out[:, 4:] - m(seq)).abs().max() <= 1e-5
     batch = torch.cat([padded, torch.randint(1, 64, (1, 13))])
@@ -124,10 +129,7 @@ def test_left_padding_with_rope_is_invariant():
 
 
 def test_padding_mask_with_cache():
-    m = _model(FLAVOURS["llama"])
-    seq = torch.randint(1, 64, (1, 9))
-    padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), seq], 1)
-    am = torch.tensor([[0] * 3 + [1] * 9])
+    m, seq, padded, am = _left_padded(pad=3)
     full = m(padded, attention_mask=am)
     cache = KVCache(m.config, 1)
     a = m(padded[:, :8], cache=cache, attention_mask=am[:, :8])
