@@ -116,7 +116,7 @@ _DEFAULT_CACHE: list[str] = []
 
 def load_default_corpus(verify: bool = True, # check the SHA-256 of the decompressed text
                        ) -> str:
-    "The embedded default corpus (about 1.6M characters of CPython's English documentation)."
+    "The embedded default corpus (about 1.7M characters of CPython's English documentation)."
     if _DEFAULT_CACHE: return _DEFAULT_CACHE[0]
     path = default_corpus_path()
     if not path.exists():

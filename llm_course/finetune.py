@@ -58,12 +58,11 @@ def encode_bytes(texts: list[str], # texts to encode
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     "UTF-8 bytes of each text, right-padded: ids [N, max_len] and attention mask [N, max_len] (1 = token)."
     ids = torch.full((len(texts), max_len), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
     for i, t in enumerate(texts):
         b = list(t.encode("utf-8")[:max_len])
         if not b: raise DataError(f"text {i} is empty: drop empty texts before encoding")
-        ids[i, :len(b)] = torch.tensor(b)
-    mask = torch.zeros_like(ids)
-    for i, t in enumerate(texts): mask[i, :min(len(t.encode("utf-8")), max_len)] = 1
+        ids[i, :len(b)], mask[i, :len(b)] = torch.tensor(b), 1
     return ids, mask
 
 def stratified_split(labels: torch.Tensor, # [N] class ids
@@ -150,11 +149,8 @@ def unfreeze_last_blocks(clf: SequenceClassifier, # a classifier whose backbone 
 
 def count_params(module: nn.Module, trainable: bool | None = None) -> int:
     "Number of parameters: all (None), trainable only (True) or frozen only (False); shared tensors count once."
-    seen, n = set(), 0
-    for p in module.parameters():
-        if id(p) in seen or (trainable is not None and p.requires_grad != trainable): continue
-        seen.add(id(p)); n += p.numel()
-    return n
+    # `parameters()` already yields a shared (tied) tensor once
+    return sum(p.numel() for p in module.parameters() if trainable is None or p.requires_grad == trainable)
 
 # %% ../nbs/16_finetuning.ipynb #351cd1b6
 def _check_rank(r, alpha, dropout):

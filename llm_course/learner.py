@@ -21,6 +21,8 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, ensure_dir, load_json,
                              pick_device, save_json, seed_everything)
 from .data import get_batch
+from .losses import perplexity
+from .optim import param_groups
 from .schedule import SCHEDULES, get_schedule
 from .viz import LossPlot
 
@@ -383,8 +385,8 @@ def load_checkpoint(folder: str | os.PathLike, # a checkpoint folder written by 
 
 # %% ../nbs/11_learner.ipynb #315a1e23
 def default_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    "AdamW over all parameters with the config's lr, betas and weight decay."
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    "AdamW with the config's lr and betas; weight decay on the weight matrices only (chapter 8's `param_groups`)."
+    return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas)
 
 def default_callbacks(config: TrainConfig, schedule: Callable[[int], float] | None = None) -> list[Callback]:
     "The callbacks a config asks for: schedule, clipping, NaN guard, metrics, eval, early stop, checkpoints, progress, plot."
@@ -554,7 +556,7 @@ class Learner:
 
     def metrics(self) -> dict:
         "Final numbers: step, train/val loss and perplexity, tokens seen, tokens/s, time, why it stopped."
-        ppl = lambda l: None if l is None else (math.exp(l) if l < 709 else math.inf)
+        ppl = lambda l: None if l is None or math.isnan(l) else perplexity(l)  # a diverged run has no perplexity
         return dict(step=self.step, train_loss=self.loss, train_perplexity=ppl(self.loss), val_loss=self.val_loss,
                     val_perplexity=ppl(self.val_loss), tokens_seen=self.tokens_seen,
                     tokens_per_s=self.tokens_seen / self.train_time_s if self.train_time_s else None,

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from llm_course.core import seed_everything
-from llm_course.learner import Learner, TrainConfig, latest_checkpoint, list_checkpoints, load_checkpoint
+from llm_course.learner import (Learner, TrainConfig, default_optimizer, latest_checkpoint, list_checkpoints,
+                                load_checkpoint)
 from llm_course.rnn import LSTMLM
 
 V = 19
@@ -105,7 +106,8 @@ def temporaries(out): return [p for p in (Path(out)/"checkpoints").iterdir() if 
 def assert_loadable(out):
     ck = latest_checkpoint(out)
     assert ck is not None
-    state = load_checkpoint(ck, lm(seed=9), torch.optim.AdamW(lm(seed=9).parameters()))
+    model = lm(seed=9)
+    state = load_checkpoint(ck, model, default_optimizer(model, TrainConfig()))  # the optimizer the Learner builds
     assert state["step"] == int(ck.name.split("-")[1])
     return state["step"]
 

@@ -132,11 +132,6 @@ def sidebar_entries(sidebar: dict) -> list[tuple[str, str | None, str | None]]:
     return out
 
 
-def read_sidebar(path: Path = NBS/"sidebar.yml") -> dict:
-    import yaml
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
 # ---------------------------------------------------------------- nbdev processing
 
 def expected_nbdev_yml() -> str | None:
@@ -263,11 +258,10 @@ def sidebar_html(site_title: str, pages: list[dict], current: str) -> str:
     "The left-hand navigation: the home page, then the chapters grouped by part (descriptions as tooltips)."
     out, section = [f'<nav class="llm-sidebar" aria-label="Chapters"><a class="llm-site-title" href="index.html">'
                     f'{html.escape(site_title)}</a>'], object()
-    out.append("<ul>")
-    for p in pages:
-        if p["section"] != section:
+    for i, p in enumerate(pages):
+        if p["section"] != section:  # a new part: close the previous list (if any), then title and open this one
             section = p["section"]
-            out.append("</ul>" + (f'<div class="llm-section">{html.escape(section)}</div>' if section else "") + "<ul>")
+            out.append(("</ul>" if i else "") + (f'<div class="llm-section">{html.escape(section)}</div>' if section else "") + "<ul>")
         cur = ' aria-current="page"' if p["file"] == current else ""
         tip = f' title="{html.escape(p["description"])}"' if p.get("description") else ""
         out.append(f'<li><a href="{p["file"]}"{cur}{tip}>{html.escape(p["text"])}</a></li>')
