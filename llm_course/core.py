@@ -15,9 +15,9 @@ import torch
 
 # %% auto #0
 __all__ = ['LLMCourseError', 'ConfigError', 'DataError', 'MissingPathError', 'TokenizerError', 'CheckpointError', 'DownloadError',
-           'OutputError', 'in_test', 'shrink', 'pick_device', 'seed_everything', 'env_report', 'format_env_report',
-           'ensure_dir', 'atomic_path', 'atomic_write_bytes', 'save_json', 'load_json', 'cache_dir', 'sha256_file',
-           'cached_download']
+           'OutputError', 'in_test', 'shrink', 'pick_device', 'seed_everything', 'eval_mode', 'env_report',
+           'format_env_report', 'ensure_dir', 'atomic_path', 'atomic_write_bytes', 'save_json', 'load_json',
+           'cache_dir', 'sha256_file', 'cached_download']
 
 # %% ../nbs/00_core.ipynb #4fae2f56
 class LLMCourseError(Exception):
@@ -74,6 +74,14 @@ def seed_everything(seed: int = 42) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+@contextmanager
+def eval_mode(model: torch.nn.Module):
+    "Run the block with `model` in eval mode, then restore its training flag (also after an error)."
+    was_training = model.training
+    model.eval()
+    try: yield model
+    finally: model.train(was_training)
 
 # %% ../nbs/00_core.ipynb #77cc101b
 _REPORTED = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "safetensors",

@@ -1,4 +1,4 @@
-"""A classification head on the Transformer; feature extraction, full and partial fine-tuning, LoRA from scratch (merged = unmerged); accuracy, precision, recall, F1 and the confusion matrix; class imbalance and what resampling does about it.
+"""A classification head on the Transformer; feature extraction, full and partial fine-tuning, LoRA from scratch (merged = unmerged); accuracy, precision, recall, F1 and the confusion matrix; class imbalance, resampling and a class-weighted loss.
 
 Docs: https://llm-course.github.io/llm_course/finetuning.html.md"""
 
@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError, DataError
+from .core import ConfigError, DataError, eval_mode
 from .data import load_default_corpus
 from .model import Transformer
 from .learner import Learner, TrainConfig
@@ -22,8 +22,8 @@ from .learner import Learner, TrainConfig
 # %% auto #0
 __all__ = ['TextClassificationData', 'docstring_topics', 'encode_bytes', 'stratified_split', 'check_n_classes', 'check_labels',
            'SequenceClassifier', 'freeze', 'unfreeze_last_blocks', 'count_params', 'LoRALinear', 'apply_lora',
-           'merge_lora', 'classification_batches', 'fit_classifier', 'predict', 'confusion_matrix',
-           'classification_report', 'plot_confusion_matrix']
+           'merge_lora', 'classification_batches', 'balanced_class_weights', 'fit_classifier', 'predict',
+           'confusion_matrix', 'classification_report', 'plot_confusion_matrix']
 
 # %% ../nbs/16_finetuning.ipynb #e18f1873
 @dataclass
@@ -262,11 +262,21 @@ def classification_batches(ids: torch.Tensor, # [N, T] padded token ids
         return ids[i], labels[i, None]
     return draw
 
+def balanced_class_weights(labels: torch.Tensor, # [N] class ids of the training set
+                           n_classes: int) -> torch.Tensor:
+    "Loss weights N / (C · n_c): every class contributes equally to the loss; the average weight per example is 1."
+    counts = torch.bincount(check_labels(labels, check_n_classes(n_classes)), minlength=n_classes)
+    if (counts == 0).any():
+        raise DataError(f"classes {torch.nonzero(counts == 0).flatten().tolist()} have no training examples: a weighted loss "
+                        "cannot find them; add examples of every class (or drop the empty classes)")
+    return counts.sum() / (n_classes * counts.double())
+
 def fit_classifier(clf: SequenceClassifier, # what to train (set requires_grad before: freeze / apply_lora)
                    ids: torch.Tensor, # [N, T] training ids, padded with clf.pad_id
                    labels: torch.Tensor, # [N] class ids
                    steps: int = 200, batch_size: int = 32, lr: float = 1e-3,
                    balanced: bool = False, # resample classes equally often
+                   class_weights: torch.Tensor | None = None, # [n_classes] loss weights (e.g. `balanced_class_weights`)
                    seed: int = 0, progress: bool = False,
                   ) -> dict:
     "Train the classifier's trainable parameters with the `Learner` (AdamW, clipping); returns its metrics."
@@ -275,17 +285,16 @@ def fit_classifier(clf: SequenceClassifier, # what to train (set requires_grad b
     if count_params(clf, trainable=True) == 0:
         raise ConfigError("the classifier has no trainable parameters: unfreeze the head (freeze(clf.head, False)) or apply_lora")
     cfg = TrainConfig(steps=steps, batch_size=batch_size, block_size=ids.size(1), lr=lr, seed=seed, progress=progress)
-    return Learner(_OneStep(clf), classification_batches(ids, labels, balanced), config=cfg).fit()
+    return Learner(_OneStep(clf), classification_batches(ids, labels, balanced), config=cfg, class_weights=class_weights).fit()
 
 @torch.no_grad()
 def predict(clf: SequenceClassifier, ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
             batch_size: int = 128) -> torch.Tensor:
     "Predicted class ids [N] (eval mode, in batches)."
-    was = clf.training; clf.eval()
     dev = next(clf.parameters()).device
-    out = [clf(ids[i:i + batch_size].to(dev), None if attention_mask is None else attention_mask[i:i + batch_size].to(dev)).argmax(-1).cpu()
-           for i in range(0, len(ids), batch_size)]
-    clf.train(was)
+    with eval_mode(clf):
+        out = [clf(ids[i:i + batch_size].to(dev), None if attention_mask is None else attention_mask[i:i + batch_size].to(dev)).argmax(-1).cpu()
+               for i in range(0, len(ids), batch_size)]
     return torch.cat(out)
 
 # %% ../nbs/16_finetuning.ipynb #4ae831be

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
-from .core import ConfigError
+from .core import ConfigError, eval_mode
 from .model import KVCache
 
 # %% auto #0
@@ -102,12 +102,6 @@ def _stop_tensor(stop_ids, device) -> torch.Tensor | None:
         raise ConfigError(f"stop_ids must be an int or a list of ints, got {stop_ids!r}")
     return torch.tensor(ids, dtype=torch.long, device=device) if ids else None
 
-class _EvalMode:
-    "Run the model in eval mode (no dropout), then restore its training flag."
-    def __init__(self, model): self.model = model
-    def __enter__(self): self.was_training = self.model.training; self.model.eval()
-    def __exit__(self, *exc): self.model.train(self.was_training)
-
 # %% ../nbs/14_generation.ipynb #2bb47436
 def _step_fn(model, use_cache: bool, batch_size: int, device):
     "A function `(seq, n_new) -> logits[B, V]` at the last position, feeding only new tokens while the cache has room."
@@ -141,7 +135,7 @@ def iter_tokens(model, # a language model: forward(idx[B, T]) -> logits[B, T, V]
     done = torch.zeros(B, dtype=torch.bool, device=device)
     fill = torch.zeros(B, dtype=torch.long, device=device)
     if max_new_tokens == 0: return
-    with _EvalMode(model):
+    with eval_mode(model):
         step = _step_fn(model, use_cache, B, device)
         logits = step(seq, seq.size(1))
         for i in range(max_new_tokens):

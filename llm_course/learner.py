@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, ensure_dir, load_json,
-                             pick_device, save_json, seed_everything)
+                             eval_mode, pick_device, save_json, seed_everything)
 from .data import get_batch
 from .losses import perplexity
 from .optim import param_groups
@@ -412,6 +412,7 @@ class Learner:
                  callbacks: list = (), # extra callbacks; one of a default's class replaces the default
                  schedule: Callable[[int], float] | None = None, # LR multiplier per step; None: from config.schedule
                  optimizer: Callable | None = None, # (model, config) -> optimizer; None: AdamW
+                 class_weights=None, # [V] weight of each target id in the loss (class imbalance); None: all weigh 1
                 ):
         self.config = config or TrainConfig()
         self.model, self.train_data, self.val_data = model, train_data, val_data
@@ -420,6 +421,7 @@ class Learner:
         self.callbacks = sorted([cb for cb in default_callbacks(self.config, schedule) if type(cb) not in mine] + list(callbacks),
                                 key=lambda cb: getattr(cb, "order", 0))
         self.make_optimizer = optimizer or default_optimizer
+        self.class_weights = _check_class_weights(class_weights)
         self.step, self.tokens_seen, self.train_time_s, self.history = 0, 0, 0.0, []
         self.loss = self.val_loss = self.grad_norm = self.tokens_per_s = self.stop_reason = None
         self.lr, self.opt, self._ready, self.vocab_size = self.config.lr, None, False, 0
@@ -453,10 +455,16 @@ class Learner:
                 raise DataError(f"the model failed on the first batch ({e}); its largest token id is {int(x.max())}: build the "
                                 f"model with vocab_size ≥ {int(x.max()) + 1}, or encode the data with the model's tokenizer") from None
             _check_logits(logits, y); self._checked, self.vocab_size = True, logits.shape[-1]
+            if self.class_weights is not None and len(self.class_weights) != self.vocab_size:
+                raise ConfigError(f"class_weights has {len(self.class_weights)} entries but the model scores {self.vocab_size} "
+                                  "classes: pass one weight per class (per output of the model)")
         if logits.dtype in (torch.bfloat16, torch.float16): logits = logits.float()  # the loss always in fp32 (or better)
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX, reduction=reduction)
+        w = None if self._weight is None else self._weight.to(logits.dtype)
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), weight=w, ignore_index=IGNORE_INDEX, reduction=reduction)
 
-    def _setup(self):
+    def prepare(self) -> Learner:
+        "Pick the device, build the optimizer, load the checkpoint when resuming: `fit` does it first; call it to fail early."
+        if self._ready: return self
         cfg = self.config
         self.device = pick_device(cfg.device)
         if cfg.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -464,6 +472,7 @@ class Learner:
         self.model.to(self.device)
         self.generator = seed_everything(cfg.seed)  # model RNG (dropout) and the data generator, both from the seed
         self.opt = self.make_optimizer(self.model, cfg)
+        self._weight = None if self.class_weights is None else self.class_weights.to(self.device)
         self.base_lrs = [g["lr"] for g in self.opt.param_groups]  # from the config, even when a checkpoint says otherwise
         self._checked = False
         self._bind_events()
@@ -472,6 +481,7 @@ class Learner:
             raise ConfigError(f"out_dir {cfg.out_dir!r} already holds a checkpoint ({ck.name}): pass resume=True to continue "
                               "that run, or choose a new out_dir (nothing is overwritten)")
         self._ready = True
+        return self
 
     def _resume(self):
         for junk in (Path(self.config.out_dir)/"checkpoints").glob(".step-*"):  # writes a killed run left half-done
@@ -497,7 +507,10 @@ class Learner:
         cfg = self.config
         if not self.model.training: self.model.train()
         x, y = self._draw(self.train_data, cfg.batch_size, self.generator)
-        k, counted = cfg.grad_accum, callable(self.train_data)  # token windows never hold ignore_index: every target counts
+        # token windows never hold ignore_index, so a plain mean is right, unless targets are weighted: F.cross_entropy's
+        # weighted mean divides by Σ weights (a different scale every batch); we divide by the number of targets
+        k = cfg.grad_accum
+        counted = callable(self.train_data) or self.class_weights is not None
         n = int((y != IGNORE_INDEX).sum()) if counted else y.numel()
         if n == 0: raise DataError("a training batch has no targets to predict (all are ignore_index=-100): check the data function")
         total = 0.0
@@ -517,16 +530,14 @@ class Learner:
                  n_batches: int | None = None, # batches to average (default: `config.eval_batches`)
                 ) -> float:
         "Mean loss over the same `n_batches` validation windows every time; sets `val_loss`, fires `after_eval`."
-        if not self._ready: self._setup()
+        self.prepare()
         data, cfg = self.val_data if data is None else data, self.config
-        was_training = self.model.training
-        self.model.eval()
         g = torch.Generator().manual_seed(cfg.seed + 1)  # own generator: evaluation never moves the training data position
         total, count = 0.0, 0
-        for _ in range(n_batches or cfg.eval_batches):
-            x, y = self._draw(data, cfg.batch_size // cfg.grad_accum, g)
-            total += self._lm_loss(x, y, "sum").item(); count += int((y != IGNORE_INDEX).sum())
-        self.model.train(was_training)
+        with eval_mode(self.model):
+            for _ in range(n_batches or cfg.eval_batches):
+                x, y = self._draw(data, cfg.batch_size // cfg.grad_accum, g)
+                total += self._lm_loss(x, y, "sum").item(); count += int((y != IGNORE_INDEX).sum())
         self.val_loss = total / count
         if self.history and self.history[-1]["step"] == self.step: self.history[-1]["val_loss"] = self.val_loss
         self._event("after_eval")
@@ -535,7 +546,7 @@ class Learner:
     def fit(self, until: int | None = None, # pause after this step (checkpointed; the run's plan, e.g. its schedule, is unchanged)
            ) -> dict:
         "Train until `config.steps` (or a callback's stop, or `until`); returns the final metrics (also written to out_dir)."
-        if not self._ready: self._setup()
+        self.prepare()
         self.stop_reason = None
         self._bind_events()
         self._event("before_fit")
@@ -571,6 +582,16 @@ class Learner:
     def save_checkpoint(self) -> Path:
         "Write `out_dir/checkpoints/step-NNNNNN` atomically."
         return save_checkpoint(Path(self.config.out_dir)/"checkpoints"/f"step-{self.step:06d}", self.model, self.opt, self.checkpoint_state())
+
+def _check_class_weights(w):
+    "None, or the weights as a float32 vector; `ConfigError` unless 1-D, finite, ≥ 0 and not all zero."
+    if w is None: return None
+    try: t = torch.as_tensor(w, dtype=torch.float32).detach().cpu()
+    except (TypeError, ValueError, RuntimeError): t = torch.empty(0)
+    if t.dim() != 1 or not len(t) or not torch.isfinite(t).all() or (t < 0).any() or not (t > 0).any():
+        raise ConfigError(f"class_weights must be a 1-D list of finite weights ≥ 0, not all 0, one per class; got {w!r}: "
+                          "e.g. finetune.balanced_class_weights(labels, n_classes)")
+    return t
 
 def _check_logits(logits, y):
     if logits.dim() != 3 or logits.shape[:2] != y.shape:

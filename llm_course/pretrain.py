@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, OutputError, TokenizerError,
-                             atomic_write_bytes, ensure_dir, load_json, pick_device, save_json, seed_everything)
+                             atomic_write_bytes, ensure_dir, eval_mode, load_json, pick_device, save_json, seed_everything)
 from .data import load_corpus, split_text
 from .tokenizer import BPETokenizer, CharTokenizer
 from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, load_pretrained, save_pretrained
@@ -285,7 +285,7 @@ def train_language_model(run: TrainRun, # what to train, on what, for how long, 
         learn = Learner(model, train_ids, val_ids, tc, callbacks=[TimeBudgetCallback(minutes), *callbacks])
         # everything is validated: an overwrite starts by removing the old checkpoints (a later resume must not find them)
         if run.overwrite: shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        learn._setup()  # loads the checkpoint when resuming: a mismatch fails here, before anything is written
+        learn.prepare()  # loads the checkpoint when resuming: a mismatch fails here, before anything is written
         ensure_dir(out)  # the first write of the run
         if not run.resume: tok.save(out / TOKENIZER_NAME)
         learn.fit()
@@ -363,17 +363,16 @@ def stream_cross_entropy(model, # forward(idx[B, T]) -> logits[B, T, V]
     if not 0 < stride <= block_size: raise ConfigError(f"stride must be in 1…{block_size}, got {stride!r}")
     starts = list(range(0, len(ids) - block_size, stride))
     if not starts: raise DataError(f"{len(ids)} tokens are too few for windows of {block_size}: pass a longer stream or a smaller block_size")
-    was = model.training; model.eval()
     dev = next(model.parameters()).device
     total, count = 0.0, 0
-    for i in range(0, len(starts), batch_size):
-        s = torch.tensor(starts[i:i + batch_size])
-        w = ids[s[:, None] + torch.arange(block_size + 1)].to(dev)
-        y = w[:, 1:].clone()
-        y[s > 0, :block_size - stride] = IGNORE_INDEX  # already scored by the previous window, with less context
-        total += F.cross_entropy(model(w[:, :-1]).flatten(0, 1).float(), y.flatten(), reduction="sum").item()
-        count += int((y != IGNORE_INDEX).sum())
-    model.train(was)
+    with eval_mode(model):
+        for i in range(0, len(starts), batch_size):
+            s = torch.tensor(starts[i:i + batch_size])
+            w = ids[s[:, None] + torch.arange(block_size + 1)].to(dev)
+            y = w[:, 1:].clone()
+            y[s > 0, :block_size - stride] = IGNORE_INDEX  # already scored by the previous window, with less context
+            total += F.cross_entropy(model(w[:, :-1]).flatten(0, 1).float(), y.flatten(), reduction="sum").item()
+            count += int((y != IGNORE_INDEX).sum())
     return total / count
 
 # %% ../nbs/15_pretraining.ipynb #a01b1e65

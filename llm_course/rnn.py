@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError
+from .core import ConfigError, eval_mode
 from .data import sequential_batches
 
 # %% auto #0
@@ -225,12 +225,11 @@ def evaluate_recurrent(model: RecurrentLM, # a recurrent LM
                        carry_state: bool = True, # carry the state across calls (False: every chunk starts from zeros)
                       ) -> float:
     "Mean cross-entropy (nats/token) over every token of `ids`, by default carrying the state across chunks."
-    was_training, state, total, count = model.training, None, 0.0, 0
-    model.eval()
-    for x, y in sequential_batches(ids, batch_size, bptt, device=model.head.weight.device):
-        logits, state = model(x, state=state if carry_state else None, return_state=True)
-        total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item(); count += y.numel()
-    model.train(was_training)
+    state, total, count = None, 0.0, 0
+    with eval_mode(model):
+        for x, y in sequential_batches(ids, batch_size, bptt, device=model.head.weight.device):
+            logits, state = model(x, state=state if carry_state else None, return_state=True)
+            total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item(); count += y.numel()
     return total / count
 
 def train_tbptt(model: RecurrentLM, # a recurrent LM

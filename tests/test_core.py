@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from llm_course.core import (ConfigError, DownloadError, atomic_path, atomic_write_bytes, cached_download, in_test,
-                             load_json, pick_device, save_json, seed_everything, shrink)
+                             eval_mode, load_json, pick_device, save_json, seed_everything, shrink)
 
 
 def test_in_test_and_shrink(monkeypatch):
@@ -57,3 +57,13 @@ def test_cached_download_verifies_sha256(tmp_path):
     with pytest.raises(DownloadError):
         cached_download(src.as_uri(), digest, fname="other.txt", folder=tmp_path/"cache")
     assert not (tmp_path/"cache"/"other.txt").exists()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_eval_mode_restores_the_flag_even_after_an_error(training):
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5)).train(training)
+    with eval_mode(net) as m: assert m is net and not any(x.training for x in net.modules())
+    assert all(x.training == training for x in net.modules())
+    with pytest.raises(RuntimeError, match="boom"):
+        with eval_mode(net): raise RuntimeError("boom")
+    assert all(x.training == training for x in net.modules())

@@ -133,3 +133,12 @@ def test_resume_into_model_with_different_config(ids, tmp_path):
     with pytest.raises(CheckpointError, match="config.temperature: checkpoint 1.0 vs model 2.0"):
         Learner(Tiny(TinyConfig(temperature=2.0)), ids, config=cfg(out_dir=tmp_path, resume=True, steps=8)).fit()
     Learner(Tiny(TinyConfig()), ids, config=cfg(out_dir=tmp_path, resume=True, steps=8)).fit()  # the right one resumes
+
+
+@pytest.mark.parametrize("w", [[[1.0, 2.0]], [], [1.0, -1.0], [0.0, 0.0], [float("nan"), 1.0], "heavy"])
+def test_bad_class_weights(ids, w):
+    with pytest.raises(ConfigError, match="class_weights"): Learner(lm(), ids, config=cfg(), class_weights=w)
+
+def test_class_weights_of_wrong_length(ids):
+    with pytest.raises(ConfigError, match=f"class_weights has 3 entries.*{V} classes"):
+        Learner(lm(), ids, config=cfg(), class_weights=[1.0, 2.0, 3.0]).fit()

@@ -7,11 +7,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llm_course.core import ConfigError
+from llm_course.core import ConfigError, DataError
 from llm_course.model import ModelConfig, Transformer
 from llm_course.finetune import (SequenceClassifier, LoRALinear, apply_lora, merge_lora, freeze, unfreeze_last_blocks,
                                  count_params, confusion_matrix, classification_report, classification_batches,
-                                 fit_classifier, predict, encode_bytes, stratified_split, docstring_topics)
+                                 fit_classifier, predict, encode_bytes, stratified_split, docstring_topics,
+                                 balanced_class_weights)
 
 torch.set_num_threads(1)
 
@@ -109,6 +110,29 @@ def test_balanced_batches_resample():
     assert y.float().mean().item() < 0.1
 
 
+def test_balanced_class_weights():
+    labels = torch.tensor([0] * 6 + [1] * 3 + [2] * 1)
+    w = balanced_class_weights(labels, 3)
+    assert torch.allclose(w, torch.tensor([10 / 18, 10 / 9, 10 / 3], dtype=w.dtype))
+    assert torch.allclose(w[labels].mean(), torch.tensor(1.0, dtype=w.dtype))  # the average example keeps weight 1
+    assert torch.allclose(w * torch.bincount(labels), torch.full((3,), 10 / 3, dtype=w.dtype))  # every class sums the same
+
+
+def test_fit_classifier_with_class_weights(backbone):
+    "A zero weight on a class removes it from the loss: the classifier never learns to predict it."
+    texts = ["aaaa aaa aa"] * 20 + ["zzz zzzz z"] * 20
+    ids, mask = encode_bytes(texts, 16)
+    y = torch.tensor([0] * 20 + [1] * 20)
+    states = copy.deepcopy(backbone.state_dict())
+    preds = {}
+    for w in (None, torch.tensor([1.0, 0.0])):
+        backbone.load_state_dict(states)
+        clf = SequenceClassifier(backbone, 2, pooling="mean", pad_id=0)
+        fit_classifier(clf, ids, y, steps=30, batch_size=8, lr=3e-3, class_weights=w)
+        preds[w is None] = predict(clf, ids, mask)
+    assert (preds[True] == y).all() and (preds[False] == 0).all()
+
+
 def test_fit_classifier_learns_a_trivial_task(backbone):
     texts = ["aaaa aaa aa"] * 20 + ["zzz zzzz z"] * 20
     ids, mask = encode_bytes(texts, 16)
@@ -155,3 +179,5 @@ def test_other_bad_input(backbone):
     with pytest.raises(ConfigError, match="k must be"): unfreeze_last_blocks(clf, 5)
     freeze(clf)
     with pytest.raises(ConfigError, match="no trainable"): fit_classifier(clf, torch.ones(2, 4, dtype=torch.long), torch.tensor([0, 1]))
+    with pytest.raises(DataError, match=r"classes \[1\] have no training examples"): balanced_class_weights(torch.tensor([0, 2, 2]), 3)
+    with pytest.raises(ConfigError, match="0..2"): balanced_class_weights(torch.tensor([0, 3]), 3)

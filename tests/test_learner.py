@@ -70,7 +70,7 @@ def test_accumulation_scales_by_counted_tokens(ids):
         return x, y
     seed_everything(0); model = lm().double()
     learn = Learner(model, data, config=cfg(steps=1, grad_accum=2, grad_clip=None))
-    learn._setup()
+    learn.prepare()
     x, y = data(8, seed_everything(0))
     ref = lm().double()
     F.cross_entropy(ref(x).flatten(0, 1), y.flatten(), ignore_index=-100).backward()
@@ -79,6 +79,25 @@ def test_accumulation_scales_by_counted_tokens(ids):
     learn.train_step()
     for p, q in zip(learn.model.parameters(), ref.parameters()): assert torch.allclose(p.grad, q.grad, atol=1e-12)
     assert math.isclose(learn.loss, F.cross_entropy(ref(x).flatten(0, 1), y.flatten(), ignore_index=-100).item(), rel_tol=1e-9)
+
+def test_class_weights_scale_each_target(ids):
+    "Weighted loss = mean over targets of w[y]·CE (not divided by Σw); unit weights change nothing."
+    x, y = get_batch(ids, 8, 12, generator=torch.Generator().manual_seed(5))
+    w = torch.rand(V, generator=torch.Generator().manual_seed(6)) * 3
+    for weights, k in ((None, 1), (w, 1), (w, 2)):
+        seed_everything(0); model = lm().double()
+        learn = Learner(model, lambda bs, g: (x, y), config=cfg(steps=1, grad_accum=k, grad_clip=None), class_weights=weights)
+        learn.prepare(); learn.opt.step = lambda: None; learn.opt.zero_grad = lambda **kw: None
+        learn.train_step()
+        ref = lm().double()
+        ce = F.cross_entropy(ref(x).flatten(0, 1), y.flatten(), reduction="none")
+        loss = (ce * (1.0 if weights is None else w.double()[y.flatten()])).mean()
+        loss.backward()
+        assert math.isclose(learn.loss, loss.item(), rel_tol=1e-9)
+        for p, q in zip(learn.model.parameters(), ref.parameters()): assert torch.allclose(p.grad, q.grad, atol=1e-12)
+    a = Learner(lm(), ids, config=cfg()); a.fit()
+    b = Learner(lm(), ids, config=cfg(), class_weights=torch.ones(V)); b.fit()
+    assert torch.allclose(flat(a.model), flat(b.model), atol=1e-6)
 
 def test_schedule_by_name_and_callable(ids):
     c = cfg(steps=10, schedule="cosine", warmup_steps=2, min_lr_ratio=0.1)
