@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError
+from .core import ConfigError, check_int
 
 # %% auto #0
 __all__ = ['attention_scores', 'causal_mask', 'padding_mask', 'repeat_kv', 'attention_weights', 'attention', 'check_heads',
@@ -106,8 +106,8 @@ def check_heads(d_model: int, # model width
                ) -> int:
     "Validate a head layout and return the head size d_model // n_head; raises `ConfigError` with a fix."
     n_kv_head = n_head if n_kv_head is None else n_kv_head
-    for name, val in (("d_model", d_model), ("n_head", n_head), ("n_kv_head", n_kv_head)):
-        if not isinstance(val, int) or val < 1: raise ConfigError(f"{name} must be a positive integer, got {val!r}")
+    for name, val, example in (("d_model", d_model, 128), ("n_head", n_head, 4), ("n_kv_head", n_kv_head, "e.g. n_kv_head=None (= n_head)")):
+        check_int(name, val, example=example)
     if d_model % n_head:
         ok = [h for h in range(1, min(d_model, 128) + 1) if d_model % h == 0][-4:]
         raise ConfigError(f"n_head={n_head} does not divide d_model={d_model}: each head gets d_model/n_head "

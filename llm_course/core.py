@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #f7815bdd
 from __future__ import annotations
-import hashlib, json, os, platform, random, sys, tempfile, urllib.request
+import hashlib, json, numbers, os, platform, random, sys, tempfile, urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import torch
 
 # %% auto #0
 __all__ = ['LLMCourseError', 'ConfigError', 'DataError', 'MissingPathError', 'TokenizerError', 'CheckpointError', 'DownloadError',
-           'OutputError', 'in_test', 'shrink', 'pick_device', 'seed_everything', 'eval_mode', 'env_report',
+           'OutputError', 'check_int', 'in_test', 'shrink', 'pick_device', 'seed_everything', 'eval_mode', 'env_report',
            'format_env_report', 'ensure_dir', 'atomic_path', 'atomic_write_bytes', 'save_json', 'load_json',
            'cache_dir', 'sha256_file', 'cached_download']
 
@@ -43,6 +43,19 @@ class DownloadError(LLMCourseError, OSError):
 
 class OutputError(LLMCourseError, OSError):
     "An output folder that cannot be created or written to."
+
+def check_int(name: str, # the setting's name, as the user wrote it
+              value, # what was passed
+              low: int = 1, # the smallest allowed value
+              example=None, # the fix: a value to suggest (default: max(low, 1)), or a whole sentence
+              allow_none: bool = False, # whether None (e.g. "no limit") is allowed too
+             ):
+    "`value` if it is an int ≥ `low` (True/False do not count), else a `ConfigError` that names it and a fix."
+    if value is None and allow_none: return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        fix = example if isinstance(example, str) else f"e.g. {name}={max(low, 1) if example is None else example}"
+        raise ConfigError(f"{name} must be an int ≥ {low}{' or None' if allow_none else ''}, got {value!r}: {fix}")
+    return value
 
 # %% ../nbs/00_core.ipynb #24f33abb
 def in_test() -> bool:

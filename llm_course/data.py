@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from .core import ConfigError, DataError, DownloadError, MissingPathError, atomic_path, save_json, load_json
+from .core import ConfigError, DataError, DownloadError, MissingPathError, atomic_path, check_int, save_json, load_json
 
 # %% auto #0
 __all__ = ['DEFAULT_CORPUS_SHA256', 'CORPUS_NAMES', 'TEXT_SUFFIXES', 'SEPARATORS', 'TOPIC_LEXICON', 'MEMMAP_FORMAT', 'clean_text',
@@ -458,7 +458,7 @@ def synthetic_corpus(n_chars: int = 1_000_000, # length of the text
                      **grammar_kwargs, # passed to `topic_grammar` (n_topics, topic_stay, …)
                     ) -> SyntheticCorpus:
     "A sample of the topic grammar with its exact entropy rate (the floor every model's loss is compared to)."
-    if not isinstance(n_chars, int) or n_chars < 1: raise ConfigError(f"n_chars must be a positive int, got {n_chars!r}")
+    check_int("n_chars", n_chars, example=200_000)
     src = topic_grammar(**grammar_kwargs)
     h = src.entropy_rate()
     return SyntheticCorpus(src.sample(n_chars, seed), h, h / math.log(2), src)
@@ -479,8 +479,7 @@ def split_text(text, # a str, list, 1-D array or tensor
 
 # %% ../nbs/01_data.ipynb #c1dae356
 def _check_stream(data, block_size: int, batch_size: int, need: int):
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1: raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not isinstance(block_size, (int, np.integer)) or block_size < 1: raise ConfigError(f"block_size must be a positive int, got {block_size!r}")
+    check_int("batch_size", batch_size, example=32); check_int("block_size", block_size, example=128)
     if not isinstance(data, (torch.Tensor, np.ndarray)) or data.ndim != 1:
         raise DataError(f"data must be a 1-D tensor or array of token ids, got {type(data).__name__}"
                         f"{' of shape ' + str(tuple(data.shape)) if hasattr(data, 'shape') else ''}: encode and flatten the corpus first")
@@ -540,7 +539,7 @@ MEMMAP_FORMAT = "llm_course.memmap/1"
 
 def token_dtype(vocab_size: int) -> np.dtype:
     "The smallest unsigned dtype that holds ids < vocab_size: uint16 up to 65,536, else uint32."
-    if not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1: raise ConfigError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    check_int("vocab_size", vocab_size, example="pass the tokenizer's vocabulary size")
     if vocab_size > 2**32: raise ConfigError(f"vocab_size {vocab_size} does not fit in uint32: use a smaller vocabulary")
     return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
 

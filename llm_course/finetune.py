@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError, DataError, eval_mode
+from .core import ConfigError, DataError, check_int, eval_mode
 from .data import load_default_corpus
 from .model import Transformer
 from .learner import Learner, TrainConfig
@@ -82,10 +82,7 @@ def stratified_split(labels: torch.Tensor, # [N] class ids
 # %% ../nbs/16_finetuning.ipynb #ccc5a9e5
 def check_n_classes(n_classes) -> int:
     "Raise `ConfigError` unless `n_classes` is an int ≥ 2."
-    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
-        raise ConfigError(f"n_classes must be an int ≥ 2, got {n_classes!r}: a classifier needs at least two classes "
-                          "(a yes/no task is n_classes=2)")
-    return n_classes
+    return check_int("n_classes", n_classes, 2, example="a classifier needs at least two classes (a yes/no task is n_classes=2)")
 
 def check_labels(labels, n_classes: int, what: str = "labels") -> torch.Tensor:
     "Labels as a LongTensor, raising `ConfigError` if any is outside 0..n_classes-1."
@@ -154,8 +151,7 @@ def count_params(module: nn.Module, trainable: bool | None = None) -> int:
 
 # %% ../nbs/16_finetuning.ipynb #351cd1b6
 def _check_rank(r, alpha, dropout):
-    if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
-        raise ConfigError(f"LoRA rank r must be a positive int, got {r!r}: typical values are 4, 8 or 16")
+    check_int("LoRA rank r", r, example="typical values are 4, 8 or 16")
     if not (isinstance(alpha, (int, float)) and alpha > 0):
         raise ConfigError(f"LoRA alpha must be a positive number, got {alpha!r}: a common choice is alpha = 2·r")
     if not 0 <= dropout < 1: raise ConfigError(f"LoRA dropout must be in [0, 1), got {dropout!r}")

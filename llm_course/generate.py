@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
-from .core import ConfigError, eval_mode
+from .core import ConfigError, check_int, eval_mode
 from .model import KVCache
 
 # %% auto #0
@@ -20,15 +20,14 @@ __all__ = ['check_sampling', 'top_k_filter', 'top_p_filter', 'sample_next', 'con
 
 # %% ../nbs/14_generation.ipynb #ee603786
 def check_sampling(temperature: float = 1.0, # must be ≥ 0 (0 means greedy)
-                   top_k: int | None = None, # must be a positive int or None
+                   top_k: int | None = None, # an int ≥ 1, or None
                    top_p: float | None = None, # must be in (0, 1] or None
                   ) -> None:
     "Raise `ConfigError` (with a fix) for a temperature, top-k or top-p that cannot be sampled with."
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or math.isnan(temperature) or temperature < 0:
         raise ConfigError(f"temperature must be a number ≥ 0, got {temperature!r}: "
                           "use 0 for greedy decoding, 1 to sample the model's own distribution")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-        raise ConfigError(f"top_k must be a positive int or None, got {top_k!r}: use None to keep every token, 1 for greedy")
+    check_int("top_k", top_k, example="use None to keep every token, 1 for greedy", allow_none=True)
     if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
         raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}: use None or 1.0 to keep every token, e.g. 0.9 for nucleus sampling")
 
@@ -88,8 +87,7 @@ def _as_prompt(idx, max_new_tokens, block, crop_prompt) -> torch.Tensor:
     if idx.dim() != 2 or idx.size(1) == 0:
         raise ConfigError(f"the prompt must be token ids of shape [T] or [batch, T] with T ≥ 1, got {list(idx.shape)}: "
                           "start from at least one token (e.g. a newline or a BOS id)")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ConfigError(f"max_new_tokens must be an int ≥ 0, got {max_new_tokens!r}")
+    check_int("max_new_tokens", max_new_tokens, 0, example=200)
     if block is not None and idx.size(1) > block and not crop_prompt:
         raise ConfigError(f"the prompt has {idx.size(1)} tokens but the model's context is {block}: shorten it, "
                           f"or pass crop_prompt=True to condition on its last {block} tokens only")

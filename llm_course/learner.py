@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, ensure_dir, load_json,
-                             eval_mode, pick_device, save_json, seed_everything)
+                             check_int, eval_mode, pick_device, save_json, seed_everything)
 from .data import get_batch
 from .losses import perplexity
 from .optim import param_groups
@@ -73,9 +73,9 @@ class TrainConfig:
     def __post_init__(self):
         self.betas = tuple(self.betas)
         if self.out_dir is not None: self.out_dir = str(self.out_dir)
-        for name in ("steps", "batch_size", "block_size", "grad_accum", "eval_batches", "keep_checkpoints"):
-            _check_int(self, name, 1)
-        for name in ("eval_every", "checkpoint_every", "warmup_steps", "patience", "seed"): _check_int(self, name, 0)
+        counts = dict(steps=1, batch_size=1, block_size=1, grad_accum=1, eval_batches=1, keep_checkpoints=1,
+                      eval_every=0, checkpoint_every=0, warmup_steps=0, patience=0, seed=0)  # name: smallest value
+        for name, low in counts.items(): check_int(name, getattr(self, name), low, example=getattr(TrainConfig, name))
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}: e.g. lr=3e-3")
         if not (self.weight_decay >= 0): raise ConfigError(f"weight_decay must be ≥ 0, got {self.weight_decay!r}: e.g. 0.1")
@@ -102,12 +102,6 @@ class TrainConfig:
     def to_dict(self) -> dict:
         "JSON-ready dict of the settings."
         d = asdict(self); d["betas"] = list(self.betas); return d
-
-def _check_int(cfg, name, low):
-    v = getattr(cfg, name)
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-        what = "a positive int" if low == 1 else "an int ≥ 0"
-        raise ConfigError(f"{name} must be {what}, got {v!r}: e.g. {name}={getattr(TrainConfig, name) or low}")
 
 # %% ../nbs/11_learner.ipynb #a4cff5e5
 def make_schedule(config: TrainConfig) -> Callable[[int], float]:

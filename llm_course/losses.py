@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .core import ConfigError, DataError
+from .core import ConfigError, DataError, check_int
 
 # %% auto #0
 __all__ = ['logsumexp', 'log_softmax', 'softmax', 'cross_entropy', 'cross_entropy_grad', 'perplexity', 'bits_per_byte',
@@ -180,8 +180,7 @@ def chunked_cross_entropy(hidden: torch.Tensor, # [N, d] (or [..., d]) last hidd
     if weight.dtype != hidden.dtype:
         raise ConfigError(f"hidden is {hidden.dtype} but weight is {weight.dtype}: cast both to the same dtype")
     if chunk_size is None: chunk_size = max(1, 2**24 // weight.shape[0])
-    if not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}: try 1024, or None to pick one")
+    check_int("chunk_size", chunk_size, example="try 1024, or None to pick one")
     # shape, dtype, range and option checks are the same as for the full computation
     _check_ce_args(hidden[..., :1].expand(*hidden.shape[:-1], weight.shape[0]), targets, reduction,
                    ignore_index, label_smoothing)

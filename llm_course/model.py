@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError, CheckpointError, atomic_path, ensure_dir, save_json
+from .core import ConfigError, CheckpointError, atomic_path, check_int, ensure_dir, save_json
 from .attention import MultiHeadAttention, check_heads, causal_mask, rope_cos_sin, sinusoidal_positions
 
 # %% auto #0
@@ -56,14 +56,12 @@ class ModelConfig:
             if getattr(self, k) is None: setattr(self, k, v)
         for k, opts in _CHOICES.items():
             if getattr(self, k) not in opts: raise ConfigError(f"{k}={getattr(self, k)!r} is not supported: use one of {list(opts)}")
-        for k in ("vocab_size", "block_size", "n_layer"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or v < 1: raise ConfigError(f"{k} must be a positive integer, got {v!r}")
+        for k, example in (("vocab_size", 256), ("block_size", 128), ("n_layer", 4)): check_int(k, getattr(self, k), example=example)
         if self.n_kv_head is None: self.n_kv_head = self.n_head
         check_heads(self.d_model, self.n_head, self.n_kv_head)
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model if self.mlp == "gelu" else _round_up(8 * self.d_model / 3, 256)
-        if not isinstance(self.d_ff, int) or self.d_ff < 1: raise ConfigError(f"d_ff must be a positive integer, got {self.d_ff!r}")
+        check_int("d_ff", self.d_ff, example="e.g. d_ff=None for the style's default width")
         if self.pos == "rope" and self.head_dim % 2:
             raise ConfigError(f"RoPE needs an even head size, got d_model/n_head = {self.head_dim}: change n_head or d_model")
         if self.pos == "sinusoidal" and self.d_model % 2: raise ConfigError(f"sinusoidal positions need an even d_model, got {self.d_model}")

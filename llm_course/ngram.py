@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from .core import ConfigError, DataError
+from .core import ConfigError, DataError, check_int
 from .losses import perplexity as perplexity_from_loss
 
 # %% auto #0
@@ -118,10 +118,8 @@ class NGramLM:
                  k: float = 1.0, # pseudo-count of add-k (1 = Laplace); used when smoothing="add_k"
                  discount: float = 0.75, # Kneser–Ney's absolute discount D, in (0, 1)
                 ):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ConfigError(f"n must be an int ≥ 1, got {n!r}: pass n=1 for a unigram model, n=3 for trigrams")
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
-            raise ConfigError(f"vocab_size must be an int ≥ 1, got {vocab_size!r}: pass the tokenizer's vocabulary size")
+        check_int("n", n, example="pass n=1 for a unigram model, n=3 for trigrams")
+        check_int("vocab_size", vocab_size, example="pass the tokenizer's vocabulary size")
         if smoothing not in SMOOTHINGS:
             raise ConfigError(f"unknown smoothing {smoothing!r}: use one of {', '.join(map(repr, SMOOTHINGS))}")
         if not (isinstance(k, (int, float, np.number)) and math.isfinite(k) and k >= 0):
@@ -237,8 +235,7 @@ class NGramLM:
               ) -> list[int]:
         "Generate `n_tokens` token ids after `context` (the context is not included in the result)."
         self._check_fitted()
-        if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens < 0:
-            raise ConfigError(f"n_tokens must be an int ≥ 0, got {n_tokens!r}")
+        check_int("n_tokens", n_tokens, 0, example=200)
         if isinstance(seed, torch.Generator): seed = int(torch.randint(0, 2**62, (1,), generator=seed))
         rng, hist, out = np.random.default_rng(seed), list(self._context(context)), []
         for _ in range(n_tokens):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 
-from .core import ConfigError
+from .core import ConfigError, check_int
 from .losses import cross_entropy
 
 # %% auto #0
@@ -27,11 +27,6 @@ def context_windows(idx: torch.Tensor, # [B, T] token ids
     return torch.cat([pad, idx], dim=1).unfold(1, context, 1)
 
 # %% ../nbs/06_neural_lm.ipynb #88139528
-def _check_positive(**sizes):
-    for name, v in sizes.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {v!r}: pass e.g. {name}={dict(vocab_size=65, context=8, emb_dim=16, hidden_size=256).get(name, 8)}")
-
 @dataclass
 class MLPLMConfig:
     "Sizes of a Bengio-style MLP language model."
@@ -42,7 +37,8 @@ class MLPLMConfig:
     direct: bool = False # add Bengio's direct connection W from the embeddings to the output
 
     def __post_init__(self):
-        _check_positive(vocab_size=self.vocab_size, context=self.context, emb_dim=self.emb_dim, hidden_size=self.hidden_size)
+        for name, example in (("vocab_size", 65), ("context", 8), ("emb_dim", 16), ("hidden_size", 256)):
+            check_int(name, getattr(self, name), example=example)
         if not isinstance(self.direct, bool): raise ConfigError(f"direct must be True or False, got {self.direct!r}")
 
     @property

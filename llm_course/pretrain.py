@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, OutputError, TokenizerError,
-                             atomic_write_bytes, ensure_dir, eval_mode, load_json, pick_device, save_json, seed_everything)
+                             atomic_write_bytes, check_int, ensure_dir, eval_mode, load_json, pick_device, save_json, seed_everything)
 from .data import load_corpus, split_text
 from .tokenizer import BPETokenizer, CharTokenizer
 from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, load_pretrained, save_pretrained
@@ -57,8 +57,7 @@ def mask_tokens(ids: torch.Tensor, # token ids, any shape (e.g. [B, T])
                ) -> tuple[torch.Tensor, torch.Tensor]:
     "BERT's masking: pick `prob` of the tokens; 80% become `mask_id`, 10% a random token, 10% stay. Labels are -100 elsewhere."
     ids = _check_ids_tensor(ids)
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
-        raise ConfigError(f"vocab_size must be a positive int, got {vocab_size!r}: pass the tokenizer's vocabulary size")
+    check_int("vocab_size", vocab_size, example="pass the tokenizer's vocabulary size")
     if isinstance(mask_id, bool) or not isinstance(mask_id, int) or not 0 <= mask_id < vocab_size:
         raise ConfigError(f"mask_id must be a token id in 0…{vocab_size - 1}, got {mask_id!r}: add a [MASK] token to the vocabulary")
     if not (isinstance(prob, (int, float)) and 0 <= prob <= 1):
@@ -130,9 +129,7 @@ class TrainRun:
 
 # %% ../nbs/15_pretraining.ipynb #0b2f17a4
 def _positive_int(name, v, allow_none=False, low=1):
-    if v is None and allow_none: return
-    if isinstance(v, bool) or not isinstance(v, int) or v < low:
-        raise ConfigError(f"{name} must be an int ≥ {low}{' or None' if allow_none else ''}, got {v!r}: e.g. {name}={getattr(TrainRun, name) or 100}")
+    check_int(name, v, low, example=getattr(TrainRun, name) or 100, allow_none=allow_none)
 
 def validate_run(run: TrainRun) -> None:
     "Check every setting of `run` (names, numbers, the output folder) without touching the disk; raise with a fix."
@@ -340,8 +337,7 @@ def stream_from_checkpoint(checkpoint: str | os.PathLike, # a folder written by 
     "Load a trained run and yield its continuation of `prompt` in text pieces as they are generated."
     model, tok = load_trained(checkpoint, device)
     check_sampling(temperature, top_k, top_p)  # now, not at the first next()
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ConfigError(f"max_new_tokens must be an int ≥ 0, got {max_new_tokens!r}: e.g. 200")
+    check_int("max_new_tokens", max_new_tokens, 0, example=200)
     if not isinstance(prompt, str): raise ConfigError(f"prompt must be a str, got {type(prompt).__name__}")
     ids = torch.tensor(tok.encode(_start_prompt(tok, prompt)), dtype=torch.long)  # unknown characters fail here, with a hint
     g = torch.Generator(next(model.parameters()).device).manual_seed(seed)

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError, eval_mode
+from .core import ConfigError, check_int, eval_mode
 from .data import sequential_batches
 
 # %% auto #0
@@ -39,9 +39,7 @@ def lstm_step(xw: torch.Tensor, # [B, 4H] input pre-activation, gate blocks in P
 
 # %% ../nbs/07_lstm.ipynb #f60fafc6
 def _check_sizes(**sizes):
-    for name, v in sizes.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {v!r}: pass e.g. {name}=64")
+    for name, v in sizes.items(): check_int(name, v, example=64)
 
 def _check_dropout(p):
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:

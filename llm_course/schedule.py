@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from .core import ConfigError
+from .core import ConfigError, check_int
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'constant_schedule', 'step_schedule', 'linear_schedule', 'cosine_schedule', 'wsd_schedule',
@@ -22,14 +22,10 @@ __all__ = ['SCHEDULES', 'constant_schedule', 'step_schedule', 'linear_schedule',
            'LRFinderResult', 'lr_find']
 
 # %% ../nbs/09_schedules.ipynb #7f7781aa
-def _check_int(name: str, value, lo: int):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"{name} must be an integer, got {value!r}: pass a whole number of optimizer steps, e.g. {name}={max(lo, 100)}")
-    if value < lo:
-        hint = ("pass the number of optimizer steps of the whole run (batches per epoch × epochs ÷ gradient-accumulation steps)"
-                if name == "total_steps" else "use 0 for no warmup" if name == "warmup_steps"
-                else "schedules are defined from step 0 on" if name == "step" else f"use a value ≥ {lo}")
-        raise ConfigError(f"{name} must be ≥ {lo}, got {value}: {hint}")
+_HINTS = dict(total_steps="pass the number of optimizer steps of the whole run (batches per epoch × epochs ÷ gradient-accumulation steps)",
+              warmup_steps="use 0 for no warmup", step="schedules are defined from step 0 on")
+
+def _check_int(name: str, value, lo: int): check_int(name, value, lo, example=_HINTS.get(name, max(lo, 100)))
 
 def _check_ratio(name: str, value, hint: str = "0 decays to zero, 0.1 keeps 10 % of the peak"):
     if not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:

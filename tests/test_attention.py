@@ -125,7 +125,7 @@ def test_multihead_attention_paths_agree_and_are_causal():
 def test_head_errors_have_hints():
     with pytest.raises(ConfigError, match="pick n_head"): check_heads(30, 4)
     with pytest.raises(ConfigError, match="pick n_kv_head"): check_heads(32, 4, 3)
-    with pytest.raises(ConfigError, match="positive integer"): check_heads(32, 0)
+    with pytest.raises(ConfigError, match="must be an int ≥ 1"): check_heads(32, 0)
     with pytest.raises(ConfigError): MultiHeadAttention(30, 4)
     with pytest.raises(ConfigError, match="n_kv_head must divide"):
         q, k, v = _qkv(H=4, Hkv=3)

@@ -49,7 +49,7 @@ def test_float_data_for_batches():
 
 
 def test_synthetic_size():
-    raises(ConfigError, synthetic_corpus, 0, hint="positive int")
+    raises(ConfigError, synthetic_corpus, 0, hint="n_chars must be an int ≥ 1, got 0: e.g. n_chars=")
 
 
 def test_memmap_ids_outside_vocab(tmp_path):

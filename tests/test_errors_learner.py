@@ -24,13 +24,13 @@ def lm(hidden=16, seed=0):
 def cfg(**kw): return TrainConfig(**{**dict(steps=4, batch_size=4, block_size=8, progress=False), **kw})
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(steps=0), "steps must be a positive int"),
-    (dict(steps=-5), "steps must be a positive int"),
-    (dict(batch_size=0), "batch_size must be a positive int"),
-    (dict(block_size=-1), "block_size must be a positive int"),
-    (dict(grad_accum=0), "grad_accum must be a positive int"),
-    (dict(steps=2.5), "steps must be a positive int"),
-    (dict(steps=True), "steps must be a positive int"),
+    (dict(steps=0), "steps must be an int ≥ 1"),
+    (dict(steps=-5), "steps must be an int ≥ 1"),
+    (dict(batch_size=0), "batch_size must be an int ≥ 1"),
+    (dict(block_size=-1), "block_size must be an int ≥ 1"),
+    (dict(grad_accum=0), "grad_accum must be an int ≥ 1"),
+    (dict(steps=2.5), "steps must be an int ≥ 1"),
+    (dict(steps=True), "steps must be an int ≥ 1"),
     (dict(eval_every=-1), "eval_every must be an int ≥ 0"),
     (dict(eval_batches=0), "eval_batches"),
     (dict(keep_checkpoints=0), "keep_checkpoints"),

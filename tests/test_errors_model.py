@@ -17,8 +17,8 @@ SMALL = dict(vocab_size=64, block_size=16, n_layer=1, n_head=2, d_model=16)
     (dict(norm="batchnorm"), "not supported"),
     (dict(mlp="relu"), "not supported"),
     (dict(pos="alibi"), "not supported"),
-    (dict(vocab_size=0), "positive integer"),
-    (dict(block_size=-1), "positive integer"),
+    (dict(vocab_size=0), "must be an int ≥ 1"),
+    (dict(block_size=-1), "must be an int ≥ 1"),
     (dict(dropout=1.0), "dropout"),
     (dict(d_model=24, n_head=8, pos="rope"), "even head size"),
 ])

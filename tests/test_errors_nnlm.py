@@ -12,7 +12,7 @@ from llm_course.nnlm import MLPLM, MLPLMConfig
 ])
 def test_bad_sizes(field, value):
     kw = dict(vocab_size=10); kw[field] = value
-    with pytest.raises(ConfigError, match=f"{field} must be a positive integer.*pass e.g. {field}="):
+    with pytest.raises(ConfigError, match=f"{field} must be an int ≥ 1.*e.g. {field}="):
         MLPLMConfig(**kw)
     with pytest.raises(ConfigError, match=field):
         MLPLM(**kw)
@@ -20,7 +20,7 @@ def test_bad_sizes(field, value):
 
 @pytest.mark.parametrize("value", [0, -5, None, 3.0])
 def test_bad_vocab(value):
-    with pytest.raises(ConfigError, match="vocab_size must be a positive integer.*pass e.g. vocab_size="):
+    with pytest.raises(ConfigError, match="vocab_size must be an int ≥ 1.*e.g. vocab_size="):
         MLPLM(vocab_size=value)
 
 

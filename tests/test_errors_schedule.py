@@ -15,9 +15,9 @@ def test_unknown_name_lists_known_ones():
 
 @pytest.mark.parametrize("total", [0, -5])
 def test_total_steps_not_positive(total):
-    with pytest.raises(ConfigError, match="total_steps must be ≥ 1.*number of optimizer steps"):
+    with pytest.raises(ConfigError, match="total_steps must be an int ≥ 1.*number of optimizer steps"):
         cosine_schedule(0, total_steps=total)
-    with pytest.raises(ConfigError, match="total_steps must be ≥ 1"):
+    with pytest.raises(ConfigError, match="total_steps must be an int ≥ 1"):
         get_schedule("linear", total_steps=total)
 
 
@@ -29,20 +29,20 @@ def test_warmup_longer_than_run():
 
 
 def test_negative_warmup_and_step():
-    with pytest.raises(ConfigError, match="warmup_steps must be ≥ 0.*use 0 for no warmup"):
+    with pytest.raises(ConfigError, match="warmup_steps must be an int ≥ 0.*use 0 for no warmup"):
         linear_schedule(3, total_steps=10, warmup_steps=-1)
-    with pytest.raises(ConfigError, match="step must be ≥ 0"):
+    with pytest.raises(ConfigError, match="step must be an int ≥ 0"):
         cosine_schedule(-1, total_steps=10)
 
 
 def test_non_integer_and_ratio():
-    with pytest.raises(ConfigError, match="total_steps must be an integer"):
+    with pytest.raises(ConfigError, match="total_steps must be an int"):
         cosine_schedule(0, total_steps=10.5)
     with pytest.raises(ConfigError, match=r"min_ratio must be a number in \[0, 1\]"):
         cosine_schedule(0, total_steps=10, min_ratio=1.5)
     with pytest.raises(ConfigError, match="gamma"):
         step_schedule(0, step_size=3, gamma=0)
-    with pytest.raises(ConfigError, match="step_size must be ≥ 1"):
+    with pytest.raises(ConfigError, match="step_size must be an int ≥ 1"):
         step_schedule(0, step_size=0)
 
 
@@ -74,5 +74,5 @@ def test_lr_find_errors():
         lr_find(model, ce, [(torch.zeros(1, 2), torch.zeros(1, 2))], start_lr=1.0, end_lr=1e-3)
     with pytest.raises(ConfigError, match="batches is empty"):
         lr_find(model, ce, [], steps=10)
-    with pytest.raises(ConfigError, match="steps must be ≥ 5"):
+    with pytest.raises(ConfigError, match="steps must be an int ≥ 5"):
         lr_find(model, ce, [(torch.zeros(1, 2), torch.zeros(1, 2))], steps=2)

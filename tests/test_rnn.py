@@ -73,7 +73,7 @@ def test_tbptt_learns_a_repeating_sequence():
 def test_tbptt_rejects_bad_sizes(kwargs):
     lm = RNNLM(5, emb_dim=4, hidden_size=4)
     args = dict(steps=2, batch_size=2, bptt=4) | kwargs
-    with pytest.raises(ConfigError, match="positive integer"):
+    with pytest.raises(ConfigError, match="must be an int ≥ 1"):
         train_tbptt(lm, torch.arange(5).repeat(20), **args)
 
 

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 import yaml
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/"tools"))
@@ -77,16 +78,26 @@ def test_nbdev_docs_builds_with_quarto(tmp_path):
 
 # ------------------------------------------------------------------ the static build
 
-@pytest.fixture(scope="session")
-def site() -> dict:
-    "Build _site/ once per session; return `{page file: manifest entry}`."
-    if not (build_site.ASSETS/"mathjax").exists():
-        skip_or_fail("the site's JS assets are missing: run `npm ci` in tools/site_assets")
+def _build_site():
     t0 = time.time()
     res = subprocess.run([sys.executable, str(ROOT/"tools"/"build_site.py"), "--out", str(SITE)],
                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, f"tools/build_site.py failed:\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}"
     print(f"site built in {time.time() - t0:.1f}s")
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> dict:
+    "Build _site/ once per test run; return `{page file: manifest entry}`."
+    if not (build_site.ASSETS/"mathjax").exists():
+        skip_or_fail("the site's JS assets are missing: run `npm ci` in tools/site_assets")
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None: _build_site()
+    else:  # xdist: the first worker to get here builds, the others wait (the xdist_group alone is not enough: some
+        # pytest/xdist versions ignore it, and two builds into one _site/ delete each other's files)
+        shared = tmp_path_factory.getbasetemp().parent  # common to this run's workers
+        with FileLock(str(shared/"site.lock")):
+            if not (done := shared/f"site-{run_id}.built").exists(): _build_site(); done.touch()
     return {p["file"]: p for p in json.loads((SITE/"_static"/"pages.json").read_text())}
 
 
