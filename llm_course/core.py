@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #f7815bdd
 from __future__ import annotations
-import hashlib, json, numbers, os, platform, random, sys, tempfile, urllib.request
+import hashlib, json, numbers, os, platform, random, tempfile, urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 

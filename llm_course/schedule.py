@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy, itertools, math, numbers
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Iterable
+from typing import Callable
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
