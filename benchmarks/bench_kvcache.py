@@ -13,10 +13,11 @@ from llm_course.generate import generate
 
 
 def time_it(fn, repeats):
-    fn()  # warm-up
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)  # GPU kernels run asynchronously
+    fn(); sync()  # warm-up
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter(); fn(); sync(); times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 

@@ -16,7 +16,7 @@ import argparse, math, platform, time
 import torch
 import torch.nn.functional as F
 
-from llm_course.core import seed_everything
+from llm_course.core import eval_mode, seed_everything
 from llm_course.data import get_batch, load_default_corpus, split_text
 from llm_course.model import ModelConfig, Transformer
 from llm_course.tokenizer import CharTokenizer
@@ -28,11 +28,10 @@ VARIANTS = {"llama": "tiny", "gpt2": "tiny-gpt2"}  # the default preset, and the
 @torch.no_grad()
 def val_loss(model, val_ids, n_batches: int, batch_size: int, block: int) -> float:
     "Mean loss over the same `n_batches` validation windows every time."
-    model.eval()
     g = torch.Generator().manual_seed(1234)
-    tot = sum(F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
-              for x, y in (get_batch(val_ids, batch_size, block, generator=g) for _ in range(n_batches)))
-    model.train()
+    with eval_mode(model):
+        tot = sum(F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
+                  for x, y in (get_batch(val_ids, batch_size, block, generator=g) for _ in range(n_batches)))
     return tot / n_batches
 
 

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .core import ConfigError, LLMCourseError
+from .core import ConfigError, LLMCourseError, check_int
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'Value', 'topological_order', 'sigmoid', 'sigmoid_grad', 'tanh', 'tanh_grad', 'relu', 'relu_grad',
@@ -262,8 +262,7 @@ def layer_grad_norms(act: Callable[[torch.Tensor], torch.Tensor], # elementwise 
                      dtype: torch.dtype = torch.float64, # float64, so that tiny gradients do not underflow to 0
                     ) -> list[float]:
     "Gradient norm of each layer's weight matrix after one backward pass through a deep stack."
-    if depth < 1 or width < 1 or batch < 1:
-        raise ConfigError(f"layer_grad_norms: depth, width and batch must be ≥ 1, got {depth}, {width}, {batch}")
+    for name, v, example in (("depth", depth, 20), ("width", width, 64), ("batch", batch, 32)): check_int(name, v, example=example)
     g = torch.Generator().manual_seed(seed)
     layers = [nn.Linear(width, width, dtype=dtype) for _ in range(depth)]
     with torch.no_grad():

@@ -90,11 +90,12 @@ def seed_everything(seed: int = 42) -> torch.Generator:
 
 @contextmanager
 def eval_mode(model: torch.nn.Module):
-    "Run the block with `model` in eval mode, then restore its training flag (also after an error)."
-    was_training = model.training
+    "Run the block with `model` in eval mode, then restore every submodule's training flag (also after an error)."
+    flags = [(m, m.training) for m in model.modules()]  # per module: a frozen part may have been in eval mode already
     model.eval()
     try: yield model
-    finally: model.train(was_training)
+    finally:
+        for m, was_training in flags: m.training = was_training
 
 # %% ../nbs/00_core.ipynb #77cc101b
 _REPORTED = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "safetensors",

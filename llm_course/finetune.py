@@ -57,6 +57,7 @@ def encode_bytes(texts: list[str], # texts to encode
                  pad_id: int = 0, # fills the rest of each row
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     "UTF-8 bytes of each text, right-padded: ids [N, max_len] and attention mask [N, max_len] (1 = token)."
+    check_int("max_len", max_len, example="the model's block_size, e.g. max_len=128")
     ids = torch.full((len(texts), max_len), pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for i, t in enumerate(texts):
@@ -194,7 +195,7 @@ class LoRALinear(nn.Module):
         with torch.no_grad():
             lin.weight.copy_(self.base.weight + self.delta_weight())
             if self.base.bias is not None: lin.bias.copy_(self.base.bias)
-        return lin
+        return lin.requires_grad_(self.base.weight.requires_grad)  # merging must not unfreeze a frozen layer
 
 # %% ../nbs/16_finetuning.ipynb #3b6a5e8d
 _QKV_PARTS = ("q", "k", "v")

@@ -22,7 +22,7 @@ from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, ensu
                              check_int, eval_mode, pick_device, save_json, seed_everything)
 from .data import get_batch
 from .losses import perplexity
-from .optim import param_groups
+from .optim import check_hparams, count_tokens, param_groups
 from .schedule import SCHEDULES, get_schedule
 from .viz import LossPlot
 
@@ -71,17 +71,15 @@ class TrainConfig:
     plot: bool = False # attach a live LossPlot (and save loss.png into out_dir)
 
     def __post_init__(self):
-        self.betas = tuple(self.betas)
+        if isinstance(self.betas, list): self.betas = tuple(self.betas)  # (from JSON)
         if self.out_dir is not None: self.out_dir = str(self.out_dir)
         counts = dict(steps=1, batch_size=1, block_size=1, grad_accum=1, eval_batches=1, keep_checkpoints=1,
                       eval_every=0, checkpoint_every=0, warmup_steps=0, patience=0, seed=0)  # name: smallest value
         for name, low in counts.items(): check_int(name, getattr(self, name), low, example=getattr(TrainConfig, name))
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}: e.g. lr=3e-3")
-        if not (self.weight_decay >= 0): raise ConfigError(f"weight_decay must be ≥ 0, got {self.weight_decay!r}: e.g. 0.1")
         if not (0 <= self.min_lr_ratio <= 1): raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}: e.g. 0.1")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}: e.g. (0.9, 0.99)")
+        check_hparams(betas=self.betas, weight_decay=self.weight_decay)  # chapter 8's checks
         if self.grad_clip is not None and not (self.grad_clip > 0):
             raise ConfigError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}: e.g. grad_clip=1.0, or None to turn clipping off")
         if self.diverge_factor is not None and not (self.diverge_factor > 1):
@@ -107,7 +105,11 @@ class TrainConfig:
 def make_schedule(config: TrainConfig) -> Callable[[int], float]:
     "The LR multiplier of `config.schedule` as a function of the step (0-based), from `llm_course.schedule`."
     fn = SCHEDULES.get(str(config.schedule).strip().lower().replace("-", "_"))
-    offered = dict(warmup_steps=config.warmup_steps, total_steps=config.steps, min_ratio=config.min_lr_ratio)
+    if fn is SCHEDULES["step"]:
+        raise ConfigError("schedule='step' needs a step_size, which TrainConfig does not have: pass "
+                          "Learner(..., schedule=get_schedule('step', step_size=..., total_steps=...)) instead")
+    offered = dict(total_steps=config.steps, min_ratio=config.min_lr_ratio)
+    if config.warmup_steps: offered["warmup_steps"] = config.warmup_steps  # 0: each schedule's own default (one-cycle: 30%)
     kw = {k: v for k, v in offered.items() if fn is None or k in inspect.signature(fn).parameters}  # each takes what it uses
     return get_schedule(config.schedule, **kw)
 
@@ -316,7 +318,10 @@ def save_checkpoint(folder: str | os.PathLike, # the checkpoint folder to create
         if folder.exists():  # re-saving the same step: move the old one aside, never delete before replacing
             old = parent/f".{folder.name}.old-{os.getpid()}"
             os.replace(folder, old)
-        os.replace(tmp, folder)
+        try: os.replace(tmp, folder)
+        except BaseException:
+            if old is not None and not folder.exists(): os.replace(old, folder)  # put the previous checkpoint back
+            raise
         _fsync(parent)
         if old is not None: shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -439,7 +444,7 @@ class Learner:
         if self.config.precision != "bf16": return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def _lm_loss(self, x, y, reduction: str = "mean"):
+    def _lm_loss(self, x, y, reduction: str = "mean", weighted: bool = True):
         if self._checked:
             with self._autocast(): logits = self.model(x)
         else:  # first batch: turn PyTorch's bare IndexError / shape errors into a fix
@@ -453,7 +458,7 @@ class Learner:
                 raise ConfigError(f"class_weights has {len(self.class_weights)} entries but the model scores {self.vocab_size} "
                                   "classes: pass one weight per class (per output of the model)")
         if logits.dtype in (torch.bfloat16, torch.float16): logits = logits.float()  # the loss always in fp32 (or better)
-        w = None if self._weight is None else self._weight.to(logits.dtype)
+        w = self.class_weights.to(logits) if weighted and self.class_weights is not None else None
         return F.cross_entropy(logits.flatten(0, 1), y.flatten(), weight=w, ignore_index=IGNORE_INDEX, reduction=reduction)
 
     def prepare(self) -> Learner:
@@ -466,7 +471,6 @@ class Learner:
         self.model.to(self.device)
         self.generator = seed_everything(cfg.seed)  # model RNG (dropout) and the data generator, both from the seed
         self.opt = self.make_optimizer(self.model, cfg)
-        self._weight = None if self.class_weights is None else self.class_weights.to(self.device)
         self.base_lrs = [g["lr"] for g in self.opt.param_groups]  # from the config, even when a checkpoint says otherwise
         self._checked = False
         self._bind_events()
@@ -484,11 +488,13 @@ class Learner:
         if ck is None:
             raise CheckpointError(f"resume=True but {self.config.out_dir!r} holds no checkpoint: run without resume first, "
                                   "or point out_dir at the run to continue")
-        state = load_checkpoint(ck, self.model, self.opt)
-        saved = state["config"]
-        if diffs := [f"{k}={saved[k]!r} (now {getattr(self.config, k)!r})" for k in _RESUME_KEYS if saved.get(k) != getattr(self.config, k)]:
+        try: saved = load_json(ck/"state.json", "checkpoint state").get("config", {})  # compare before loading anything
+        except DataError: saved = {}  # unreadable: load_checkpoint below says so, with its fix
+        if saved and (diffs := [f"{k}={saved.get(k)!r} (now {getattr(self.config, k)!r})" for k in _RESUME_KEYS
+                                if saved.get(k) != getattr(self.config, k)]):
             raise CheckpointError(f"checkpoint {ck.name} was trained with {', '.join(diffs)}: resume with the same settings, "
                                   "or start a new run in another out_dir")
+        state = load_checkpoint(ck, self.model, self.opt)
         self.step, self.tokens_seen = state["step"], state["data"]["tokens_seen"]
         self.train_time_s, self.history = state["train_time_s"], state["history"]
         self.val_loss = state.get("val_loss")
@@ -505,7 +511,7 @@ class Learner:
         # weighted mean divides by Σ weights (a different scale every batch); we divide by the number of targets
         k = cfg.grad_accum
         counted = callable(self.train_data) or self.class_weights is not None
-        n = int((y != IGNORE_INDEX).sum()) if counted else y.numel()
+        n = count_tokens(y, IGNORE_INDEX) if counted else y.numel()
         if n == 0: raise DataError("a training batch has no targets to predict (all are ignore_index=-100): check the data function")
         total = 0.0
         for xm, ym in zip(x.chunk(k), y.chunk(k)):
@@ -526,12 +532,15 @@ class Learner:
         "Mean loss over the same `n_batches` validation windows every time; sets `val_loss`, fires `after_eval`."
         self.prepare()
         data, cfg = self.val_data if data is None else data, self.config
+        if data is None: raise ConfigError("no validation data: pass val_data= to the Learner, or data= to evaluate()")
         g = torch.Generator().manual_seed(cfg.seed + 1)  # own generator: evaluation never moves the training data position
         total, count = 0.0, 0
         with eval_mode(self.model):
             for _ in range(n_batches or cfg.eval_batches):
                 x, y = self._draw(data, cfg.batch_size // cfg.grad_accum, g)
-                total += self._lm_loss(x, y, "sum").item(); count += int((y != IGNORE_INDEX).sum())
+                # unweighted: the validation loss (and perplexity) stays comparable across runs and class weights
+                total += self._lm_loss(x, y, "sum", weighted=False).item(); count += count_tokens(y, IGNORE_INDEX)
+        if count == 0: raise DataError("the validation batches have no targets (all are ignore_index=-100): check the data function")
         self.val_loss = total / count
         if self.history and self.history[-1]["step"] == self.step: self.history[-1]["val_loss"] = self.val_loss
         self._event("after_eval")

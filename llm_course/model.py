@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError, CheckpointError, atomic_path, check_int, ensure_dir, save_json
-from .attention import MultiHeadAttention, check_heads, causal_mask, rope_cos_sin, sinusoidal_positions
+from .core import ConfigError, CheckpointError, DataError, atomic_path, check_int, ensure_dir, load_json, save_json
+from .attention import MultiHeadAttention, check_heads, causal_mask, padding_mask, rope_cos_sin, sinusoidal_positions
 
 # %% auto #0
 __all__ = ['PRESETS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'RMSNorm', 'make_norm', 'MLP', 'SwiGLU', 'Block', 'KVCache',
@@ -247,12 +247,14 @@ class Transformer(nn.Module):
     def _positions(self, device, dtype):
         "cos/sin (RoPE) or the sinusoid table for all block_size positions, cached per device and dtype."
         key = (device, dtype)
+        c = self.config
+        # inference_mode(False): a table first built under inference_mode could never be used in training
         if key not in self._pos_tables:
-            c = self.config
-            if c.pos == "rope":
-                cos, sin = rope_cos_sin(c.block_size, c.head_dim, c.rope_theta, device=device, dtype=dtype)
-                self._pos_tables[key] = (cos[:, None], sin[:, None])       # [T, 1, head_dim/2]: broadcast over heads
-            else: self._pos_tables[key] = sinusoidal_positions(c.block_size, c.d_model, device=device, dtype=dtype)
+            with torch.inference_mode(False):
+                if c.pos == "rope":
+                    cos, sin = rope_cos_sin(c.block_size, c.head_dim, c.rope_theta, device=device, dtype=dtype)
+                    self._pos_tables[key] = (cos[:, None], sin[:, None])       # [T, 1, head_dim/2]: broadcast over heads
+                else: self._pos_tables[key] = sinusoidal_positions(c.block_size, c.d_model, device=device, dtype=dtype)
         return self._pos_tables[key]
 
     def _masks(self, B, T, pos, causal, attention_mask, device):
@@ -265,7 +267,7 @@ class Transformer(nn.Module):
         if attention_mask.shape != (B, S):
             raise ConfigError(f"attention_mask has shape {tuple(attention_mask.shape)} but should be [batch, cached + new "
                               f"tokens] = [{B}, {S}], with 1 for tokens and 0 for padding")
-        keep = attention_mask.to(device=device, dtype=torch.bool)[:, None, None, :]
+        keep = padding_mask(attention_mask).to(device)
         if causal: keep = keep & causal_mask(T, S, device)
         return False, keep | _self_mask(T, S, device)
 
@@ -288,8 +290,9 @@ class Transformer(nn.Module):
         if T == 0: raise ConfigError("idx has no tokens: pass at least one token id per sequence")
         if pos + T > c.block_size:
             what = f"{T} tokens" + (f" after {pos} cached ones" if pos else "")
-            raise ConfigError(f"{what} exceed the context of {c.block_size} (block_size): crop the prompt to its last "
-                              f"{c.block_size - pos} tokens (idx[:, -{c.block_size - pos}:]), or reset the cache")
+            fix = (f"crop the prompt to its last {c.block_size} tokens (idx[:, -{c.block_size}:])" if not pos else
+                   "reset the cache (cache.reset()) or drop its oldest tokens, then feed them again")
+            raise ConfigError(f"{what} exceed the context of {c.block_size} (block_size): {fix}")
         x = self.tok_emb(idx)
         rope = None
         if c.pos == "learned": x = x + self.pos_emb(torch.arange(pos, pos + T, device=idx.device))
@@ -333,13 +336,12 @@ def save_pretrained(model: Transformer, # the model to save
     return folder
 
 def _read_config(folder: Path) -> ModelConfig:
-    import json
     path = folder / CONFIG_NAME
     if not path.exists():
         raise CheckpointError(f"no {CONFIG_NAME} in {str(folder)!r}: pass the folder written by save_pretrained(model, folder)")
-    try: d = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{str(path)!r} is not valid JSON ({e}): restore it or save the model again") from None
+    try: d = load_json(path, "model config")
+    except DataError as e: raise CheckpointError(f"{e}") from None
+    if not isinstance(d, dict): raise CheckpointError(f"{str(path)!r} is not a model config (a JSON object): save the model again")
     if "model_type" in d:
         raise CheckpointError(f"{str(folder)!r} holds a Hugging Face {d['model_type']!r} checkpoint, not ours: load it with "
                               "from_hf(folder) (or from_hf(AutoModelForCausalLM.from_pretrained(folder)))")

@@ -25,7 +25,7 @@ def as_token_ids(ids, # list, 1-D np.ndarray or tensor of integer token ids
     "`ids` as a 1-D int64 array, checked: integers in 0…vocab_size-1."
     if isinstance(ids, (str, bytes)):
         raise DataError(f"{what} is a {type(ids).__name__}: an n-gram model counts integer token ids; "
-                        "encode the text first, e.g. [stoi[c] for c in text]")
+                        "encode the text first, e.g. CharTokenizer.train(text).encode(text)")
     if torch.is_tensor(ids): ids = ids.detach().cpu().numpy()
     try: a = np.asarray(ids)
     except ValueError: raise DataError(f"{what} must be one flat sequence of ints, got a ragged nesting: "
@@ -33,7 +33,7 @@ def as_token_ids(ids, # list, 1-D np.ndarray or tensor of integer token ids
     if a.size == 0: return np.zeros(0, np.int64)
     if not np.issubdtype(a.dtype, np.integer):
         raise DataError(f"{what} must be integer token ids, got dtype {a.dtype}: "
-                        "encode the text first, e.g. [stoi[c] for c in text]")
+                        "encode the text first, e.g. CharTokenizer.train(text).encode(text)")
     if a.ndim != 1:
         raise DataError(f"{what} must be 1-D, got shape {tuple(a.shape)}: pass one stream, e.g. ids.reshape(-1)")
     lo, hi = int(a.min()), int(a.max())

@@ -97,6 +97,7 @@ class MLPLM(nn.Module):
         "Mean −log P(ids[t] | the `context` tokens before it) over every t, in nats per token."
         self._check_ids(ids, 1)
         if len(ids) == 0: raise ConfigError("no ids to score: pass a non-empty 1-D stream of token ids")
+        check_int("chunk_size", chunk_size, example=16384)
         ids = ids.to(self.emb.weight.device)
         # the window for ids[t] ends at t-1; for t = 0 it is all padding
         wins = context_windows(torch.cat([ids.new_full((1,), self.pad_id), ids[:-1]])[None], self.context, self.pad_id)[0]

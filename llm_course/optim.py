@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from .core import ConfigError, DataError
 
 # %% auto #0
-__all__ = ['ScratchOptimizer', 'SGD', 'Adagrad', 'Adam', 'AdamW', 'decay_split', 'param_groups', 'clip_grad_norm', 'count_tokens',
-           'micro_batch_weights', 'accumulate_lm_gradients']
+__all__ = ['check_hparams', 'ScratchOptimizer', 'SGD', 'Adagrad', 'Adam', 'AdamW', 'decay_split', 'param_groups',
+           'clip_grad_norm', 'count_tokens', 'micro_batch_weights', 'accumulate_lm_gradients']
 
 # %% ../nbs/08_optim.ipynb #6580b84c
-def _check_hparams(lr=None, momentum=None, betas=None, eps=None, weight_decay=None, dampening=None):
+def check_hparams(lr=None, momentum=None, betas=None, eps=None, weight_decay=None, dampening=None):
     "Raise ConfigError, with a fix, for hyper-parameters that make an optimizer misbehave."
     real = lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
     if lr is not None and not (real(lr) and lr >= 0):
@@ -63,7 +63,7 @@ class SGD(ScratchOptimizer):
                  weight_decay: float = 0.0, # L2 penalty λ added to the gradient as λθ
                  nesterov: bool = False, # look ahead along the momentum (needs momentum > 0, dampening 0)
                 ):
-        _check_hparams(lr=lr, momentum=momentum, weight_decay=weight_decay, dampening=dampening)
+        check_hparams(lr=lr, momentum=momentum, weight_decay=weight_decay, dampening=dampening)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ConfigError(f"Nesterov needs momentum > 0 and dampening = 0, got momentum={momentum}, dampening={dampening}: "
                               "set momentum=0.9, or nesterov=False")
@@ -86,7 +86,7 @@ class Adagrad(ScratchOptimizer):
                  weight_decay: float = 0.0, # L2 penalty added to the gradient
                  initial_accumulator_value: float = 0.0, # starting value of the sum of squares
                 ):
-        _check_hparams(lr=lr, eps=eps, weight_decay=weight_decay)
+        check_hparams(lr=lr, eps=eps, weight_decay=weight_decay)
         if not (isinstance(initial_accumulator_value, numbers.Real) and initial_accumulator_value >= 0):
             raise ConfigError(f"initial_accumulator_value must be ≥ 0, got {initial_accumulator_value!r}: use 0 or 0.1")
         super().__init__(params, dict(lr=lr, eps=eps, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value))
@@ -111,7 +111,7 @@ class Adam(ScratchOptimizer):
                  eps: float = 1e-8, # added to √v̂ so the division stays finite
                  weight_decay: float = 0.0, # L2 penalty (Adam) or decoupled decay rate (AdamW)
                 ):
-        _check_hparams(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        check_hparams(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def update(self, p, group):
@@ -164,7 +164,7 @@ def param_groups(model: nn.Module, # the model whose parameters to split
                  **group_kwargs, # other per-group settings (e.g. lr) applied to both groups
                 ) -> list[dict]:
     "Two optimizer parameter groups: matrices with `weight_decay`, biases/norms/embeddings with 0."
-    _check_hparams(weight_decay=weight_decay)
+    check_hparams(weight_decay=weight_decay)
     params = dict(model.named_parameters())
     decay, keep = decay_split(model)
     groups = [dict(params=[params[n] for n in decay], weight_decay=weight_decay, **group_kwargs),

@@ -295,10 +295,10 @@ def train_language_model(run: TrainRun, # what to train, on what, for how long, 
             sample = generate_text(model, tok, _start_prompt(tok, run.prompt), run.sample_tokens, temperature=0.8,
                                    generator=g, crop_prompt=True)
     m = learn.metrics()
-    summary = dict(val_loss=val_loss, val_perplexity=math.exp(val_loss), steps=learn.step, train_loss=m["train_loss"],
+    summary = dict(val_loss=val_loss, val_perplexity=m["val_perplexity"], steps=learn.step, train_loss=m["train_loss"],
                    seconds=time.perf_counter() - t0, train_seconds=m["train_time_s"], tokens_seen=m["tokens_seen"],
                    tokens_per_s=m["tokens_per_s"], stop_reason=m["stop_reason"], n_params=model.n_params(),
-                   vocab_size=tok.vocab_size, tokenizer=run.tokenizer if not run.resume else type(tok).__name__,
+                   vocab_size=tok.vocab_size, tokenizer="char" if isinstance(tok, CharTokenizer) else "bpe",
                    corpus=run.corpus, corpus_chars=len(text), train_tokens=len(train_ids), val_tokens=len(val_ids),
                    device=str(device), sample=sample, out=str(out),
                    files=dict(model=str(out / WEIGHTS_NAME), config=str(out / CONFIG_NAME), tokenizer=str(out / TOKENIZER_NAME),
@@ -389,7 +389,9 @@ def induction_scores(attn: torch.Tensor, # [L, B, H, 2P, 2P] attention on a rand
                     ) -> torch.Tensor:
     "[L, H]: the mean attention from each token of the second copy to the token right after its first occurrence."
     a = _as_lbhtt(attn)
-    if not 1 < period < a.shape[-1]: raise ConfigError(f"period must be in 2…{a.shape[-1] - 1}, got {period!r}")
+    if not 1 < period or a.shape[-1] != 2 * period:
+        raise ConfigError(f"period={period!r} does not fit attention over {a.shape[-1]} tokens: the sequence must be one piece "
+                          "of P ≥ 2 tokens repeated twice (2·P tokens; see repeated_random_tokens)")
     d = a.diagonal(offset=-(period - 1), dim1=-2, dim2=-1)  # d[..., i] = attention of query i+P-1 on key i
     return d[..., 1:].mean(dim=(1, 3))  # queries P…2P-1: the whole second copy
 

@@ -223,6 +223,7 @@ def evaluate_recurrent(model: RecurrentLM, # a recurrent LM
                        carry_state: bool = True, # carry the state across calls (False: every chunk starts from zeros)
                       ) -> float:
     "Mean cross-entropy (nats/token) over every token of `ids`, by default carrying the state across chunks."
+    _check_sizes(batch_size=batch_size, bptt=bptt)
     state, total, count = None, 0.0, 0
     with eval_mode(model):
         for x, y in sequential_batches(ids, batch_size, bptt, device=model.head.weight.device):
@@ -241,6 +242,9 @@ def train_tbptt(model: RecurrentLM, # a recurrent LM
                ) -> dict:
     "Train with truncated BPTT; returns per-step `loss` and pre-clip `grad_norm` lists."
     _check_sizes(steps=steps, batch_size=batch_size, bptt=bptt)
+    if clip is not None and not clip > 0:  # a negative max norm would flip the gradients: gradient ascent
+        raise ConfigError(f"clip must be a positive number or None, got {clip!r}: e.g. clip=1.0, or None for no clipping")
+    if optimizer is None and not lr > 0: raise ConfigError(f"lr must be a positive number, got {lr!r}: e.g. lr=3e-3")
     opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     hist, state, step = dict(loss=[], grad_norm=[]), None, 0
     model.train()

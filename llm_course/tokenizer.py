@@ -13,7 +13,7 @@ from typing import Iterable
 
 import regex  # the `regex` package (a dependency of transformers): `re` has no \p{L} classes
 
-from .core import ConfigError, DataError, MissingPathError, TokenizerError, ensure_dir, load_json, save_json
+from .core import ConfigError, DataError, MissingPathError, TokenizerError, check_int, ensure_dir, load_json, save_json
 
 # %% auto #0
 __all__ = ['GPT2_SPLIT_PATTERN', 'TokenizerConfigError', 'CharTokenizer', 'pretoken_counts', 'bytes_to_unicode',
@@ -35,7 +35,8 @@ def _utf8(text: str, what: str = "text") -> bytes:
 def _as_id_list(ids) -> list[int]:
     "Accept a list, tuple, NumPy array or tensor of ids."
     if hasattr(ids, "tolist"): ids = ids.tolist()
-    return [ids] if isinstance(ids, int) else list(ids)
+    if isinstance(ids, int): return [ids]
+    return [t.item() if hasattr(t, "item") else t for t in ids]  # NumPy / 0-d tensor scalars -> Python numbers
 
 def _check_ids(ids: list[int], vocab_size: int):
     "Raise `TokenizerError` naming the first id that is not a token id."
@@ -257,6 +258,8 @@ class BPETokenizer:
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256 + len(specials):
             raise TokenizerConfigError(f"vocab_size={vocab_size!r} is too small: a byte-level BPE needs 256 byte tokens + "
                                        f"{len(specials)} special token(s), so pass vocab_size >= {256 + len(specials)}")
+        try: check_int("min_frequency", min_frequency, 0, example=2)
+        except ConfigError as e: raise TokenizerConfigError(str(e)) from None
         counts = pretoken_counts(text, pattern, specials)
         if not counts: raise DataError("training text is empty (or only special tokens): pass the corpus to learn merges from, "
                                        "e.g. load_default_corpus()")

@@ -145,3 +145,7 @@ def test_engine_mlp_trains_and_matches_torch():
     assert mlp.layers[0].neurons[0].w[1].grad == pytest.approx(net[0].weight.grad[0, 1].item(), abs=1e-12)
     with pytest.raises(ConfigError): MLP([2])
     with pytest.raises(ConfigError, match="activation"): MLP([2, 3, 1], act="swish")
+
+
+def test_layer_grad_norms_rejects_fractional_depth():
+    with pytest.raises(ConfigError, match="depth must be an int ≥ 1, got 2.5"): layer_grad_norms(torch.sigmoid, depth=2.5)

@@ -2,6 +2,7 @@
 import json, os, subprocess, sys
 
 import pytest
+import torch
 
 from llm_course.cli import main
 
@@ -27,7 +28,7 @@ def test_info_human_and_json(capsys):
     assert "torch" in capsys.readouterr().out
     assert main(["info", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
-    assert "torch" in json.dumps(rep)
+    assert rep["packages"]["torch"] == torch.__version__ and rep["cpus"] >= 1
 
 
 def test_train_then_generate(tmp_path, capsys):
@@ -36,12 +37,11 @@ def test_train_then_generate(tmp_path, capsys):
     for name in ["model.safetensors", "config.json", "tokenizer.json", "metrics.json", "loss.png"]:
         assert (out/name).is_file(), f"train did not write {name}"
     metrics = json.loads((out/"metrics.json").read_text())
-    assert metrics, "metrics.json is empty"
+    assert metrics["steps"] == 4 and metrics["val_loss"] > 0 and metrics["val_perplexity"] > 1
     capsys.readouterr()
     assert main(["generate", "--checkpoint", str(out), "--prompt", "The ", "--max-new-tokens", "20", "--seed", "1"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("The") or len(text.strip()) > 0
-    assert len(text) >= 20
+    assert text.startswith("The ") and len(text.rstrip("\n")) >= len("The ") + 20  # the prompt, then 20 new characters
 
 
 def test_generate_is_reproducible_with_a_seed(tmp_path, capsys):

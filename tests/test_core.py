@@ -67,3 +67,10 @@ def test_eval_mode_restores_the_flag_even_after_an_error(training):
     with pytest.raises(RuntimeError, match="boom"):
         with eval_mode(net): raise RuntimeError("boom")
     assert all(x.training == training for x in net.modules())
+
+
+def test_eval_mode_restores_each_submodule():
+    net = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Dropout(0.5))
+    net[1].eval()  # a frozen part kept in eval mode
+    with eval_mode(net): assert not any(m.training for m in net.modules())
+    assert net.training and net[0].training and not net[1].training

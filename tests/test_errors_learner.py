@@ -37,7 +37,7 @@ def cfg(**kw): return TrainConfig(**{**dict(steps=4, batch_size=4, block_size=8,
     (dict(batch_size=32, grad_accum=3), "grad_accum=3 does not divide batch_size=32"),
     (dict(steps=100, warmup_steps=101), "longer than the run"),
     (dict(schedule="cosinus"), "unknown schedule 'cosinus'"),
-    (dict(schedule="step"), "bad arguments for schedule"),
+    (dict(schedule="step"), "needs a step_size.*get_schedule"),
     (dict(precision="fp16"), "unknown precision"),
     (dict(lr=0), "lr must be a positive number"),
     (dict(lr=float("inf")), "lr must be a positive number"),
@@ -142,3 +142,21 @@ def test_bad_class_weights(ids, w):
 def test_class_weights_of_wrong_length(ids):
     with pytest.raises(ConfigError, match=f"class_weights has 3 entries.*{V} classes"):
         Learner(lm(), ids, config=cfg(), class_weights=[1.0, 2.0, 3.0]).fit()
+
+
+def test_evaluate_without_validation_data(ids):
+    with pytest.raises(ConfigError, match="no validation data: pass val_data="): Learner(lm(), ids, config=cfg()).evaluate()
+
+def test_resume_with_other_settings_leaves_the_model_untouched(ids, tmp_path):
+    Learner(lm(), ids, config=cfg(out_dir=tmp_path)).fit()
+    model = lm(seed=1)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(CheckpointError, match="trained with batch_size=4 \\(now 8\\)"):
+        Learner(model, ids, config=cfg(out_dir=tmp_path, resume=True, batch_size=8)).fit()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("kw, match", [(dict(weight_decay="a"), "weight_decay must be ≥ 0, got 'a'"),
+                                       (dict(betas=0.9), r"betas must be two numbers in \[0, 1\), got 0.9")])
+def test_bad_optimizer_settings_are_config_errors(kw, match):
+    with pytest.raises(ConfigError, match=match): cfg(**kw)

@@ -116,3 +116,18 @@ def test_unknown_hf_architecture(tmp_path):
 
 def test_errors_are_package_errors():
     assert issubclass(ConfigError, LLMCourseError) and issubclass(CheckpointError, LLMCourseError)
+
+
+def test_full_cache_asks_for_a_reset_not_a_crop():
+    m = Transformer(ModelConfig(**SMALL))
+    cache = KVCache(m.config, 1)
+    m(torch.zeros(1, 16, dtype=torch.long), cache=cache)
+    with pytest.raises(ConfigError, match=r"1 tokens after 16 cached ones exceed .*: reset the cache \(cache.reset\(\)\)"):
+        m(torch.zeros(1, 1, dtype=torch.long), cache=cache)
+
+
+def test_training_after_a_forward_under_inference_mode():
+    m = Transformer(ModelConfig(**SMALL))
+    with torch.inference_mode(): m(torch.zeros(1, 4, dtype=torch.long))  # builds the cached RoPE tables
+    m(torch.zeros(1, 4, dtype=torch.long)).sum().backward()  # they must still be usable in autograd
+    assert m.tok_emb.weight.grad is not None

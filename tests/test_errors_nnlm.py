@@ -27,8 +27,7 @@ def test_bad_vocab(value):
 def test_errors_are_course_errors_and_value_errors():
     with pytest.raises(ValueError):
         MLPLM(vocab_size=0)
-    try: MLPLM(vocab_size=10, context=0)
-    except LLMCourseError as e: assert "got 0" in str(e)
+    with pytest.raises(LLMCourseError, match="got 0"): MLPLM(vocab_size=10, context=0)
 
 
 def test_bad_direct_and_config_type():

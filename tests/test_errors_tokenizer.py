@@ -5,7 +5,7 @@ import pytest
 
 from conftest import raises
 from llm_course.core import ConfigError, DataError, MissingPathError, TokenizerError
-from llm_course.tokenizer import BPETokenizer, CharTokenizer
+from llm_course.tokenizer import BPETokenizer, CharTokenizer, TokenizerConfigError
 
 SPECIAL = "<|endoftext|>"
 
@@ -84,3 +84,8 @@ def test_bad_pattern_and_specials():
     raises(ConfigError, BPETokenizer.train, "text", 300, pattern="(unclosed", hint="use GPT2_SPLIT_PATTERN")
     raises(TokenizerError, BPETokenizer.train, "text", 300, special_tokens=["", "x"], hint="special_tokens=['<|endoftext|>']")
     raises(TokenizerError, BPETokenizer.train, "text", 300, special_tokens=["x", "x"], hint="give each once")
+
+
+def test_bad_min_frequency():
+    with pytest.raises(TokenizerConfigError, match="min_frequency must be an int ≥ 0, got '2'"):
+        BPETokenizer.train("hello world", 300, min_frequency="2")

@@ -61,11 +61,13 @@ def test_apply_and_merge_lora(backbone):
         before = clf(x); merge_lora(clf); after = clf(x)
     assert (before - after).abs().max() <= 1e-5
     assert not any(isinstance(m, LoRALinear) for m in clf.modules()) and count_params(clf) == n_all
+    assert count_params(clf.backbone, trainable=True) == 0  # merged weights stay frozen, as the base layers were
 
 
 def test_lora_other_targets(backbone):
     apply_lora(backbone, ("qkv", "proj"), r=2, alpha=2)
-    assert sum(isinstance(m, LoRALinear) for m in backbone.modules()) >= 4
+    # per block: attn.qkv, attn.proj and mlp.proj (a name matches every layer called so)
+    assert sum(isinstance(m, LoRALinear) for m in backbone.modules()) == 3 * backbone.config.n_layer
 
 
 def test_freezing(backbone):
@@ -181,3 +183,7 @@ def test_other_bad_input(backbone):
     with pytest.raises(ConfigError, match="no trainable"): fit_classifier(clf, torch.ones(2, 4, dtype=torch.long), torch.tensor([0, 1]))
     with pytest.raises(DataError, match=r"classes \[1\] have no training examples"): balanced_class_weights(torch.tensor([0, 2, 2]), 3)
     with pytest.raises(ConfigError, match="0..2"): balanced_class_weights(torch.tensor([0, 3]), 3)
+
+
+def test_encode_bytes_rejects_non_positive_max_len():
+    with pytest.raises(ConfigError, match="max_len must be an int ≥ 1"): encode_bytes(["abc"], 0)

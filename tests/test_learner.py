@@ -99,6 +99,17 @@ def test_class_weights_scale_each_target(ids):
     b = Learner(lm(), ids, config=cfg(), class_weights=torch.ones(V)); b.fit()
     assert torch.allclose(flat(a.model), flat(b.model), atol=1e-6)
 
+def test_evaluation_ignores_class_weights(ids):
+    plain = Learner(lm(), ids, ids[:800], config=cfg()).evaluate()
+    weighted = Learner(lm(), ids, ids[:800], config=cfg(), class_weights=torch.rand(V) + 0.5).evaluate()
+    assert plain == weighted
+
+
+def test_one_cycle_by_name_rises_then_falls():
+    f = make_schedule(TrainConfig(schedule="one_cycle", steps=100))  # warmup_steps=0: one-cycle's own 30% rise
+    assert f(0) == pytest.approx(1 / 25) and f(30) > 0.99 and f(99) < 1e-3
+
+
 def test_schedule_by_name_and_callable(ids):
     c = cfg(steps=10, schedule="cosine", warmup_steps=2, min_lr_ratio=0.1)
     learn = Learner(lm(), ids, config=c); learn.fit()
@@ -184,3 +195,17 @@ def test_mlp_lm_trains_through_learner(ids):
     learn = Learner(MLPLM(vocab_size=V, context=4, emb_dim=8, hidden_size=32), ids, ids[:500], config=cfg(steps=20, eval_batches=2))
     m = learn.fit()
     assert m["val_loss"] < math.log(V) + 0.5 and learn.history[-1]["loss"] < learn.history[0]["loss"]
+
+
+def test_failed_resave_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    import os
+    folder = tmp_path/"step-000001"
+    save_checkpoint(folder, lm(), state=dict(step=1))
+    first = (folder/"model.safetensors").read_bytes()
+    real_replace = os.replace
+    def replace(src, dst):  # the final rename of the new checkpoint fails (e.g. a full disk)
+        if ".tmp-" in str(src) and str(dst) == str(folder): raise OSError("disk full")
+        return real_replace(src, dst)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="disk full"): save_checkpoint(folder, lm(seed=1), state=dict(step=1))
+    assert (folder/"model.safetensors").read_bytes() == first and [p.name for p in tmp_path.iterdir()] == [folder.name]

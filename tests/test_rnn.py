@@ -84,3 +84,13 @@ def test_scratch_and_torch_impl_agree():
     b.load_state_dict(a.state_dict())
     idx = torch.randint(0, 9, (2, 12))
     torch.testing.assert_close(a(idx), b(idx), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kw", [dict(clip=-1.0), dict(clip=0), dict(lr=0), dict(lr=-1e-3)])
+def test_train_tbptt_rejects_non_positive_clip_and_lr(kw):
+    model, ids = LSTMLM(10, 4, 8), torch.arange(200) % 10
+    with pytest.raises(ConfigError, match=f"{next(iter(kw))} must be a positive number"): train_tbptt(model, ids, steps=1, **kw)
+
+
+def test_evaluate_recurrent_names_its_own_sizes():
+    with pytest.raises(ConfigError, match="bptt must be an int ≥ 1"): evaluate_recurrent(LSTMLM(10, 4, 8), torch.arange(100) % 10, bptt=0)

@@ -121,3 +121,10 @@ def test_custom_pattern_exports(text):
     t = BPETokenizer.train(text[:20_000], 300, pattern=pat)
     s = "Numbers 1234567 and CAPS'LL\n\n  x"
     assert t.to_hf().encode(s, add_special_tokens=False) == t.encode(s) and t.decode(t.encode(s)) == s
+
+
+def test_decode_accepts_numpy_and_torch_scalars():
+    import numpy as np, torch
+    tok = CharTokenizer.train("hello")
+    ids = tok.encode("hello")
+    assert tok.decode([np.int64(i) for i in ids]) == tok.decode(list(torch.tensor(ids))) == "hello"
