@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #f7815bdd
 from __future__ import annotations
-import hashlib, json, numbers, os, platform, random, tempfile, urllib.request
+import ctypes, errno, hashlib, json, numbers, os, platform, random, shutil, socket, tempfile, time, urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['LLMCourseError', 'ConfigError', 'DataError', 'MissingPathError', 'TokenizerError', 'CheckpointError', 'DownloadError',
-           'OutputError', 'check_int', 'in_test', 'shrink', 'pick_device', 'seed_everything', 'eval_mode', 'env_report',
-           'format_env_report', 'ensure_dir', 'atomic_path', 'atomic_write_bytes', 'save_json', 'load_json',
-           'cache_dir', 'sha256_file', 'cached_download']
+__all__ = ['SEED_LIMIT', 'CHECKSUMS_NAME', 'CHECKSUMS_FORMAT', 'LLMCourseError', 'ConfigError', 'DataError', 'MissingPathError',
+           'TokenizerError', 'CheckpointError', 'DownloadError', 'OutputError', 'check_int', 'in_test', 'shrink',
+           'pick_device', 'check_seed', 'seed_everything', 'eval_mode', 'env_report', 'format_env_report', 'ensure_dir',
+           'write_failed', 'atomic_path', 'atomic_write_bytes', 'save_json', 'load_json', 'cache_dir', 'sha256_file',
+           'cached_download', 'write_checksums', 'verify_checksums', 'RunLock', 'replace_folder', 'recover_folder']
 
 # %% ../nbs/00_core.ipynb #4fae2f56
 class LLMCourseError(Exception):
@@ -79,10 +80,24 @@ def pick_device(prefer: str | None = None, # "cuda", "cpu", "mps", "cuda:1"…; 
         raise ConfigError("device 'cuda' was asked for but no CUDA GPU is visible: use device='cpu' or 'auto'")
     if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise ConfigError("device 'mps' was asked for but this PyTorch has no MPS support: use 'cpu' or 'auto'")
-    return torch.device(prefer)
+    try: device = torch.device(prefer)
+    except RuntimeError: raise ConfigError(f"malformed device {prefer!r}: use 'cpu', 'cuda', 'cuda:N' (N a GPU index) or 'auto'") from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {prefer!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s), "
+                          f"cuda:0…cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+SEED_LIMIT = 2**63 - 1  # PyTorch's generators take a signed 64-bit seed
+
+def check_seed(seed, name: str = "seed") -> int:
+    "`seed` if it is an int in [0, 2⁶³ − 1], else a `ConfigError` with a fix (PyTorch fails on larger ones)."
+    check_int(name, seed, 0, example=0)
+    if seed > SEED_LIMIT: raise ConfigError(f"{name} must be at most 2**63 - 1 = {SEED_LIMIT}, got {seed}: use a smaller seed, e.g. 0")
+    return seed
 
 def seed_everything(seed: int = 42) -> torch.Generator:
     "Seed Python, NumPy and PyTorch (all devices); returns a CPU generator seeded the same way."
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -142,6 +157,15 @@ def _umask() -> int:
     mask = os.umask(0); os.umask(mask)  # reading the umask means setting it: put it straight back
     return mask
 
+_NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_WRITE_ERRORS = _NO_SPACE + (errno.EROFS, errno.EACCES, errno.EPERM)
+
+def write_failed(path: str | os.PathLike, e: OSError) -> OutputError:
+    "The `OutputError` for an OS error while writing `path`: disk full, file size limit, read-only, no permission."
+    why = "the disk is full or a file-size/quota limit was hit" if e.errno in _NO_SPACE else (e.strerror or str(e))
+    return OutputError(f"could not write {str(path)!r} ({why}): free some space or choose another --out; "
+                       "the files written before are intact")
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     "Yield a temporary path beside `path`; on success it replaces `path` atomically, on error it is removed."
@@ -154,6 +178,9 @@ def atomic_path(path: str | os.PathLike):
         with open(tmp, "rb+") as f: os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; give it the mode a plain open() would
         os.replace(tmp, path)
+    except OSError as e:
+        if isinstance(e, LLMCourseError) or e.errno not in _WRITE_ERRORS: raise
+        raise write_failed(path, e) from None
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
@@ -205,3 +232,116 @@ def cached_download(url: str, # http(s):// or file:// address
         if isinstance(e, DownloadError): raise
         raise DownloadError(f"could not download {url} ({e}): check your network, or place the file at {dest}") from None
     return dest
+
+# %% ../nbs/00_core.ipynb #4c78dfa1
+CHECKSUMS_NAME = "checksums.json"
+CHECKSUMS_FORMAT = "llm_course.checksums/1"
+
+def _is_temporary(p: Path) -> bool: return p.name.startswith(".") and (p.name.endswith(".tmp") or ".tmp-" in p.name)
+
+def write_checksums(folder: str | os.PathLike, # a finished folder (a run, a checkpoint, an exported model)
+                   ) -> Path:
+    "Record the SHA-256 and size of every file directly in `folder` (temporaries aside) in `folder/checksums.json`."
+    folder = Path(folder)
+    files = {p.name: dict(sha256=sha256_file(p), bytes=p.stat().st_size) for p in sorted(folder.iterdir())
+             if p.is_file() and p.name != CHECKSUMS_NAME and not _is_temporary(p)}
+    return save_json(dict(format=CHECKSUMS_FORMAT, files=files), folder/CHECKSUMS_NAME)
+
+def verify_checksums(folder: str | os.PathLike, # a folder with a `checksums.json`
+                     what: str = "checkpoint", # how to call the folder in the error
+                     names=None, # check only these files (default: every file listed)
+                     required: bool = False, # a folder without checksums.json is an error (else: nothing to check)
+                    ) -> bool:
+    "Check the files of `folder` against its `checksums.json`; `CheckpointError` naming the first file that differs."
+    folder, fix = Path(folder), "restore it from a backup or train again (a corrupt file cannot be repaired)"
+    if not (folder/CHECKSUMS_NAME).exists():
+        if required: raise CheckpointError(f"{what} {str(folder)!r} has no {CHECKSUMS_NAME}: it is incomplete or was not written by llm_course; {fix}")
+        return False
+    try: listed = load_json(folder/CHECKSUMS_NAME, "checksum file")["files"]
+    except (DataError, KeyError, TypeError): raise CheckpointError(f"{what} {str(folder)!r}: {CHECKSUMS_NAME} is unreadable; {fix}") from None
+    for name in (listed if names is None else [n for n in names if n in listed]):
+        p, want = folder/name, listed[name]
+        if not p.is_file(): raise CheckpointError(f"{what} {str(folder)!r} is missing {name}: {fix}")
+        if p.stat().st_size != want["bytes"]:
+            raise CheckpointError(f"{what} file {str(p)!r} has {p.stat().st_size:,} bytes, expected {want['bytes']:,} (truncated or "
+                                  f"overwritten): {fix}")
+        if sha256_file(p) != want["sha256"]: raise CheckpointError(f"{what} file {str(p)!r} is corrupt (its SHA-256 does not match "
+                                                                   f"{CHECKSUMS_NAME}): {fix}")
+    return True
+
+# %% ../nbs/00_core.ipynb #8c110c6d
+def _lock_holder(path: Path) -> str:
+    try: info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError): info = {}
+    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, started {info.get('since', '?')}"
+
+class RunLock:
+    "One writer per run folder: an exclusive `flock` on `<parent>/.<name>.lock`, released when the process ends, even by SIGKILL."
+    def __init__(self, folder: str | os.PathLike): # the folder this process is about to write
+        self.folder = Path(folder).expanduser().absolute()
+        self.path, self.fd = self.folder.parent/f".{self.folder.name}.lock", None
+
+    def acquire(self) -> RunLock:
+        import fcntl  # POSIX; the course's runs target Linux and macOS
+        ensure_dir(self.path.parent)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise OutputError(f"{str(self.folder)!r} is being written by another run ({_lock_holder(self.path)}): wait for it "
+                                  "to finish or stop it, or choose another --out") from None
+            try: same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError: same = False
+            if same: break
+            os.close(fd)  # the holder removed the file between our open and our lock: try again on the new one
+        info = dict(pid=os.getpid(), host=socket.gethostname(), since=time.strftime("%Y-%m-%d %H:%M:%S"))
+        os.ftruncate(fd, 0); os.write(fd, json.dumps(info).encode())
+        self.fd = fd
+        return self
+
+    def release(self):
+        if self.fd is None: return
+        try: os.remove(self.path)  # still ours: a waiting process re-checks the inode and retries
+        except FileNotFoundError: pass
+        os.close(self.fd); self.fd = None  # closing releases the flock
+
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
+
+# %% ../nbs/00_core.ipynb #c8717c58
+_RENAME_EXCHANGE = 2
+
+def _exchange(a: Path, b: Path) -> bool:
+    "Swap the names `a` and `b` in one atomic step (Linux renameat2); False where the OS or file system cannot."
+    try: fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError): return False
+    AT_FDCWD = -100
+    if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0: return True
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP): return False
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
+
+def _fsync_dir(path: Path):
+    fd = os.open(path, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def replace_folder(new: str | os.PathLike, # a complete folder, on the same file system as `dest`
+                   dest: str | os.PathLike, # the folder it replaces (or creates)
+                  ) -> Path:
+    "Put folder `new` in the place of `dest` all at once: an atomic exchange where the OS allows it; the old folder is then deleted."
+    new, dest = Path(new), Path(dest)
+    if not dest.exists(): os.replace(new, dest)
+    elif _exchange(new, dest): shutil.rmtree(new)  # `new` now holds the old contents
+    else:  # two renames: `recover_folder` puts the old one back if we are killed between them
+        old = dest.parent/f".{dest.name}.replaced"
+        if old.exists(): shutil.rmtree(old)
+        os.replace(dest, old); os.replace(new, dest); shutil.rmtree(old)
+    _fsync_dir(dest.parent)
+    return dest
+
+def recover_folder(dest: str | os.PathLike) -> bool:
+    "Undo a `replace_folder` that was killed between its two renames (systems without an atomic exchange); True if it did."
+    dest = Path(dest); old = dest.parent/f".{dest.name}.replaced"
+    if old.exists() and not dest.exists(): os.replace(old, dest); return True
+    return False
