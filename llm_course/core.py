@@ -17,8 +17,9 @@ import torch
 __all__ = ['SEED_LIMIT', 'CHECKSUMS_NAME', 'CHECKSUMS_FORMAT', 'LLMCourseError', 'ConfigError', 'DataError', 'MissingPathError',
            'TokenizerError', 'CheckpointError', 'DownloadError', 'OutputError', 'check_int', 'in_test', 'shrink',
            'pick_device', 'check_seed', 'seed_everything', 'eval_mode', 'env_report', 'format_env_report', 'ensure_dir',
-           'write_failed', 'atomic_path', 'atomic_write_bytes', 'save_json', 'load_json', 'cache_dir', 'sha256_file',
-           'cached_download', 'write_checksums', 'verify_checksums', 'RunLock', 'replace_folder', 'recover_folder']
+           'make_temp_dir', 'write_failed', 'atomic_path', 'atomic_write_bytes', 'save_json', 'load_json', 'cache_dir',
+           'sha256_file', 'cached_download', 'write_checksums', 'verify_checksums', 'RunLock', 'replace_folder',
+           'recover_folder']
 
 # %% ../nbs/00_core.ipynb #4fae2f56
 class LLMCourseError(Exception):
@@ -157,6 +158,14 @@ def _umask() -> int:
     mask = os.umask(0); os.umask(mask)  # reading the umask means setting it: put it straight back
     return mask
 
+def make_temp_dir(parent: str | os.PathLike, # where (the same file system as its final place, so a rename can move it)
+                  prefix: str, # e.g. ".step-000100.tmp-": hidden, so nothing lists it as finished
+                 ) -> Path:
+    "A new hidden temporary folder in `parent`, with the mode a plain `mkdir` gives (not `mkdtemp`'s owner-only 0700)."
+    tmp = Path(tempfile.mkdtemp(dir=ensure_dir(parent), prefix=prefix))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
+
 _NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _WRITE_ERRORS = _NO_SPACE + (errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -240,12 +249,17 @@ CHECKSUMS_FORMAT = "llm_course.checksums/1"
 def _is_temporary(p: Path) -> bool: return p.name.startswith(".") and (p.name.endswith(".tmp") or ".tmp-" in p.name)
 
 def write_checksums(folder: str | os.PathLike, # a finished folder (a run, a checkpoint, an exported model)
+                    names=None, # update only these files' entries (default: list every file directly in `folder`)
                    ) -> Path:
-    "Record the SHA-256 and size of every file directly in `folder` (temporaries aside) in `folder/checksums.json`."
-    folder = Path(folder)
-    files = {p.name: dict(sha256=sha256_file(p), bytes=p.stat().st_size) for p in sorted(folder.iterdir())
-             if p.is_file() and p.name != CHECKSUMS_NAME and not _is_temporary(p)}
-    return save_json(dict(format=CHECKSUMS_FORMAT, files=files), folder/CHECKSUMS_NAME)
+    "Record the SHA-256 and size of the files directly in `folder` (temporaries aside) in `folder/checksums.json`."
+    folder, files = Path(folder), {}
+    if names is not None and (folder/CHECKSUMS_NAME).exists():  # keep the other entries whose files are still there
+        try: files = {k: v for k, v in load_json(folder/CHECKSUMS_NAME)["files"].items() if (folder/k).is_file()}
+        except (DataError, KeyError, TypeError, AttributeError): files = {}
+    todo = sorted(folder.iterdir()) if names is None else [folder/n for n in names]
+    files.update({p.name: dict(sha256=sha256_file(p), bytes=p.stat().st_size) for p in todo
+                  if p.is_file() and p.name != CHECKSUMS_NAME and not _is_temporary(p)})
+    return save_json(dict(format=CHECKSUMS_FORMAT, files=dict(sorted(files.items()))), folder/CHECKSUMS_NAME)
 
 def verify_checksums(folder: str | os.PathLike, # a folder with a `checksums.json`
                      what: str = "checkpoint", # how to call the folder in the error

@@ -19,7 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, ensure_dir, load_json,
-                             check_int, eval_mode, pick_device, save_json, seed_everything)
+                             check_int, eval_mode, pick_device, save_json, seed_everything, verify_checksums, write_checksums,
+                             write_failed, make_temp_dir)
 from .data import get_batch
 from .losses import perplexity
 from .optim import check_hparams, count_tokens, param_groups
@@ -117,7 +118,7 @@ def make_schedule(config: TrainConfig) -> Callable[[int], float]:
 EVENTS = ("before_fit", "before_step", "after_backward", "after_step", "after_eval", "after_fit", "on_error")
 
 class Callback:
-    "Base class: override any method named in `EVENTS`; lower `order` runs first."
+    "Base class: override any method named in `EVENTS` (or `prepare_model`, called once by `Learner.prepare` before the optimizer exists); lower `order` runs first."
     order = 0
     def state_dict(self) -> dict: return {}
     def load_state_dict(self, state: dict): pass
@@ -138,7 +139,8 @@ class GradClipCallback(Callback):
     order = 0
     def __init__(self, max_norm: float = 1.0): self.max_norm = max_norm
     def after_backward(self, learn):
-        learn.grad_norm = nn.utils.clip_grad_norm_(learn.model.parameters(), self.max_norm).item()
+        norm = nn.utils.clip_grad_norm_(learn.model.parameters(), self.max_norm)
+        learn.grad_norm = (norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item()  # sharded (FSDP) gradients: a DTensor
 
 class NanGuardCallback(Callback):
     "Stop with a `TrainingError` when the loss or gradient norm is NaN/Inf (or the loss runs away), before the weights are touched."
@@ -304,7 +306,7 @@ def save_checkpoint(folder: str | os.PathLike, # the checkpoint folder to create
     "Write a checkpoint folder atomically: build it in a hidden temporary folder, then rename it into place."
     folder = Path(folder)
     parent = ensure_dir(folder.parent)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{folder.name}.tmp-"))
+    tmp = make_temp_dir(parent, f".{folder.name}.tmp-")
     try:
         save_model(model, str(tmp/"model.safetensors"))
         meta = None
@@ -313,6 +315,7 @@ def save_checkpoint(folder: str | os.PathLike, # the checkpoint folder to create
             save_file(tensors, str(tmp/"optimizer.safetensors"))
         if (s := os.environ.get(_SLEEP_ENV)): time.sleep(float(s))  # lets tests kill us mid-write
         save_json(dict(format=CHECKPOINT_FORMAT, model=describe_model(model), optimizer=meta, **(state or {})), tmp/"state.json")
+        write_checksums(tmp)  # load_checkpoint verifies them: a corrupt or truncated file is named, not loaded
         for f in tmp.iterdir(): _fsync(f)
         old = None
         if folder.exists():  # re-saving the same step: move the old one aside, never delete before replacing
@@ -324,6 +327,9 @@ def save_checkpoint(folder: str | os.PathLike, # the checkpoint folder to create
             raise
         _fsync(parent)
         if old is not None: shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        if isinstance(e, LLMCourseError): raise
+        raise write_failed(folder, e) from None
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return folder
@@ -348,9 +354,9 @@ def _mismatch(saved: dict, model: nn.Module) -> list[str]:
     diffs += [f"missing in the model: {k}" for k in a if k not in b][:3]
     diffs += [f"not in the checkpoint: {k}" for k in b if k not in a][:3]
     diffs += [f"{k}: checkpoint {a[k]} vs model {b[k]}" for k in a if k in b and a[k] != b[k]][:3]
-    if saved.get("config") and now["config"] and saved["config"] != now["config"]:
-        diffs += [f"config.{k}: checkpoint {v!r} vs model {now['config'].get(k)!r}"
-                  for k, v in saved["config"].items() if now["config"].get(k) != v][:3]
+    if saved.get("config") and now["config"] and saved["config"] != now["config"]:  # the config says it shortest
+        return [f"{k}={v!r} in the checkpoint, {now['config'].get(k)!r} now"
+                for k, v in saved["config"].items() if now["config"].get(k) != v][:4]
     return diffs
 
 def load_checkpoint(folder: str | os.PathLike, # a checkpoint folder written by `save_checkpoint`
@@ -368,6 +374,7 @@ def load_checkpoint(folder: str | os.PathLike, # a checkpoint folder written by 
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(folder)!r} has format {state.get('format')!r}, expected {CHECKPOINT_FORMAT!r}: "
                               "it was not written by llm_course.learner.save_checkpoint")
+    verify_checksums(folder, "checkpoint", required=False)  # checkpoints from before checksums load unchecked
     if diffs := _mismatch(state["model"], model):
         raise CheckpointError(f"checkpoint {str(folder)!r} belongs to a different model ({'; '.join(diffs)}): build the "
                               "model with the settings it was trained with, or start a new run in another out_dir")
@@ -424,6 +431,8 @@ class Learner:
         self.step, self.tokens_seen, self.train_time_s, self.history = 0, 0, 0.0, []
         self.loss = self.val_loss = self.grad_norm = self.tokens_per_s = self.stop_reason = None
         self.lr, self.opt, self._ready, self.vocab_size = self.config.lr, None, False, 0
+        # how checkpoints are written and read: `distributed.Distributed` swaps in sharded ones with the same signatures
+        self.checkpoint_writer, self.checkpoint_reader = save_checkpoint, load_checkpoint
 
     def _check_data(self, name, data):
         if data is None or callable(data): return
@@ -468,6 +477,8 @@ class Learner:
         self.device = pick_device(cfg.device)
         if cfg.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigError("precision='bf16' but this GPU has no bfloat16 support: use precision='fp32'")
+        for cb in self.callbacks:  # e.g. `distributed.Distributed`: this rank's device, the model wrapped or sharded
+            if callable(hook := getattr(cb, "prepare_model", None)): hook(self)
         self.model.to(self.device)
         self.generator = seed_everything(cfg.seed)  # model RNG (dropout) and the data generator, both from the seed
         self.opt = self.make_optimizer(self.model, cfg)
@@ -494,7 +505,7 @@ class Learner:
                                 if saved.get(k) != getattr(self.config, k)]):
             raise CheckpointError(f"checkpoint {ck.name} was trained with {', '.join(diffs)}: resume with the same settings, "
                                   "or start a new run in another out_dir")
-        state = load_checkpoint(ck, self.model, self.opt)
+        state = self.checkpoint_reader(ck, self.model, self.opt)
         self.step, self.tokens_seen = state["step"], state["data"]["tokens_seen"]
         self.train_time_s, self.history = state["train_time_s"], state["history"]
         self.val_loss = state.get("val_loss")
@@ -513,10 +524,11 @@ class Learner:
         counted = callable(self.train_data) or self.class_weights is not None
         n = count_tokens(y, IGNORE_INDEX) if counted else y.numel()
         if n == 0: raise DataError("a training batch has no targets to predict (all are ignore_index=-100): check the data function")
+        x, y, n = self.local_batch(x, y, n)
         total = 0.0
         for xm, ym in zip(x.chunk(k), y.chunk(k)):
             if counted: loss = self._lm_loss(xm, ym, "sum") / n  # Σ over counted tokens / N of the whole step
-            else: loss = self._lm_loss(xm, ym) if k == 1 else self._lm_loss(xm, ym) * (ym.numel() / n)  # same, cheaper
+            else: loss = self._lm_loss(xm, ym) if ym.numel() == n else self._lm_loss(xm, ym) * (ym.numel() / n)  # same, cheaper
             loss.backward()
             total = total + loss.detach()
         self.loss, self.grad_norm, self.step_tokens = float(total), None, x.numel()
@@ -524,6 +536,10 @@ class Learner:
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.tokens_seen += self.step_tokens
+
+    def local_batch(self, x, y, n):
+        "This process's rows of the step's batch and the count its summed loss is divided by: all of it here; `distributed` replaces it."
+        return x, y, n
 
     @torch.no_grad()
     def evaluate(self, data=None, # validation data (default: `val_data`)
@@ -584,7 +600,7 @@ class Learner:
 
     def save_checkpoint(self) -> Path:
         "Write `out_dir/checkpoints/step-NNNNNN` atomically."
-        return save_checkpoint(Path(self.config.out_dir)/"checkpoints"/f"step-{self.step:06d}", self.model, self.opt, self.checkpoint_state())
+        return self.checkpoint_writer(Path(self.config.out_dir)/"checkpoints"/f"step-{self.step:06d}", self.model, self.opt, self.checkpoint_state())
 
 def _check_class_weights(w):
     "None, or the weights as a float32 vector; `ConfigError` unless 1-D, finite, ≥ 0 and not all zero."

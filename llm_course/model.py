@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError, CheckpointError, DataError, atomic_path, check_int, ensure_dir, load_json, save_json
+from .core import (ConfigError, CheckpointError, DataError, atomic_path, check_int, ensure_dir, load_json, save_json,
+                             verify_checksums, write_checksums)
 from .attention import MultiHeadAttention, check_heads, causal_mask, padding_mask, rope_cos_sin, sinusoidal_positions
 
 # %% auto #0
@@ -65,7 +66,12 @@ class ModelConfig:
         if self.pos == "rope" and self.head_dim % 2:
             raise ConfigError(f"RoPE needs an even head size, got d_model/n_head = {self.head_dim}: change n_head or d_model")
         if self.pos == "sinusoidal" and self.d_model % 2: raise ConfigError(f"sinusoidal positions need an even d_model, got {self.d_model}")
-        if not 0.0 <= self.dropout < 1.0: raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+            raise ConfigError(f"dropout must be a number in [0, 1), got {self.dropout!r}: e.g. dropout=0.0")
+        for k, example in (("norm_eps", 1e-5), ("rope_theta", 10000.0), ("init_std", 0.02)):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"{k} must be a positive finite number, got {v!r}: e.g. {k}={example}")
 
     @property
     def head_dim(self) -> int: return self.d_model // self.n_head
@@ -293,7 +299,11 @@ class Transformer(nn.Module):
             fix = (f"crop the prompt to its last {c.block_size} tokens (idx[:, -{c.block_size}:])" if not pos else
                    "reset the cache (cache.reset()) or drop its oldest tokens, then feed them again")
             raise ConfigError(f"{what} exceed the context of {c.block_size} (block_size): {fix}")
-        x = self.tok_emb(idx)
+        try: x = self.tok_emb(idx)
+        except IndexError:  # on CPU; CUDA reports it as a device-side assert instead
+            raise ConfigError(f"token ids must be in 0…{c.vocab_size - 1} (vocab_size), got ids from {int(idx.min())} to "
+                              f"{int(idx.max())}: encode the text with this model's tokenizer, or build the model with "
+                              f"vocab_size ≥ {int(idx.max()) + 1}") from None
         rope = None
         if c.pos == "learned": x = x + self.pos_emb(torch.arange(pos, pos + T, device=idx.device))
         elif c.pos == "sinusoidal": x = x + self._positions(x.device, x.dtype)[pos:pos + T]
@@ -333,6 +343,7 @@ def save_pretrained(model: Transformer, # the model to save
     if model.config.tie_weights: sd.pop("lm_head.weight")   # one copy of a shared matrix
     with atomic_path(folder / WEIGHTS_NAME) as tmp: save_file(sd, str(tmp), metadata={"format": "pt"})
     save_json({"architecture": "llm_course.Transformer", **model.config.to_dict()}, folder / CONFIG_NAME)
+    write_checksums(folder, [WEIGHTS_NAME])  # checked by load_pretrained: a flipped byte is caught, not sampled from
     return folder
 
 def _read_config(folder: Path) -> ModelConfig:
@@ -362,6 +373,7 @@ def load_pretrained(folder: str | Path, # written by `save_pretrained`
     config = _read_config(folder)
     if not (folder / WEIGHTS_NAME).exists():
         raise CheckpointError(f"no {WEIGHTS_NAME} in {str(folder)!r}: the save was interrupted or files were moved; save again")
+    verify_checksums(folder, "model", names=[WEIGHTS_NAME])  # folders saved before checksums existed load unchecked
     try: sd = load_file(folder / WEIGHTS_NAME)
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{str(folder / WEIGHTS_NAME)!r} is corrupt ({e}): restore it or save the model again") from None
@@ -485,10 +497,19 @@ def from_hf(hf_model, # a `LlamaForCausalLM` / `GPT2LMHeadModel`, or a folder sa
         import transformers as T
         if not Path(hf_model).is_dir():
             raise CheckpointError(f"Hugging Face checkpoint folder {str(hf_model)!r} does not exist: check the path")
-        try: hf_model = T.AutoModelForCausalLM.from_pretrained(hf_model, local_files_only=True)
-        except (OSError, ValueError, KeyError) as e:
-            raise CheckpointError(f"cannot load a Hugging Face model from {str(hf_model)!r} ({e}): "
-                                  "it must hold config.json and model.safetensors written by save_pretrained") from None
+        from safetensors import SafetensorError
+        folder = hf_model
+        try: hf_model, info = T.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, output_loading_info=True)
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+            why = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            if "mismatched_sizes" in why: why = "the weights' tensor shapes differ from config.json"
+            raise CheckpointError(f"cannot load a Hugging Face model from {str(folder)!r} ({why}): it must hold config.json and "
+                                  "complete weights (model.safetensors) written together by save_pretrained") from None
+        # transformers fills weights missing from the file with random ones and only warns: a half-random model is an error
+        if missing := [k for k in info.get("missing_keys", []) if k != "lm_head.weight" or not hf_model.config.tie_word_embeddings]:
+            raise CheckpointError(f"the weights in {str(folder)!r} do not cover its config.json ({len(missing)} tensors missing, e.g. "
+                                  f"{sorted(missing)[:2]}): the config was edited or the weights are from another model; "
+                                  "save the model again with save_pretrained")
     hc = getattr(hf_model, "config", None)
     if hc is None: raise CheckpointError(f"from_hf expects a Hugging Face model or folder, got {type(hf_model).__name__}")
     c = _config_from_hf(hc)

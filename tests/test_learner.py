@@ -160,7 +160,7 @@ def test_outputs_checkpoints_and_pruning(ids, tmp_path):
     metrics = json.loads((tmp_path/"metrics.json").read_text())
     assert metrics["step"] == 12 and len(metrics["history"]) == 12 and metrics["config"]["steps"] == 12
     ck = latest_checkpoint(tmp_path)
-    assert sorted(p.name for p in ck.iterdir()) == ["model.safetensors", "optimizer.safetensors", "state.json"]
+    assert sorted(p.name for p in ck.iterdir()) == ["checksums.json", "model.safetensors", "optimizer.safetensors", "state.json"]
     state = json.loads((ck/"state.json").read_text())
     assert state["step"] == 12 and state["data"]["tokens_seen"] == 12 * 8 * 12
     assert isinstance(state["rng"]["torch"], list) and isinstance(state["rng"]["data"], list)

@@ -184,7 +184,7 @@ def test_save_load_roundtrip(tmp_path):
         idx = torch.randint(0, 64, (2, 7))
         assert torch.equal(m(idx), m2.eval()(idx))
         assert (m2.lm_head.weight is m2.tok_emb.weight) == cfg.tie_weights
-    assert sorted(p.name for p in (tmp_path / "llama").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "llama").iterdir()) == ["checksums.json", "config.json", "model.safetensors"]
 
 
 def test_load_with_dtype(tmp_path):
