@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="llm-course", description="Language models from scratch: train, sample, inspect.")
     p.add_argument("--version", action="version", version=f"llm_course {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{info,train,generate}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{info,train,generate,plan}", parser_class=_Parser)
 
     info = sub.add_parser("info", help="print versions and devices (paste this into bug reports)")
     info.add_argument("--json", action="store_true", help="machine-readable output")
@@ -57,7 +57,51 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=None)
     g.add_argument("--top-p", type=float, default=None)
     g.add_argument("--seed", type=int, default=0)
+    _plan_parser(sub)
     return p
+
+# %% ../nbs/20_cli.ipynb #a223fb24
+from .core import ConfigError
+from .scaling import GPUS, Plan, auto_plan
+
+def _plan_parser(sub):
+    "Add `llm-course plan`: memory per GPU, fit, throughput and days for a training run, before it starts."
+    p = sub.add_parser("plan", help="predict memory per GPU, fit, tokens/s and days of a training run (--auto chooses the layout)")
+    p.add_argument("--preset", default="llama2-7b", help="model preset: " + ", ".join(PRESETS))
+    p.add_argument("--gpu", default="h100-80gb", help="device type: " + ", ".join(GPUS))
+    p.add_argument("--gpus", type=int, default=8, help="number of GPUs (data-parallel ranks)")
+    p.add_argument("--seq", type=int, default=None, help="tokens per sequence (default: the model's context)")
+    p.add_argument("--micro-batch", type=int, default=1, help="sequences per GPU per forward/backward")
+    p.add_argument("--global-batch-tokens", type=int, default=None,
+                   help="tokens per optimizer step; sets gradient accumulation (default: one micro-batch per GPU)")
+    p.add_argument("--tokens", type=float, default=None, help="training tokens, e.g. 2e12 (default: 20 per parameter)")
+    p.add_argument("--mfu", type=float, default=0.4, help="fraction of peak FLOP/s achieved, in (0, 1]")
+    p.add_argument("--sharding", default=None, help="none, ddp, zero1, zero2 or fsdp (default: none on 1 GPU, else fsdp)")
+    p.add_argument("--checkpointing", action="store_true", help="activation checkpointing of every block")
+    p.add_argument("--precision", default="bf16", help="bf16 (mixed, fp32 master weights) or fp32")
+    p.add_argument("--chunked-loss", action="store_true", help="chunked cross-entropy (no full [B, T, V] logits)")
+    p.add_argument("--auto", action="store_true", help="choose sharding, micro-batch, accumulation and checkpointing, and say why")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+def _plan(args):
+    common = dict(precision=args.precision, mfu=args.mfu, tokens=args.tokens, chunked_loss=args.chunked_loss)
+    if args.auto:
+        plan, reasons = auto_plan(args.preset, args.gpu, args.gpus, args.seq, args.global_batch_tokens, **common)
+    else:
+        plan, reasons = Plan(args.preset, gpus=args.gpus, gpu=args.gpu, seq=args.seq, micro_batch=args.micro_batch,
+                             sharding=args.sharding, checkpointing=args.checkpointing, **common), []
+        if args.global_batch_tokens is not None:
+            per_step = plan.micro_batch * plan.seq * plan.gpus
+            if args.global_batch_tokens < per_step or args.global_batch_tokens % per_step:
+                raise ConfigError(f"a global batch of {args.global_batch_tokens:,} tokens is not a multiple of micro-batch × seq × "
+                                  f"gpus = {per_step:,}: use --global-batch-tokens {max(1, round(args.global_batch_tokens / per_step)) * per_step} "
+                                  "or let --auto choose the micro-batch")
+            plan.grad_accum = args.global_batch_tokens // per_step
+    if args.json: print(json.dumps({**plan.to_dict(), "reasons": reasons}, indent=2)); return
+    print(plan.describe())
+    if reasons: print("why:\n" + "\n".join(f"  - {r}" for r in reasons))
+    elif not plan.fits:
+        print(f"to find a layout that fits: llm-course plan --auto --preset {args.preset} --gpu {args.gpu} --gpus {args.gpus} --seq {plan.seq}")
 
 # %% ../nbs/20_cli.ipynb #a0d5bb49
 def _info(args):
@@ -78,7 +122,7 @@ def _generate(args):
     for piece in pieces: print(piece, end="", flush=True)
     print()
 
-_COMMANDS = dict(info=_info, train=_train, generate=_generate)
+_COMMANDS = dict(info=_info, train=_train, generate=_generate, plan=_plan)
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `llm-course`: returns 0, or 2 after printing one line for the package's errors."

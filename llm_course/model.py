@@ -77,7 +77,7 @@ class ModelConfig:
     def head_dim(self) -> int: return self.d_model // self.n_head
 
     @classmethod
-    def preset(cls, name: str, # "tiny", "tiny-gpt2", "gpt2-small", "llama-100m" or "llama2-7b"
+    def preset(cls, name: str, # "tiny", "tiny-gpt2", "gpt2-small", "llama-100m", "llama-1b" or "llama2-7b"
                **overrides) -> ModelConfig:
         "A named configuration, with any field overridden."
         if name not in PRESETS: raise ConfigError(f"unknown model preset {name!r}: choose one of {list(PRESETS)}")
@@ -112,6 +112,7 @@ PRESETS = {
     "tiny-gpt2": dict(vocab_size=256, block_size=128, n_layer=4, n_head=4, d_model=128, style="gpt2"),
     "gpt2-small": dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, d_model=768, style="gpt2"),
     "llama-100m": dict(vocab_size=32000, block_size=1024, n_layer=12, n_head=10, d_model=640, style="llama"),
+    "llama-1b": dict(vocab_size=32000, block_size=2048, n_layer=22, n_head=32, n_kv_head=4, d_model=2048, d_ff=5632, style="llama"),   # TinyLlama-1.1B
     "llama2-7b": dict(vocab_size=32000, block_size=4096, n_layer=32, n_head=32, d_model=4096, d_ff=11008, style="llama"),
 }
 
