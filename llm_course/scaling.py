@@ -195,7 +195,7 @@ _MEASURED: dict = {}
 
 def measure_matmul_peak(n: int = 1024, # side of the square matrices
                         dtype: torch.dtype = torch.float32, # fp32 on CPU (bf16 matmuls are slower there)
-                        seconds: float = 0.5, # how long to keep trying for the best time
+                        seconds: float = 1.0, # how long to keep trying for the best time
                         device: str = "cpu") -> float:
     "This machine's matmul FLOP/s: the fastest of repeated n×n @ n×n products (2n³ FLOPs each)."
     a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
@@ -531,10 +531,9 @@ def plan_figure(plans: list[Plan], # the plans to compare, one bar each
         ax.hlines(p.usable_memory / GiB, i - 0.4, i + 0.4, colors="black", linestyles="dashed", linewidth=1)
         ax.text(i, max(bottom, cap) * 1.01, "fits" if p.fits else f"short {p.shortfall / GiB:.0f} GiB",
                 ha="center", va="bottom", fontsize=8, color="green" if p.fits else "red")
-    handles, names = ax.get_legend_handles_labels()
-    seen = {}
-    for h, n in zip(handles, names): seen.setdefault(n, h)
-    ax.legend(seen.values(), seen.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    by_name = dict(zip(*reversed(ax.get_legend_handles_labels())))
+    names = [k.replace("_", " ") for k in reversed(_COLORS) if k.replace("_", " ") in by_name]   # top of the stack first
+    ax.legend([by_name[n] for n in names], names, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_xticks(range(len(plans)), labels, fontsize=7)
     ax.set_ylabel("GiB per GPU"); ax.set_title(title, fontsize=10)
     ax.set_ylim(0, max(max(p.total_memory, p.device.memory_bytes) for p in plans) / GiB * 1.12)
