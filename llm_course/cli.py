@@ -6,12 +6,12 @@ Docs: https://llm-course.github.io/llm_course/cli.html.md"""
 
 # %% ../nbs/20_cli.ipynb #8ce3097e
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, re, signal, sys, threading, warnings
 
 from . import __version__
 from .core import LLMCourseError, format_env_report, env_report
 from .model import PRESETS
-from .pretrain import TOKENIZERS, TrainRun, train_language_model, stream_from_checkpoint
+from .pretrain import TOKENIZERS, TrainRun, resume_settings, train_language_model, stream_from_checkpoint
 
 # %% auto #0
 __all__ = ['main']
@@ -22,6 +22,31 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
+def _train_parser(sub):
+    t = sub.add_parser("train", help="train a language model on a corpus and write weights, metrics and plots")
+    def opt(flag, help="", **kw):  # default None = "not given": a resume then keeps the run's own setting
+        default = getattr(TrainRun, flag[2:].replace("-", "_"), None)
+        t.add_argument(flag, default=None, help=f"{help} (default: {default})".lstrip(), **kw)
+    opt("--corpus", "'default' (embedded, offline), 'synthetic', or a text file/folder")
+    opt("--preset", "model preset: " + ", ".join(PRESETS))
+    opt("--steps", "optimizer steps (None: what fits in about 3 CPU minutes)", type=int)
+    opt("--minutes", "stop cleanly after this much wall time", type=float)
+    opt("--out", "output folder for weights, tokenizer, metrics.json, loss.png")
+    opt("--device", "auto, cpu, cuda, cuda:N or mps")
+    opt("--seed", "seeds the model, the batches and the sample", type=int)
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint, with its own settings")
+    t.add_argument("--overwrite", action="store_true", help="replace the run in --out; it stays intact until the new run is complete")
+    opt("--tokenizer", "characters, or byte-level BPE learnt on the corpus", choices=TOKENIZERS)
+    opt("--bpe-vocab-size", type=int)
+    opt("--batch-size", type=int)
+    opt("--block-size", "context length in tokens", type=int)
+    opt("--lr", "peak learning rate (warmup, then cosine decay)", type=float)
+    opt("--max-chars", "use only the start of the corpus (quick runs)", type=int)
+    opt("--checkpoint-every", "steps between checkpoints (0: only at the end)", type=int)
+    opt("--eval-every", "steps between validation losses (0: only at the end)", type=int)
+    opt("--prompt", "start of the sample printed at the end")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="llm-course", description="Language models from scratch: train, sample, inspect.")
     p.add_argument("--version", action="version", version=f"llm_course {__version__}")
@@ -30,24 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print versions and devices (paste this into bug reports)")
     info.add_argument("--json", action="store_true", help="machine-readable output")
 
-    t = sub.add_parser("train", help="train a language model on a corpus and write weights, metrics and plots")
-    t.add_argument("--corpus", default=TrainRun.corpus, help="'default' (embedded, offline), 'synthetic', or a text file/folder")
-    t.add_argument("--preset", default=TrainRun.preset, help="model preset: " + ", ".join(PRESETS))
-    t.add_argument("--steps", type=int, default=None, help="optimizer steps (default: what fits in about 3 CPU minutes)")
-    t.add_argument("--minutes", type=float, default=None, help="stop cleanly after this much wall time")
-    t.add_argument("--out", default=TrainRun.out, help="output folder for weights, tokenizer, metrics.json, loss.png")
-    t.add_argument("--device", default=TrainRun.device, help="auto, cpu, cuda, cuda:N or mps")
-    t.add_argument("--seed", type=int, default=TrainRun.seed)
-    t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    t.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
-    t.add_argument("--tokenizer", default=TrainRun.tokenizer, choices=TOKENIZERS, help="characters, or byte-level BPE learnt on the corpus")
-    t.add_argument("--bpe-vocab-size", type=int, default=TrainRun.bpe_vocab_size)
-    t.add_argument("--batch-size", type=int, default=TrainRun.batch_size)
-    t.add_argument("--block-size", type=int, default=TrainRun.block_size, help="context length in tokens")
-    t.add_argument("--lr", type=float, default=TrainRun.lr, help="peak learning rate (warmup, then cosine decay)")
-    t.add_argument("--max-chars", type=int, default=None, help="use only the start of the corpus (quick runs)")
-    t.add_argument("--prompt", default="", help="start of the sample printed at the end")
-    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _train_parser(sub)
 
     g = sub.add_parser("generate", help="stream text from a trained checkpoint")
     g.add_argument("--checkpoint", required=True, help="a folder written by `llm-course train`")
@@ -108,11 +116,10 @@ def _info(args):
     print(json.dumps(env_report(), indent=2) if args.json else format_env_report())
 
 def _train(args):
-    run = TrainRun(corpus=args.corpus, preset=args.preset, steps=args.steps, minutes=args.minutes, out=args.out,
-                   device=args.device, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
-                   progress=not args.no_progress,
-                   tokenizer=args.tokenizer, bpe_vocab_size=args.bpe_vocab_size, batch_size=args.batch_size,
-                   block_size=args.block_size, lr=args.lr, max_chars=args.max_chars, prompt=args.prompt)
+    given = {k: v for k, v in vars(args).items() if v is not None and k in TrainRun.__dataclass_fields__}
+    given.update(progress=not args.no_progress, resume=args.resume, overwrite=args.overwrite)
+    # a resume continues with the run's own settings: only what is given on the command line is compared with them
+    run = resume_settings(given.pop("out", TrainRun.out), **given) if args.resume else TrainRun(**given)
     train_language_model(run)
 
 def _generate(args):
@@ -124,14 +131,39 @@ def _generate(args):
 
 _COMMANDS = dict(info=_info, train=_train, generate=_generate, plan=_plan)
 
+def _as_flags(message: str, parser: argparse.ArgumentParser, command: str) -> str:
+    "The package's messages name settings as in Python (`steps=100`); on the command line, say `--steps 100`."
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    for act in sub._actions:
+        if not act.option_strings or act.dest == "help": continue
+        flag = act.option_strings[-1]
+        bare = isinstance(act, argparse._StoreTrueAction)
+        message = re.sub(rf"(?<![\w.\-]){act.dest}=(True\b)?", lambda m: flag + ("" if bare or m.group(1) else " "), message)
+        message = message.replace(f"{flag} ({flag})", flag)
+    return message.replace("out_dir", "--out")
+
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
+    print(f"llm-course: note: {message}", file=sys.stderr)
+
+def _sigterm(signum, frame): raise KeyboardInterrupt  # a cluster's pre-emption: clean up like Ctrl-C does
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `llm-course`: returns 0, or 2 after printing one line for the package's errors."
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    old_warn, warnings.showwarning = warnings.showwarning, _one_line_warnings
+    old_term = signal.signal(signal.SIGTERM, _sigterm) if threading.current_thread() is threading.main_thread() else None
     try: _COMMANDS[args.command](args)
     except LLMCourseError as e:
-        print(f"llm-course {args.command}: error: {e}", file=sys.stderr)
+        print(f"llm-course {args.command}: error: {_as_flags(str(e), parser, args.command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"llm-course {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `llm-course generate ... | head`: the reader has gone, so stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it
+    finally:
+        warnings.showwarning = old_warn
+        if old_term is not None: signal.signal(signal.SIGTERM, old_term)
     return 0

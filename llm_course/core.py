@@ -169,9 +169,10 @@ def make_temp_dir(parent: str | os.PathLike, # where (the same file system as it
 _NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _WRITE_ERRORS = _NO_SPACE + (errno.EROFS, errno.EACCES, errno.EPERM)
 
-def write_failed(path: str | os.PathLike, e: OSError) -> OutputError:
-    "The `OutputError` for an OS error while writing `path`: disk full, file size limit, read-only, no permission."
-    why = "the disk is full or a file-size/quota limit was hit" if e.errno in _NO_SPACE else (e.strerror or str(e))
+def write_failed(path: str | os.PathLike, e: Exception) -> OutputError:
+    "The `OutputError` for an error while writing `path`: disk full, file size limit, read-only, no permission."
+    no_space = getattr(e, "errno", None) in _NO_SPACE or any(f"os error {n}" in str(e) for n in _NO_SPACE)  # safetensors' Rust errors
+    why = "the disk is full or a file-size/quota limit was hit" if no_space else (getattr(e, "strerror", None) or str(e))
     return OutputError(f"could not write {str(path)!r} ({why}): free some space or choose another --out; "
                        "the files written before are intact")
 
@@ -292,7 +293,7 @@ def _lock_holder(path: Path) -> str:
 class RunLock:
     "One writer per run folder: an exclusive `flock` on `<parent>/.<name>.lock`, released when the process ends, even by SIGKILL."
     def __init__(self, folder: str | os.PathLike): # the folder this process is about to write
-        self.folder = Path(folder).expanduser().absolute()
+        self.name, self.folder = str(folder), Path(folder).expanduser().absolute()
         self.path, self.fd = self.folder.parent/f".{self.folder.name}.lock", None
 
     def acquire(self) -> RunLock:
@@ -303,7 +304,7 @@ class RunLock:
             try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise OutputError(f"{str(self.folder)!r} is being written by another run ({_lock_holder(self.path)}): wait for it "
+                raise OutputError(f"{self.name!r} is being written by another run ({_lock_holder(self.path)}): wait for it "
                                   "to finish or stop it, or choose another --out") from None
             try: same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError: same = False

@@ -63,7 +63,8 @@ def sample_next(logits: torch.Tensor, # [B, V] scores for the next token
     "One token id per row [B]: the argmax when temperature is 0, else a draw from the filtered, tempered softmax."
     check_sampling(temperature, top_k, top_p)
     if temperature == 0: return logits.argmax(-1)
-    logits = logits.float() / temperature
+    logits = logits.float()
+    logits = (logits - logits.amax(-1, keepdim=True)) / temperature  # scores ≤ 0: no overflow at any temperature > 0
     if top_k is not None: logits = top_k_filter(logits, top_k)
     if top_p is not None: logits = top_p_filter(logits, top_p)
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)

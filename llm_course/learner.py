@@ -153,12 +153,14 @@ class NanGuardCallback(Callback):
         why = "" if bad else f", more than {self.diverge_factor:g}× a uniform guess (ln {learn.vocab_size} = {math.log(learn.vocab_size):.3f})"
         ck = latest_checkpoint(learn.config.out_dir) if learn.config.out_dir else None
         where = (f"the last good checkpoint ({ck.name}) is kept in {ck.parent}; fix the setting and pass resume=True to continue from it"
-                 if ck else "no checkpoint was written (set out_dir and checkpoint_every to keep one)")
+                 if ck else f"no checkpoint was written before it (lower checkpoint_every={learn.config.checkpoint_every or 100} to keep one)"
+                 if learn.config.out_dir else "no checkpoint was written (set out_dir and checkpoint_every to keep one)")
         clip = "keep grad_clip on" if learn.config.grad_clip else "turn clipping on (grad_clip=1.0)"
+        fp32 = ", or use precision='fp32'" if learn.config.precision != "fp32" else ""  # bf16's coarse steps can diverge
         norm = "not measured" if learn.grad_norm is None else f"{learn.grad_norm:.4g}"
         raise TrainingError(f"training diverged at step {learn.step + 1}: loss {learn.loss:.4g}{why}, gradient norm {norm} "
-                            f"(lr {learn.lr:.3g}). Lower the learning rate (e.g. lr={learn.config.lr / 10:.3g}), {clip}, "
-                            f"or use precision='fp32'; the weights in memory are those of step {learn.step}, and {where}")
+                            f"(lr {learn.lr:.3g}). Lower the learning rate (e.g. lr={learn.config.lr / 10:.3g}) or {clip}{fp32}; "
+                            f"the weights in memory are those of step {learn.step}, and {where}")
 
 # %% ../nbs/11_learner.ipynb #282b02a7
 class MetricsCallback(Callback):
@@ -327,7 +329,7 @@ def save_checkpoint(folder: str | os.PathLike, # the checkpoint folder to create
             raise
         _fsync(parent)
         if old is not None: shutil.rmtree(old, ignore_errors=True)
-    except OSError as e:
+    except (OSError, SafetensorError) as e:
         if isinstance(e, LLMCourseError): raise
         raise write_failed(folder, e) from None
     finally:

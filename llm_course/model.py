@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import (ConfigError, CheckpointError, DataError, atomic_path, check_int, ensure_dir, load_json, save_json,
-                             verify_checksums, write_checksums)
+                             verify_checksums, write_checksums, write_failed)
 from .attention import MultiHeadAttention, check_heads, causal_mask, padding_mask, rope_cos_sin, sinusoidal_positions
 
 # %% auto #0
@@ -342,7 +342,10 @@ def save_pretrained(model: Transformer, # the model to save
     folder = ensure_dir(folder)
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if model.config.tie_weights: sd.pop("lm_head.weight")   # one copy of a shared matrix
-    with atomic_path(folder / WEIGHTS_NAME) as tmp: save_file(sd, str(tmp), metadata={"format": "pt"})
+    from safetensors import SafetensorError
+    try:
+        with atomic_path(folder / WEIGHTS_NAME) as tmp: save_file(sd, str(tmp), metadata={"format": "pt"})
+    except SafetensorError as e: raise write_failed(folder / WEIGHTS_NAME, e) from None  # disk full, file-size limit
     save_json({"architecture": "llm_course.Transformer", **model.config.to_dict()}, folder / CONFIG_NAME)
     write_checksums(folder, [WEIGHTS_NAME])  # checked by load_pretrained: a flipped byte is caught, not sampled from
     return folder

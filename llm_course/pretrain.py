@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/pretraining.html.md"""
 
 # %% ../nbs/15_pretraining.ipynb #1129b9c3
 from __future__ import annotations
-import math, os, shutil, time
+import dataclasses, math, os, shutil, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -15,20 +15,22 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, OutputError, TokenizerError,
-                             atomic_write_bytes, check_int, ensure_dir, eval_mode, load_json, pick_device, save_json, seed_everything)
+from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, OutputError, TokenizerError, RunLock,
+                             atomic_write_bytes, check_int, check_seed, ensure_dir, eval_mode, load_json, pick_device, recover_folder,
+                             replace_folder, save_json, seed_everything, verify_checksums, write_checksums)
 from .data import load_corpus, split_text
 from .tokenizer import BPETokenizer, CharTokenizer
 from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, load_pretrained, save_pretrained
-from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig, latest_checkpoint
+from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig, TrainingError, latest_checkpoint
 from .generate import check_sampling, generate_text, stream
 from .viz import ema, figure_to_png
 
 # %% auto #0
-__all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'TOKENIZER_NAME', 'causal_lm_loss', 'mask_tokens', 'make_nsp_pairs',
-           'TrainRun', 'validate_run', 'check_output_folder', 'TimeBudgetCallback', 'load_tokenizer', 'train_tokenizer',
-           'run_figure', 'train_language_model', 'load_trained', 'stream_from_checkpoint', 'stream_cross_entropy',
-           'previous_token_scores', 'induction_scores', 'repeated_random_tokens']
+__all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'TOKENIZER_NAME', 'RUN_NAME', 'RESUME_KEEPS', 'causal_lm_loss',
+           'mask_tokens', 'make_nsp_pairs', 'TrainRun', 'validate_run', 'staging_folder', 'holds_run',
+           'check_output_folder', 'TimeBudgetCallback', 'load_tokenizer', 'train_tokenizer', 'run_figure',
+           'check_resume', 'resume_settings', 'train_language_model', 'load_trained', 'stream_from_checkpoint',
+           'stream_cross_entropy', 'previous_token_scores', 'induction_scores', 'repeated_random_tokens']
 
 # %% ../nbs/15_pretraining.ipynb #611fa40c
 def causal_lm_loss(logits: torch.Tensor, # [B, T, V] scores, position t read ids[:, :t+1]
@@ -96,6 +98,7 @@ TOKENIZERS = ("char", "bpe")
 DEFAULT_STEPS = 1200 # with the defaults below: about 2.5 minutes on one CPU thread
 DEFAULT_MINUTES = 2.75 # time cap of a run that sets neither steps nor minutes (with set-up and saving: under 3 min)
 TOKENIZER_NAME = "tokenizer.json"
+RUN_NAME = "run.json" # the run's settings, written when it starts: what --resume must keep
 
 @dataclass
 class TrainRun:
@@ -108,7 +111,7 @@ class TrainRun:
     device: str = "auto" # auto, cpu, cuda, cuda:N, mps
     seed: int = 0 # seeds the model init, the batches and the sample
     resume: bool = False # continue from the latest checkpoint in `out`
-    overwrite: bool = False # replace an earlier run in `out` (its files are replaced only once the new run starts writing)
+    overwrite: bool = False # replace an earlier run in `out`: the new run is built beside it and swapped in when complete
     progress: bool = True # tqdm progress bar
     tokenizer: str = "char" # "char" (one id per character) or "bpe" (byte-level BPE trained on the corpus)
     bpe_vocab_size: int = 512 # vocabulary of the BPE tokenizer
@@ -131,29 +134,51 @@ class TrainRun:
 def _positive_int(name, v, allow_none=False, low=1):
     check_int(name, v, low, example=getattr(TrainRun, name) or 100, allow_none=allow_none)
 
+def _check_flag(name, v):
+    if not isinstance(v, bool): raise ConfigError(f"{name} must be True or False, got {v!r}: e.g. {name}=True")
+
+# settings that define what a run computes: a resume must keep them, or it is not the same run
+RESUME_KEEPS = ("corpus", "preset", "steps", "tokenizer", "bpe_vocab_size", "batch_size", "block_size", "lr", "warmup_steps",
+                "max_chars", "val_fraction", "seed")
+
 def validate_run(run: TrainRun) -> None:
     "Check every setting of `run` (names, numbers, the output folder) without touching the disk; raise with a fix."
     if not isinstance(run, TrainRun): raise ConfigError(f"expected a TrainRun, got {type(run).__name__}: train_language_model(TrainRun(...))")
     if run.preset not in PRESETS: raise ConfigError(f"unknown model preset {run.preset!r}: choose one of {list(PRESETS)}")
     if run.tokenizer not in TOKENIZERS: raise ConfigError(f"unknown tokenizer {run.tokenizer!r}: use one of {list(TOKENIZERS)}")
+    for name in ("resume", "overwrite", "progress", "verbose"): _check_flag(name, getattr(run, name))
     _positive_int("steps", run.steps, allow_none=True)
     if run.minutes is not None and (isinstance(run.minutes, bool) or not isinstance(run.minutes, (int, float))
                                     or not math.isfinite(run.minutes) or run.minutes <= 0):
         raise ConfigError(f"minutes must be a positive number or None, got {run.minutes!r}: e.g. minutes=2.5, or None for no time limit")
     for name in ("batch_size", "eval_batches", "final_eval_batches", "bpe_vocab_size"): _positive_int(name, getattr(run, name))
     for name in ("block_size", "max_chars", "threads", "warmup_steps"): _positive_int(name, getattr(run, name), allow_none=True, low=0 if name == "warmup_steps" else 1)
-    for name in ("eval_every", "checkpoint_every", "sample_tokens", "seed"): _positive_int(name, getattr(run, name), low=0)
-    if not 0 < run.val_fraction < 1: raise ConfigError(f"val_fraction must be in (0, 1), got {run.val_fraction!r}: e.g. 0.1")
+    for name in ("eval_every", "checkpoint_every", "sample_tokens"): _positive_int(name, getattr(run, name), low=0)
+    check_seed(run.seed)
+    if isinstance(run.lr, bool) or not isinstance(run.lr, (int, float)) or not math.isfinite(run.lr) or run.lr <= 0:
+        raise ConfigError(f"lr must be a positive number, got {run.lr!r}: e.g. lr=3e-3")
+    if isinstance(run.val_fraction, bool) or not isinstance(run.val_fraction, (int, float)) or not 0 < run.val_fraction < 1:
+        raise ConfigError(f"val_fraction must be a number in (0, 1), got {run.val_fraction!r}: e.g. val_fraction=0.1")
     if not isinstance(run.prompt, str): raise ConfigError(f"prompt must be a str, got {type(run.prompt).__name__}")
     pick_device(run.device)  # unknown or absent devices fail here
     if run.resume and run.overwrite: raise ConfigError("resume and overwrite exclude each other: continue the run in out (resume) or replace it (overwrite)")
     check_output_folder(run.out, run.resume, run.overwrite)
 
+def staging_folder(out: str | os.PathLike) -> Path:
+    "Where an overwrite builds its new run, beside `out`, until it is complete and swapped in."
+    out = Path(out).expanduser()
+    return out.parent/f".{out.name}.next"
+
+def holds_run(folder: str | os.PathLike) -> bool:
+    "True if `folder` holds something worth keeping: a trained model or a complete checkpoint (leftovers of a run that never checkpointed do not count)."
+    folder = Path(folder)
+    return folder.is_dir() and ((folder/WEIGHTS_NAME).exists() or latest_checkpoint(folder) is not None)
+
 def check_output_folder(out: str | os.PathLike, # the run's output folder
                         resume: bool = False, # whether the run continues one already there
                         overwrite: bool = False, # whether an earlier run there may be replaced
                        ) -> Path:
-    "Check that `out` can be created and written, and that it holds no earlier run (unless resuming); creates nothing."
+    "Check that `out` can be created and written, and that it holds no earlier run (unless resuming or overwriting); creates nothing."
     if not isinstance(out, (str, os.PathLike)) or not str(out):
         raise OutputError(f"out must be a folder path, got {out!r}: e.g. out='runs/tiny'")
     out = Path(out).expanduser()
@@ -165,12 +190,15 @@ def check_output_folder(out: str | os.PathLike, # the run's output folder
     if not os.access(p, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write to {str(p)!r} (read-only): choose another --out, or fix its permissions")
     if resume:
-        if not out.is_dir() or latest_checkpoint(out) is None:
-            raise CheckpointError(f"resume=True but {str(out)!r} holds no checkpoint: run without resume first, or point out at the run to continue")
-        if not (out / TOKENIZER_NAME).exists():
+        run = next((f for f in (staging_folder(out), out) if latest_checkpoint(f) is not None), None)
+        if run is None:
+            raise CheckpointError(f"resume=True but {str(out)!r} holds no checkpoint to continue from: run without resume "
+                                  "(the folder is reused), or point out at the run to continue")
+        if not (run / TOKENIZER_NAME).exists():
             raise CheckpointError(f"{str(out)!r} has checkpoints but no {TOKENIZER_NAME}: the run was not written by train_language_model; "
                                   "start a new run in another folder")
-    elif not overwrite and out.is_dir() and (found := [n for n in (WEIGHTS_NAME, CONFIG_NAME, TOKENIZER_NAME, "metrics.json", "checkpoints") if (out / n).exists()]):
+    elif not overwrite and holds_run(out):
+        found = [n for n in (WEIGHTS_NAME, "checkpoints") if (out / n).exists()]
         raise OutputError(f"{str(out)!r} already holds a run ({', '.join(found)}): pass resume=True (--resume) to continue it, "
                           "--overwrite to replace it, or choose a new --out; nothing was overwritten")
     return out
@@ -243,13 +271,33 @@ def _start_prompt(tok, prompt: str) -> str:
     try: tok.encode("\n"); return "\n"
     except LLMCourseError: return tok.decode([0])
 
-def _prepare(run: TrainRun):
-    "Validate, load and tokenize: everything that can fail before the first file is written."
-    validate_run(run)
-    out, device = Path(run.out).expanduser(), pick_device(run.device)
+def check_resume(run: TrainRun, folder: str | os.PathLike) -> dict:
+    "A resume must keep the settings that define the run (its `run.json`); `CheckpointError` naming each change. Returns the run's settings."
+    path = Path(folder) / RUN_NAME
+    if not path.exists(): return {}  # a run from before run.json: the Learner still compares its own settings
+    saved = load_json(path, "run settings")
+    # more (or fewer) steps is the one change a resume applies: announced, and recorded in run.json
+    if diffs := [f"{k}={saved.get(k)!r} (now {getattr(run, k)!r})" for k in RESUME_KEEPS if k != "steps" and saved.get(k) != getattr(run, k)]:
+        raise CheckpointError(f"the run in {str(run.out)!r} was started with {', '.join(diffs)}: a resume must keep them "
+                              f"(leave them out: a resume reuses the run's own settings, see resume_settings), or start over with overwrite=True")
+    return saved
+
+def resume_settings(out: str | os.PathLike, # the folder of the run to continue
+                    **changes) -> TrainRun: # settings a resume may change (minutes, device, progress, prompt, …)
+    "The `TrainRun` that continues the run in `out`: the settings it was started with (its `run.json`), plus `changes`."
+    out = Path(out).expanduser()
+    path = next((f / RUN_NAME for f in (staging_folder(out), out) if (f / RUN_NAME).exists() and latest_checkpoint(f)), out / RUN_NAME)
+    known = {f.name for f in dataclasses.fields(TrainRun)}
+    saved = {k: v for k, v in load_json(path, "run settings").items() if k in known} if path.exists() else {}
+    return TrainRun(**{**saved, **changes, "out": str(out), "resume": True, "overwrite": False})
+
+def _prepare(run: TrainRun, work: Path):
+    "Load and tokenize: everything that can fail before the first file is written."
+    device = pick_device(run.device)
+    saved = check_resume(run, work) if run.resume else {}
     text = load_corpus(run.corpus)
     if run.max_chars: text = text[:run.max_chars]
-    tok = load_tokenizer(out / TOKENIZER_NAME) if run.resume else train_tokenizer(text, run.tokenizer, run.bpe_vocab_size)
+    tok = load_tokenizer(work / TOKENIZER_NAME) if run.resume else train_tokenizer(text, run.tokenizer, run.bpe_vocab_size)
     try: ids = torch.tensor(tok.encode(text), dtype=torch.long)
     except TokenizerError as e:
         raise DataError(f"the corpus does not fit the run's saved tokenizer ({e}): resume with the corpus the run started with") from None
@@ -260,35 +308,104 @@ def _prepare(run: TrainRun):
     if len(val_ids) <= block or len(train_ids) <= block:
         raise DataError(f"the corpus has {len(ids):,} tokens: too few for block_size={block} with val_fraction={run.val_fraction} "
                         f"(each split needs > {block}); use a longer text, or a smaller block_size")
+    if run.sample_tokens:  # the sample is the last thing a run does: check its prompt now, not after training
+        try: tok.encode(_start_prompt(tok, run.prompt))
+        except TokenizerError as e:
+            raise ConfigError(f"the prompt {run.prompt!r} cannot be encoded by the run's tokenizer ({e}): use characters that occur "
+                              "in the corpus, or no prompt") from None
     steps = run.steps or DEFAULT_STEPS
     minutes = run.minutes if run.minutes is not None else (DEFAULT_MINUTES if run.steps is None else None)
     warmup = run.warmup_steps if run.warmup_steps is not None else min(100, steps // 20)
     tc = TrainConfig(steps=steps, batch_size=run.batch_size, block_size=block, lr=run.lr, schedule="cosine",
                      warmup_steps=min(warmup, steps), eval_every=run.eval_every, eval_batches=run.eval_batches,
-                     checkpoint_every=run.checkpoint_every, out_dir=str(out), resume=run.resume, seed=run.seed,
+                     checkpoint_every=run.checkpoint_every, out_dir=str(work), resume=run.resume, seed=run.seed,
                      device=str(device), progress=run.progress)
-    return out, device, text, tok, config, train_ids, val_ids, tc, minutes
+    return device, text, tok, config, train_ids, val_ids, tc, minutes, saved
 
 # %% ../nbs/15_pretraining.ipynb #2dcb0a6a
+_LEFTOVERS = (TOKENIZER_NAME, RUN_NAME, "metrics.json", "loss.png", CONFIG_NAME, "checksums.json", "checkpoints")
+
+def _work_folder(run: TrainRun, out: Path) -> Path:
+    "Where the run writes: `out` itself, or — to overwrite a run that is there — a staging folder swapped in when complete."
+    staged = staging_folder(out)
+    if run.resume and latest_checkpoint(staged) is not None: return staged  # an interrupted overwrite continues
+    shutil.rmtree(staged, ignore_errors=True)  # an overwrite that never finished and never checkpointed: nothing to keep
+    if run.resume: return out
+    if run.overwrite and holds_run(out): return staged
+    if out.is_dir():  # a run that stopped before its first checkpoint left files that are not a run: start afresh
+        for name in _LEFTOVERS:
+            p = out / name
+            if p.is_dir(): shutil.rmtree(p)
+            elif p.exists(): p.unlink()
+    return out
+
+def _remove_temporaries(folder: Path):
+    "Hidden temporary files of writes that a killed run left half-done (we hold the folder's lock: nobody else is writing)."
+    for p in list(folder.glob(".*.tmp")) + list(folder.glob("checkpoints/.step-*")):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(e, RuntimeError) and any(s in str(e) for s in ("can't allocate memory", "out of memory", "not enough memory")))
+
 def train_language_model(run: TrainRun, # what to train, on what, for how long, and where to write it
                          callbacks: list = (), # extra Learner callbacks (e.g. a live LossPlotCallback in a notebook)
                         ) -> dict:
     "Train a Transformer LM on a corpus with the Learner; write weights, tokenizer, metrics and plot into `run.out`."
     t0 = time.perf_counter()
-    out, device, text, tok, config, train_ids, val_ids, tc, minutes = _prepare(run)
+    validate_run(run)
+    out = Path(run.out).expanduser()
+    new_dirs = [p for p in out.absolute().parents if not p.exists()]  # deepest first: removed again if the run fails
+    try: return _locked_train(run, out, callbacks, t0)
+    except BaseException:
+        for d in new_dirs:
+            try: d.rmdir()  # only if still empty: a run that failed before writing leaves nothing behind
+            except OSError: break
+        raise
+
+def _locked_train(run: TrainRun, out: Path, callbacks, t0: float) -> dict:
+    with RunLock(out):  # one writer per folder: a second run into it is refused, naming this process
+        recover_folder(out)
+        work = _work_folder(run, out)
+        if work.is_dir(): _remove_temporaries(work)
+        try: summary = _train(run, work, callbacks)
+        except Exception as e:
+            if not _out_of_memory(e): raise
+            raise TrainingError(f"out of memory training preset {run.preset!r} with batch_size={run.batch_size} × block_size="
+                                f"{run.block_size}: use a smaller --batch-size or --block-size (or a smaller --preset); "
+                                f"{'the last checkpoint is intact' if latest_checkpoint(work) else 'no checkpoint was written'}") from None
+        write_checksums(work)  # every file of the finished run; load_trained checks the ones it reads
+        if work != out: replace_folder(work, out)  # the old run stays whole until this single step
+    summary.update(seconds=time.perf_counter() - t0, out=str(out),
+                   files={k: str(out / Path(v).name) for k, v in summary["files"].items()})
+    if run.verbose:
+        print(f"{summary['steps']} steps in {summary['seconds']:.0f} s ({summary['stop_reason']}): val loss {summary['val_loss']:.4f} "
+              f"nats/token (perplexity {math.exp(summary['val_loss']):.2f}); wrote {out}")
+        if summary["sample"]: print("-" * 60 + "\n" + summary["prompt"] + summary["sample"] + "\n" + "-" * 60)
+    return summary
+
+def _train(run: TrainRun, work: Path, callbacks) -> dict:
+    "The training itself, all of it written into `work`."
+    t0 = time.perf_counter()
+    device, text, tok, config, train_ids, val_ids, tc, minutes, saved = _prepare(run, work)
     with _Threads(run.threads, device):
         seed_everything(run.seed)
         model = Transformer(config)
         learn = Learner(model, train_ids, val_ids, tc, callbacks=[TimeBudgetCallback(minutes), *callbacks])
-        # everything is validated: an overwrite starts by removing the old checkpoints (a later resume must not find them)
-        if run.overwrite: shutil.rmtree(out / "checkpoints", ignore_errors=True)
         learn.prepare()  # loads the checkpoint when resuming: a mismatch fails here, before anything is written
-        ensure_dir(out)  # the first write of the run
-        if not run.resume: tok.save(out / TOKENIZER_NAME)
+        ensure_dir(work)  # the first write of the run
+        if not run.resume:
+            tok.save(work / TOKENIZER_NAME)
+            save_json(asdict(run), work / RUN_NAME, ensure_ascii=False)
+        elif saved and saved.get("steps") != run.steps:  # the schedule is re-planned from here: say so, and keep a record
+            if run.verbose: print(f"note: the run was planned for steps={saved.get('steps')}; continuing from step {learn.step} "
+                                  f"with steps={run.steps} (the learning-rate schedule is re-planned for the new length)")
+            changes = saved.get("changes", []) + [dict(at_step=learn.step, steps=[saved.get("steps"), run.steps])]
+            save_json({**saved, "steps": run.steps, "changes": changes}, work / RUN_NAME, ensure_ascii=False)
         learn.fit()
         val_loss = learn.evaluate(n_batches=run.final_eval_batches)  # more windows than the periodic evals: a steadier number
-        save_pretrained(model, out)
-        atomic_write_bytes(out / "loss.png", figure_to_png(run_figure(learn.history, f"{run.preset} on {run.corpus}")))
+        save_pretrained(model, work)
+        atomic_write_bytes(work / "loss.png", figure_to_png(run_figure(learn.history, f"{run.preset} on {run.corpus}")))
         sample = ""
         if run.sample_tokens:
             g = torch.Generator(device).manual_seed(run.seed)
@@ -300,15 +417,11 @@ def train_language_model(run: TrainRun, # what to train, on what, for how long, 
                    tokens_per_s=m["tokens_per_s"], stop_reason=m["stop_reason"], n_params=model.n_params(),
                    vocab_size=tok.vocab_size, tokenizer="char" if isinstance(tok, CharTokenizer) else "bpe",
                    corpus=run.corpus, corpus_chars=len(text), train_tokens=len(train_ids), val_tokens=len(val_ids),
-                   device=str(device), sample=sample, out=str(out),
-                   files=dict(model=str(out / WEIGHTS_NAME), config=str(out / CONFIG_NAME), tokenizer=str(out / TOKENIZER_NAME),
-                              metrics=str(out / "metrics.json"), plot=str(out / "loss.png"), checkpoints=str(out / "checkpoints")))
+                   device=str(device), sample=sample, prompt=_start_prompt(tok, run.prompt), out=str(run.out),
+                   files={k: str(work / n) for k, n in dict(model=WEIGHTS_NAME, config=CONFIG_NAME, tokenizer=TOKENIZER_NAME,
+                                                           metrics="metrics.json", plot="loss.png", checkpoints="checkpoints").items()})
     save_json(dict(**summary, run=asdict(run), model=config.to_dict(), train_config=tc.to_dict(), history=learn.history),
-              out / "metrics.json", ensure_ascii=False)
-    if run.verbose:
-        print(f"{learn.step} steps in {summary['seconds']:.0f} s ({m['stop_reason']}): val loss {val_loss:.4f} nats/token "
-              f"(perplexity {math.exp(val_loss):.2f}); wrote {out}")
-        if sample: print("-" * 60 + "\n" + _start_prompt(tok, run.prompt) + sample + "\n" + "-" * 60)
+              work / "metrics.json", ensure_ascii=False)
     return summary
 
 # %% ../nbs/15_pretraining.ipynb #de30e315
@@ -316,10 +429,16 @@ def load_trained(folder: str | os.PathLike, # a folder written by `train_languag
                  device: str = "cpu", # where to put the model
                 ):
     "The trained `Transformer` (in eval mode) and its tokenizer, from a run's output folder."
+    if not isinstance(folder, (str, os.PathLike)):
+        raise CheckpointError(f"folder must be the path of a run's output folder, got {folder!r}: e.g. load_trained('runs/tiny')")
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint folder {str(folder)!r} does not exist: pass the --out folder of `llm-course train` "
                               "(it holds model.safetensors, config.json and tokenizer.json)")
+    if not (folder / WEIGHTS_NAME).exists() and (ck := latest_checkpoint(folder)) is not None:
+        raise CheckpointError(f"the run in {str(folder)!r} has not finished (its latest checkpoint is {ck.name}): continue it with "
+                              "resume=True (`llm-course train --resume --out <folder>`), or pass a finished run")
+    verify_checksums(folder, "run", names=[TOKENIZER_NAME])  # the weights are checked by load_pretrained
     model = load_pretrained(folder, device=pick_device(device)).eval()
     tok = load_tokenizer(folder / TOKENIZER_NAME)
     if tok.vocab_size != model.config.vocab_size:
@@ -338,6 +457,7 @@ def stream_from_checkpoint(checkpoint: str | os.PathLike, # a folder written by 
     model, tok = load_trained(checkpoint, device)
     check_sampling(temperature, top_k, top_p)  # now, not at the first next()
     check_int("max_new_tokens", max_new_tokens, 0, example=200)
+    check_seed(seed)
     if not isinstance(prompt, str): raise ConfigError(f"prompt must be a str, got {type(prompt).__name__}")
     ids = torch.tensor(tok.encode(_start_prompt(tok, prompt)), dtype=torch.long)  # unknown characters fail here, with a hint
     g = torch.Generator(next(model.parameters()).device).manual_seed(seed)
