@@ -88,11 +88,13 @@ def _plan_parser(sub):
     p.add_argument("--checkpointing", action="store_true", help="activation checkpointing of every block")
     p.add_argument("--precision", default="bf16", help="bf16 (mixed, fp32 master weights) or fp32")
     p.add_argument("--chunked-loss", action="store_true", help="chunked cross-entropy (no full [B, T, V] logits)")
+    p.add_argument("--usd-per-gpu-hour", type=float, default=None, help="price of a GPU-hour, to print the cost")
     p.add_argument("--auto", action="store_true", help="choose sharding, micro-batch, accumulation and checkpointing, and say why")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 def _plan(args):
-    common = dict(precision=args.precision, mfu=args.mfu, tokens=args.tokens, chunked_loss=args.chunked_loss)
+    common = dict(precision=args.precision, mfu=args.mfu, tokens=args.tokens, chunked_loss=args.chunked_loss,
+                  usd_per_gpu_hour=args.usd_per_gpu_hour)
     if args.auto:
         plan, reasons = auto_plan(args.preset, args.gpu, args.gpus, args.seq, args.global_batch_tokens, **common)
     else:

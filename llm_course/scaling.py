@@ -280,6 +280,7 @@ class Plan:
     tokens: float | None = None # training tokens; None = 20 × parameters (Chinchilla)
     chunked_loss: bool = False # chapter 04's chunked cross-entropy: no [B, T, V] logits
     safety_margin: float = 0.10 # fraction of the memory to leave free
+    usd_per_gpu_hour: float | None = None # price of one GPU-hour, for the cost line (None: no cost)
 
     def __post_init__(self):
         if isinstance(self.model, str): self.config = ModelConfig.preset(self.model)   # unknown preset: ConfigError
@@ -303,6 +304,8 @@ class Plan:
         if self.precision not in PRECISIONS: raise ConfigError(f"unknown precision {self.precision!r}: choose 'bf16' or 'fp32'")
         if not (isinstance(self.mfu, (int, float)) and 0 < self.mfu <= 1):
             raise ConfigError(f"mfu must be a fraction in (0, 1], got {self.mfu!r}: 0.35–0.5 is typical for a well-tuned run")
+        if self.usd_per_gpu_hour is not None and not (isinstance(self.usd_per_gpu_hour, (int, float)) and self.usd_per_gpu_hour >= 0):
+            raise ConfigError(f"usd_per_gpu_hour must be a price ≥ 0, got {self.usd_per_gpu_hour!r}: e.g. 2.0")
         if not 0 <= self.safety_margin < 1: raise ConfigError(f"safety_margin must be in [0, 1), got {self.safety_margin}: e.g. 0.1")
         if self.tokens is None: self.tokens = chinchilla_tokens(param_count(self.config))
         if not (isinstance(self.tokens, (int, float)) and self.tokens > 0):
@@ -362,6 +365,10 @@ class Plan:
     @property
     def gpu_hours(self) -> float: return self.gpus * self.tokens / self.tokens_per_s / 3600
     def days_for(self, tokens: float) -> float: return tokens / self.tokens_per_s / 86400
+    @property
+    def cost_usd(self) -> float | None:
+        "GPU-hours × `usd_per_gpu_hour` (None without a price)."
+        return None if self.usd_per_gpu_hour is None else self.gpu_hours * self.usd_per_gpu_hour
 
     def describe(self) -> str:
         "The plan as a short report: parameters, memory per GPU by component, fit, throughput and time."
@@ -378,7 +385,8 @@ class Plan:
         if self.device.peak_flops:
             lines.append(f"throughput: {self.tokens_per_s:,.0f} tokens/s at {self.mfu:.0%} of {self.device.peak_flops / 1e12:,.3g} "
                          f"TFLOP/s per device (MFU {self.model_flops_utilization:.1%}); {self.flops_per_token / 1e9:.1f} GFLOP/token")
-            lines.append(f"time: {self.days:,.1f} days ({self.gpu_hours:,.0f} GPU-hours) for {self.tokens:.3g} tokens")
+            cost = "" if self.cost_usd is None else f", ${self.cost_usd:,.0f} at ${self.usd_per_gpu_hour:g} per GPU-hour"
+            lines.append(f"time: {self.days:,.1f} days ({self.gpu_hours:,.0f} GPU-hours{cost}) for {self.tokens:.3g} tokens")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -391,7 +399,7 @@ class Plan:
                  fits=self.fits, shortfall_bytes=self.shortfall, flops_per_token=self.flops_per_token)
         if self.device.peak_flops:
             d.update(tokens_per_s=self.tokens_per_s, model_flops_utilization=self.model_flops_utilization,
-                     days=self.days, gpu_hours=self.gpu_hours)
+                     days=self.days, gpu_hours=self.gpu_hours, usd_per_gpu_hour=self.usd_per_gpu_hour, cost_usd=self.cost_usd)
         return d
 
 # %% ../nbs/17_scaling.ipynb #10d59a4f
@@ -423,7 +431,7 @@ def auto_plan(model: str | ModelConfig = "llama2-7b", # preset name or `ModelCon
               gpus: int = 8, # GPUs (data-parallel ranks)
               seq: int | None = None, # tokens per sequence; None = block_size
               global_batch_tokens: int | None = None, # tokens per optimizer step; None = one micro-batch per GPU
-              **kwargs, # other `Plan` fields: precision, mfu, tokens, chunked_loss, safety_margin
+              **kwargs, # other `Plan` fields: precision, mfu, tokens, chunked_loss, safety_margin, usd_per_gpu_hour
              ) -> tuple[Plan, list[str]]:
     "Choose sharding, checkpointing, micro-batch and gradient accumulation as a person would; returns the plan and why."
     base = Plan(model, gpus=gpus, gpu=gpu, seq=seq, sharding="none" if gpus == 1 else "ddp", **kwargs)
@@ -442,10 +450,11 @@ def auto_plan(model: str | ModelConfig = "llama2-7b", # preset name or `ModelCon
         need = _fewest_gpus(base)
         fix = (f"use at least {need} GPUs: {_plan_command(base.preset, base.device.name, need, base.seq, global_batch_tokens)}"
                if need else "use a smaller model or a GPU with more memory")
-        how = "FSDP over " + str(gpus) + " GPUs" if gpus > 1 else "one GPU (nothing to shard over)"
+        how = f"FSDP over {gpus} GPUs, " if gpus > 1 else ""
+        alone = "" if gpus > 1 else " (one GPU: nothing to shard over)"
         raise ConfigError(f"{base.preset or 'this model'} at seq {base.seq} cannot fit on {gpus} × {base.device.name}: "
-                          f"even with {how}, activation checkpointing and micro-batch 1 it needs {_gb(worst.total_memory)} "
-                          f"per GPU, {usable} usable: short by {_gb(worst.shortfall)}; {fix}")
+                          f"even with {how}activation checkpointing and micro-batch 1 it needs {_gb(worst.total_memory)} "
+                          f"per GPU{alone}, {usable} usable: short by {_gb(worst.shortfall)}; {fix}")
     mb = _max_micro_batch(plan)
     fit_mb = mb
     if global_batch_tokens is not None:   # the micro-batch must also divide the global batch
@@ -558,7 +567,7 @@ class PlannerWidget:
         seqs = sorted({2 ** k for k in range(7, 18)} | {ModelConfig.preset(p).block_size for p in PRESETS})
         self.preset = W.Dropdown(options=list(PRESETS), value=preset, description="model")
         self.gpu = W.Dropdown(options=[g for g in GPUS if g != "cpu"], value=gpu, description="GPU")
-        self.gpus = W.Dropdown(options=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512], value=gpus, description="GPUs")
+        self.gpus = W.Dropdown(options=sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, gpus}), value=gpus, description="GPUs")
         self.seq = W.Dropdown(options=seqs, value=seq or ModelConfig.preset(preset).block_size, description="seq")
         self.micro_batch = W.BoundedIntText(value=micro_batch, min=1, max=1024, description="micro-batch")
         self.sharding = W.Dropdown(options=list(SHARDINGS), value=sharding, description="sharding")

@@ -95,6 +95,7 @@ def test_throughput_and_days():
     assert p.tokens_per_s == pytest.approx(64 * 0.4 * 989e12 / flops_per_token(p.config, 4096))
     assert p.days == pytest.approx(2e12 / p.tokens_per_s / 86400) and p.gpu_hours == pytest.approx(64 * 24 * p.days)
     assert Plan("llama2-7b", gpus=128, tokens=2e12).days == pytest.approx(p.days / 2)
+    assert p.cost_usd is None and Plan("llama2-7b", gpus=64, tokens=2e12, usd_per_gpu_hour=2.0).cost_usd == pytest.approx(2 * p.gpu_hours)
 
 
 def test_llama2_anchor_and_chinchilla():
@@ -148,7 +149,7 @@ def test_check_fits():
                                       (dict(gpus=0), "gpus="), (dict(gpus=-2), "gpus="), (dict(seq=8192), "seq ≤ 4096"),
                                       (dict(micro_batch=0), "micro_batch="), (dict(mfu=0.0), "0.35"), (dict(mfu=1.2), "0.35"),
                                       (dict(sharding="zero3"), "fsdp"), (dict(gpus=8, sharding="none"), "ddp"),
-                                      (dict(precision="fp8"), "bf16")])
+                                      (dict(precision="fp8"), "bf16"), (dict(usd_per_gpu_hour=-1), "2.0")])
 def test_bad_plan_settings(kw, hint):
     raises(ConfigError, Plan, **kw, hint=hint)
 
@@ -181,9 +182,9 @@ def one_line_error(res):
 
 def test_cli_plan_prints_components_fit_speed_days(capsys):
     from llm_course.cli import main
-    assert main(["plan", "--preset", "llama2-7b", "--gpu", "h100-80gb", "--gpus", "8", "--tokens", "2e12"]) == 0
+    assert main(["plan", "--preset", "llama2-7b", "--gpu", "h100-80gb", "--gpus", "8", "--tokens", "2e12", "--usd-per-gpu-hour", "2"]) == 0
     out = capsys.readouterr().out
-    for word in ("6,738,415,616", "master_weights", "optimizer", "activations", "logits", "fits", "tokens/s", "days"):
+    for word in ("6,738,415,616", "master_weights", "optimizer", "activations", "logits", "fits", "tokens/s", "days", "$"):
         assert word in out, word
 
 
@@ -204,7 +205,7 @@ def test_cli_plan_auto_cannot_fit_is_one_line():
     (["--gpu", "v100"], "h100-80gb"), (["--preset", "nope"], "llama2-7b"), (["--gpus", "0"], "gpus"),
     (["--gpus", "-1"], "gpus"), (["--seq", "8192"], "4096"), (["--micro-batch", "0"], "micro"),
     (["--mfu", "1.5"], "mfu"), (["--mfu", "0"], "mfu"), (["--global-batch-tokens", "1000000"], "not a multiple"),
-    (["--auto", "--global-batch-tokens", "1000000"], "not a multiple"),
+    (["--auto", "--global-batch-tokens", "1000000"], "not a multiple"), (["--usd-per-gpu-hour", "-1"], "price"),
 ])
 def test_cli_plan_bad_input_is_one_line_exit_2(args, words, capsys):
     from llm_course.cli import main
