@@ -45,6 +45,7 @@ def _train_parser(sub):
     opt("--checkpoint-every", "steps between checkpoints (0: only at the end)", type=int)
     opt("--eval-every", "steps between validation losses (0: only at the end)", type=int)
     opt("--prompt", "start of the sample printed at the end")
+    opt("--sample-tokens", "length of that sample (0: none)", type=int)
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 def _parser() -> argparse.ArgumentParser:

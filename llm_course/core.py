@@ -17,9 +17,9 @@ import torch
 __all__ = ['SEED_LIMIT', 'CHECKSUMS_NAME', 'CHECKSUMS_FORMAT', 'LLMCourseError', 'ConfigError', 'DataError', 'MissingPathError',
            'TokenizerError', 'CheckpointError', 'DownloadError', 'OutputError', 'check_int', 'in_test', 'shrink',
            'pick_device', 'check_seed', 'seed_everything', 'eval_mode', 'env_report', 'format_env_report', 'ensure_dir',
-           'make_temp_dir', 'write_failed', 'atomic_path', 'atomic_write_bytes', 'save_json', 'load_json', 'cache_dir',
-           'sha256_file', 'cached_download', 'write_checksums', 'verify_checksums', 'RunLock', 'replace_folder',
-           'recover_folder']
+           'default_mode', 'make_temp_dir', 'write_failed', 'atomic_path', 'atomic_write_bytes', 'save_json',
+           'load_json', 'cache_dir', 'sha256_file', 'cached_download', 'write_checksums', 'verify_checksums', 'RunLock',
+           'replace_folder', 'recover_folder']
 
 # %% ../nbs/00_core.ipynb #4fae2f56
 class LLMCourseError(Exception):
@@ -158,13 +158,16 @@ def _umask() -> int:
     mask = os.umask(0); os.umask(mask)  # reading the umask means setting it: put it straight back
     return mask
 
+def default_mode(path: str | os.PathLike) -> Path:
+    "Give `path` the mode a plain `open()`/`mkdir` would (0644/0755 under the usual umask), not a temp file's owner-only one."
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
+    return Path(path)
+
 def make_temp_dir(parent: str | os.PathLike, # where (the same file system as its final place, so a rename can move it)
                   prefix: str, # e.g. ".step-000100.tmp-": hidden, so nothing lists it as finished
                  ) -> Path:
     "A new hidden temporary folder in `parent`, with the mode a plain `mkdir` gives (not `mkdtemp`'s owner-only 0700)."
-    tmp = Path(tempfile.mkdtemp(dir=ensure_dir(parent), prefix=prefix))
-    os.chmod(tmp, 0o777 & ~_umask())
-    return tmp
+    return default_mode(tempfile.mkdtemp(dir=ensure_dir(parent), prefix=prefix))
 
 _NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _WRITE_ERRORS = _NO_SPACE + (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -186,7 +189,7 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f: os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; give it the mode a plain open() would
+        default_mode(tmp)  # mkstemp makes it owner-only
         os.replace(tmp, path)
     except OSError as e:
         if isinstance(e, LLMCourseError) or e.errno not in _WRITE_ERRORS: raise

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, ensure_dir, load_json,
                              check_int, eval_mode, pick_device, save_json, seed_everything, verify_checksums, write_checksums,
-                             write_failed, make_temp_dir)
+                             write_failed, make_temp_dir, default_mode)
 from .data import get_batch
 from .losses import perplexity
 from .optim import check_hparams, count_tokens, param_groups
@@ -318,7 +318,7 @@ def save_checkpoint(folder: str | os.PathLike, # the checkpoint folder to create
         if (s := os.environ.get(_SLEEP_ENV)): time.sleep(float(s))  # lets tests kill us mid-write
         save_json(dict(format=CHECKPOINT_FORMAT, model=describe_model(model), optimizer=meta, **(state or {})), tmp/"state.json")
         write_checksums(tmp)  # load_checkpoint verifies them: a corrupt or truncated file is named, not loaded
-        for f in tmp.iterdir(): _fsync(f)
+        for f in tmp.iterdir(): _fsync(default_mode(f))  # safetensors writes owner-only files
         old = None
         if folder.exists():  # re-saving the same step: move the old one aside, never delete before replacing
             old = parent/f".{folder.name}.old-{os.getpid()}"

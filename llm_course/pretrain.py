@@ -24,6 +24,7 @@ from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer,
 from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig, TrainingError, latest_checkpoint
 from .generate import check_sampling, generate_text, stream
 from .viz import ema, figure_to_png
+from .scaling import check_fits, device_memory_bytes
 
 # %% auto #0
 __all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'TOKENIZER_NAME', 'RUN_NAME', 'RESUME_KEEPS', 'causal_lm_loss',
@@ -304,6 +305,8 @@ def _prepare(run: TrainRun, work: Path):
     base = ModelConfig.preset(run.preset)
     block = run.block_size or base.block_size
     config = ModelConfig.preset(run.preset, vocab_size=tok.vocab_size, block_size=block)
+    if (memory := device_memory_bytes(device)) is not None:  # a GPU: refuse, before allocating, a run the planner says cannot fit
+        check_fits(config, memory, micro_batch=run.batch_size, seq=block, gpus=1, sharding="none", precision="fp32")
     train_ids, val_ids = split_text(ids, (1 - run.val_fraction, run.val_fraction))
     if len(val_ids) <= block or len(train_ids) <= block:
         raise DataError(f"the corpus has {len(ids):,} tokens: too few for block_size={block} with val_fraction={run.val_fraction} "
