@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/distributed.html.md"""
 
 # %% ../nbs/18_distributed.ipynb #9ab48593
 from __future__ import annotations
-import datetime, functools, inspect, json, logging, os, signal, socket, subprocess, sys, tempfile, textwrap, time
+import contextlib, datetime, functools, inspect, json, logging, os, signal, socket, subprocess, sys, tempfile, textwrap, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -303,7 +303,16 @@ class ShardedTokens:
         "Continue from global step `step` (after a resume); the position is a function of the step alone."
         self.step = step
 
-# %% ../nbs/18_distributed.ipynb #61e8fb60
+# %% ../nbs/18_distributed.ipynb #53b151fb
+@contextlib.contextmanager
+def _quiet_stderr():
+    "Silence C++ messages on file descriptor 2 (the CPU profiler announces every start and stop)."
+    sys.stderr.flush(); saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2); yield
+    finally: os.dup2(saved, 2); os.close(saved)
+
 def activation_bytes(model: nn.Module, # the model (train mode)
                      x: torch.Tensor, # a batch of ids
                     ) -> int:
@@ -314,7 +323,7 @@ def activation_bytes(model: nn.Module, # the model (train mode)
         held = torch.cuda.memory_allocated() - before
     else:
         from torch.profiler import ProfilerActivity, profile
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             loss = model(x).float().logsumexp(-1).mean()
         held = sum(e.self_cpu_memory_usage for e in prof.key_averages())  # allocations minus frees: what is still alive
     loss.backward()
@@ -483,7 +492,10 @@ def load_full_model(folder: str | os.PathLike, # a sharded checkpoint folder
     state = _check_checkpoint(folder, nn.Module())
     model = Transformer(ModelConfig.from_dict(state["model"]["config"]))
     sd = model.state_dict()
-    try: dcp.load({"model": sd}, checkpoint_id=folder, no_dist=True)  # only the weights, read by this process alone
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "assuming the intent is to load in a single process": it is
+            dcp.load({"model": sd}, checkpoint_id=folder, no_dist=True)  # only the weights, read by this process alone
     except (RuntimeError, OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"checkpoint {str(folder)!r} could not be read ({type(e).__name__}: {str(e)[:300]}): restore it "
                               "from a backup, or export an older checkpoint") from None

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from llm_course.core import CheckpointError, ConfigError, verify_checksums
 from llm_course.data import load_default_corpus, open_memmap, pack_memmap
-from llm_course.distributed import (DistributedError, ShardedTokens, _train_parser, activation_bytes, checkpoint_blocks, export_hf,
+from llm_course.distributed import (DistributedError, ShardedTokens, _train_parser, free_port, activation_bytes, checkpoint_blocks, export_hf,
                                     kill_job, launch, load_full_model, load_sharded_checkpoint, rank_rows, tiny_model, torchrun_command,
                                     train_config)
 from llm_course.learner import Learner, latest_checkpoint, list_checkpoints
@@ -163,8 +163,14 @@ def test_kill_and_resume_ten_times(tokens, layouts, tmp_path):
 
 
 def test_save_on_two_ranks_resume_on_one(tokens, tmp_path):
+    "The first half under `accelerate launch` (2 ranks, its CPU multi-process mode), the second as a plain single process."
     out = tmp_path/"run"
-    job(args(tokens, "--parallel", "fsdp", "--out", out, "--until", 10))
+    acc = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_port", str(free_port()), "-m", "llm_course.distributed", "train",
+           *map(str, args(tokens, "--parallel", "fsdp", "--out", out, "--until", 10))]
+    p = subprocess.run(acc, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    assert json.loads(next(l for l in p.stdout.splitlines() if l.startswith("@@result "))[9:])["world_size"] == 2
     assert latest_checkpoint(out).name == "step-000010"
     p = subprocess.run([sys.executable, "-m", "llm_course.distributed", "train", *map(str, args(tokens, "--parallel", "fsdp",
                         "--out", out, "--resume", "yes"))], capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -236,3 +242,20 @@ def test_missing_or_truncated_shard(layouts, tokens, tmp_path):
     r = job(args(tokens, "--parallel", "fsdp", "--out", run, "--resume", "yes", "--steps", STEPS + 2), check=False, timeout_s=60)
     assert r.returncode != 0 and "CheckpointError" in r.output and "__1_0.distcp' has 1,000 bytes" in r.output
     assert r.output.count("truncated or overwritten") >= 2  # both ranks say it, none hangs
+
+
+def test_one_process_with_the_callback(tokens, tmp_path):
+    "Run directly (no launcher), `Distributed` makes a group of one: same losses as the plain Learner, sharded checkpoints, exact resume."
+    from llm_course.distributed import Distributed, teardown_distributed
+    ref_losses, _ = reference(args(tokens, "--steps", 6))
+    a = _train_parser().parse_args(args(tokens, "--steps", 6, "--out", tmp_path/"run", "--checkpoint-every", 3))
+    try:
+        learn = Learner(tiny_model(a), ShardedTokens(a.data, a.block_size), config=train_config(a), callbacks=[Distributed("none")])
+        learn.fit(until=3)
+        assert [p.name for p in list_checkpoints(tmp_path/"run")] == ["step-000003"]
+        assert json.loads((list_checkpoints(tmp_path/"run")[0]/"state.json").read_text())["format"] == "llm_course.dcp/1"
+        a.resume = "yes"
+        again = Learner(tiny_model(a), ShardedTokens(a.data, a.block_size), config=train_config(a), callbacks=[Distributed("none")])
+        again.fit()
+    finally: teardown_distributed()
+    assert max_diff([h["loss"] for h in again.history], ref_losses) < 1e-6
