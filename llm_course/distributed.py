@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/distributed.html.md"""
 
 # %% ../nbs/18_distributed.ipynb #9ab48593
 from __future__ import annotations
-import contextlib, datetime, functools, inspect, json, logging, os, signal, socket, subprocess, sys, tempfile, textwrap, time, warnings
+import contextlib, datetime, functools, inspect, json, logging, os, shutil, signal, socket, subprocess, sys, tempfile, textwrap, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,7 @@ __all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'DCP_FORMAT', 'Distrib
            'init_distributed', 'teardown_distributed', 'is_main', 'print0', 'get_logger', 'free_port',
            'torchrun_command', 'kill_job', 'LaunchResult', 'report', 'launch', 'all_reduce_mean', 'all_reduce_sum',
            'barrier', 'on_main', 'rank_rows', 'ShardedTokens', 'activation_bytes', 'checkpoint_blocks', 'parallelize',
-           'unwrap', 'build_sharded_model', 'local_numel', 'model_class', 'save_sharded_checkpoint',
+           'is_parallel', 'unwrap', 'build_sharded_model', 'local_numel', 'model_class', 'save_sharded_checkpoint',
            'load_sharded_checkpoint', 'load_full_model', 'export_hf', 'Distributed', 'tiny_model', 'train_config',
            'train_main', 'save_full_weights', 'dry_run_main', 'main']
 
@@ -351,6 +351,7 @@ def parallelize(model: nn.Module, # a `Transformer` (or any model with `.blocks`
                ) -> nn.Module:
     "Apply, in this order, activation checkpointing, compile and FSDP2 (or DDP) to `model`; returns the model to train."
     if parallel not in PARALLEL: raise ConfigError(f"unknown parallel={parallel!r}: use one of {PARALLEL}")
+    if is_parallel(model): return model  # e.g. built by `build_sharded_model`: already done
     info = dist_info()
     device = device or info.device
     # 1. activation checkpointing first: it wraps the block's own computation, inside everything that follows
@@ -373,6 +374,12 @@ def parallelize(model: nn.Module, # a `Transformer` (or any model with `.blocks`
             fully_shard(block, mesh=mesh, mp_policy=mp, reshard_after_forward=i < len(model.blocks) - 1)
         fully_shard(model, mesh=mesh, mp_policy=mp)
     return model
+
+def is_parallel(model: nn.Module) -> bool:
+    "True for a model that DDP wraps or FSDP2 has sharded."
+    from torch.distributed.fsdp import FSDPModule
+    from torch.nn.parallel import DistributedDataParallel
+    return isinstance(model, (FSDPModule, DistributedDataParallel))
 
 def unwrap(model: nn.Module) -> nn.Module:
     "The user's model inside DDP (FSDP2 and checkpointing change the model in place)."
@@ -424,7 +431,10 @@ def save_sharded_checkpoint(folder: str | os.PathLike, # the checkpoint folder, 
     msd, osd = get_state_dict(model, optimizer) if optimizer is not None else (get_state_dict(model, [])[0], None)
     sd = {"model": msd} if osd is None else {"model": msd, "optim": osd}
     try: dcp.save(sd, checkpoint_id=tmp)  # collective: each rank writes its own shards, rank 0 the .metadata index
-    except (RuntimeError, OSError, ValueError) as e: raise _collective_failed(f"writing checkpoint {folder.name}", e) from None
+    except (RuntimeError, OSError, ValueError) as e:  # DCP gathers every rank's error and raises it on all of them
+        if is_main(): shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"could not write checkpoint {folder.name} ({type(e).__name__}: {str(e)[:300]}): free some space or "
+                          "fix the folder's permissions; the previous checkpoints are intact") from None
     if (s := os.environ.get(_SLEEP_ENV)): time.sleep(float(s))  # lets tests kill us mid-write
     barrier("finishing the checkpoint shards")
     def finish():
@@ -528,6 +538,7 @@ class Distributed(Callback):
         self.info, self.lock = None, None
 
     def prepare_model(self, learn):
+        "Join the process group, check the batch split, parallelize the model and plug the distributed parts into `learn`."
         self.info = info = init_distributed(timeout_s=self.timeout_s, device=self.device)
         cfg = learn.config
         rank_rows(cfg.batch_size, 0, info.world_size)  # fails now, with a fix, if the world size does not divide the batch
@@ -657,7 +668,7 @@ def dry_run_main(argv: list[str] | None = None) -> dict:
 
 def _all_max(x: float) -> float:
     if not dist.is_initialized() or dist.get_world_size() == 1: return float(x)
-    t = torch.tensor([float(x)], dtype=torch.float64)
+    t = torch.tensor([float(x)], dtype=torch.float64, device=dist_info().device)  # NCCL reduces GPU tensors only
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t.item()
 

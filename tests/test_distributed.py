@@ -152,6 +152,7 @@ def test_kill_and_resume_ten_times(tokens, layouts, tmp_path):
         time.sleep(0.2)  # let the kernel reap the killed workers (and release their run-folder lock)
         if i == 10: assert p.returncode == 0, out_text[-3000:]
         for ck in list_checkpoints(out): verify_checksums(ck)  # what a killed write left behind is never listed as a checkpoint
+    print(f"\n{len(kills)} kills (what was running, the checkpoint it had resumed from): {kills}")
     assert len(kills) >= 8, kills
     m = json.loads((out/"metrics.json").read_text())
     assert [h["step"] for h in m["history"]] == list(range(1, STEPS + 1))
