@@ -189,16 +189,18 @@ def launch(target, # a function (its source runs in each process; import inside 
         if callable(target):
             path = Path(tmp)/f"{target.__name__}.py"; path.write_text(_script_for(target, args)); target = [str(path)]
         elif isinstance(target, (str, os.PathLike)): target = [str(target), *map(str, args)]
-        cmd = torchrun_command(nproc, list(target))
         full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "TORCH_CPP_LOG_LEVEL": "ERROR",
                     "PYTHONWARNINGS": "ignore", **(env or {})}
         for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"): full_env.pop(k, None)  # not ours to inherit
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env, start_new_session=True)
-        try: out, _ = p.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            kill_job(p.pid); out, _ = p.communicate()
-            raise DistributedError(f"the job did not finish within {timeout_s:g} s and was killed; its last output:\n{out[-2000:]}") from None
+        for attempt in range(2):  # the free port can be taken between our check and torchrun's bind: then once more
+            p = subprocess.Popen(torchrun_command(nproc, list(target)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 env=full_env, start_new_session=True)
+            try: out, _ = p.communicate(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                kill_job(p.pid); out, _ = p.communicate()
+                raise DistributedError(f"the job did not finish within {timeout_s:g} s and was killed; its last output:\n{out[-2000:]}") from None
+            if p.returncode == 0 or "address already in use" not in out.lower(): break
     res = LaunchResult(p.returncode, out, [json.loads(l[len(RESULT_TAG):]) for l in out.splitlines() if l.startswith(RESULT_TAG)],
                        time.perf_counter() - t0)
     if check and p.returncode != 0:
@@ -392,13 +394,19 @@ def build_sharded_model(config: ModelConfig, # the model's shape, e.g. ModelConf
                         seed: int = 0, # initialisation seed (the same on every rank)
                         **kwargs, # more `parallelize` options (activation_checkpointing, compile, precision)
                        ) -> Transformer:
-    "Build the model on `meta` (no memory), shard it, then allocate and initialise only this rank's shards."
+    "Build the model on `meta` (no memory), shard it with FSDP2, then allocate and initialise only this rank's shards."
+    if parallel != "fsdp":  # replicated layouts hold the whole model anyway: build it, then wrap
+        torch.manual_seed(seed)
+        return parallelize(Transformer(config).to(dist_info().device), parallel, **kwargs)
     with torch.device("meta"): model = Transformer(config)
     model = parallelize(model, parallel, **kwargs)
     if materialize:
-        model.to_empty(device=dist_info().device)  # each rank allocates its own shards only
-        torch.manual_seed(seed)
-        unwrap(model).init_weights()  # DTensor-aware: each rank fills its shards
+        info = dist_info()
+        model.to_empty(device=info.device)  # each rank allocates its own shards only
+        # each rank draws its shards from its own stream (the same seed everywhere would repeat one shard on every rank)
+        torch.manual_seed(seed + info.rank)
+        unwrap(model).init_weights()  # nn.init on each rank's local shards: the distribution, not the values, of 1 process
+        torch.manual_seed(seed)  # then the same RNG state on every rank again
     return model
 
 def local_numel(model: nn.Module) -> int:

@@ -260,3 +260,30 @@ def test_one_process_with_the_callback(tokens, tmp_path):
         again.fit()
     finally: teardown_distributed()
     assert max_diff([h["loss"] for h in again.history], ref_losses) < 1e-6
+
+
+def meta_init_job(tokens):
+    "Worker (run by `launch`): 2-rank meta-device build of the tiny model, checks of its shards, then 3 Learner steps on it."
+    import torch
+    from llm_course.distributed import (Distributed, ShardedTokens, all_reduce_sum, build_sharded_model, init_distributed,
+                                        local_numel, report, teardown_distributed)
+    from llm_course.learner import Learner, TrainConfig
+    from llm_course.model import ModelConfig
+    init_distributed()
+    cfg = ModelConfig.preset("tiny", n_layer=2, d_model=64, n_head=4, d_ff=128, block_size=32)
+    model = build_sharded_model(cfg, "fsdp", seed=0)
+    w = model.blocks[0].attn.qkv.weight.full_tensor()
+    half, norms = w.shape[0] // 2, model.norm.weight.full_tensor().tolist()[:3]
+    learn = Learner(model, ShardedTokens(tokens, 32), config=TrainConfig(steps=3, batch_size=8, block_size=32, progress=False),
+                    callbacks=[Distributed("fsdp")])  # already sharded: `parallelize` leaves it as it is
+    learn.fit()
+    report(total=int(all_reduce_sum(local_numel(model))), expected=cfg.n_params(), std=w.std().item(),
+           shards_differ=not torch.equal(w[:half], w[half:]), norms=norms,
+           losses=[h["loss"] for h in learn.history])
+    teardown_distributed()
+
+
+def test_meta_device_init_then_train(tokens):
+    r = launch(meta_init_job, nproc=2, args=(tokens,), timeout_s=120).results[0]
+    assert r["total"] == r["expected"] and r["shards_differ"] and abs(r["std"] - 0.02) < 0.002 and r["norms"] == [1.0, 1.0, 1.0]
+    assert r["losses"][-1] < r["losses"][0] and abs(r["losses"][0] - np.log(256)) < 0.1  # a fresh model: about ln(vocab)
