@@ -51,7 +51,7 @@ def _train_parser(sub):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="llm-course", description="Language models from scratch: train, sample, inspect.")
     p.add_argument("--version", action="version", version=f"llm_course {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{info,train,generate,plan}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{info,train,generate,plan,prepare}", parser_class=_Parser)
 
     info = sub.add_parser("info", help="print versions and devices (paste this into bug reports)")
     info.add_argument("--json", action="store_true", help="machine-readable output")
@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=float, default=None)
     g.add_argument("--seed", type=int, default=0)
     _plan_parser(sub)
+    _prepare_parser(sub)
     return p
 
 # %% ../nbs/20_cli.ipynb #a223fb24
@@ -114,6 +115,34 @@ def _plan(args):
     elif not plan.fits:
         print(f"to find a layout that fits: llm-course plan --auto --preset {args.preset} --gpu {args.gpu} --gpus {args.gpus} --seq {plan.seq}")
 
+# %% ../nbs/20_cli.ipynb #c20e0001
+import inspect
+from .train import prepare
+
+def _prepare_parser(sub):
+    "Add `llm-course prepare`: tokenise a corpus once into token shards with a manifest (resumable, parallel)."
+    d = lambda name: inspect.signature(prepare).parameters[name].default  # one source of truth for the defaults
+    p = sub.add_parser("prepare", help="tokenise a corpus into memory-mapped token shards with a manifest (a re-run resumes)")
+    p.add_argument("source", help="a text file, a folder of .txt/.md files, a .jsonl file, a `datasets` file/folder or hub name, or 'default'")
+    p.add_argument("--out", required=True, help="the shard folder (a re-run with the same settings continues an interrupted prepare)")
+    p.add_argument("--tokenizer", default=d("tokenizer"), help="char, bpe (learnt on the corpus) or the path of a tokenizer.json (default: %(default)s)")
+    p.add_argument("--vocab-size", type=int, default=d("vocab_size"), help="bpe vocabulary size (default: %(default)s)")
+    p.add_argument("--shard-tokens", type=int, default=d("shard_tokens"), help="tokens per shard (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="encoding processes (default: one per CPU core)")
+    p.add_argument("--text-field", default=d("text_field"), help="JSONL field or dataset column with the text (default: %(default)s)")
+    p.add_argument("--split", default=d("split"), help="dataset split to read (default: %(default)s)")
+    p.add_argument("--max-docs", type=int, default=None, help="read only the first N documents")
+    p.add_argument("--val-fraction", type=float, default=d("val_fraction"), help="hold out every round(1/F)-th document as 'val' (default: %(default)s)")
+    p.add_argument("--eot", default=None, help="tokenizer.json: its end-of-text token (default: found by name, e.g. </s>)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+def _prepare(args):
+    res = prepare(args.source, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size, shard_tokens=args.shard_tokens,
+                  workers=args.workers, text_field=args.text_field, split=args.split, max_docs=args.max_docs,
+                  val_fraction=args.val_fraction, eot=args.eot, progress=not args.no_progress)
+    print(res.summary())
+
+
 # %% ../nbs/20_cli.ipynb #a0d5bb49
 def _info(args):
     print(json.dumps(env_report(), indent=2) if args.json else format_env_report())
@@ -132,7 +161,7 @@ def _generate(args):
     for piece in pieces: print(piece, end="", flush=True)
     print()
 
-_COMMANDS = dict(info=_info, train=_train, generate=_generate, plan=_plan)
+_COMMANDS = dict(info=_info, train=_train, generate=_generate, plan=_plan, prepare=_prepare)
 
 def _as_flags(message: str, parser: argparse.ArgumentParser, command: str) -> str:
     "The package's messages name settings as in Python (`steps=100`); on the command line, say `--steps 100`."

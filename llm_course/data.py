@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #75d0360d
 from __future__ import annotations
-import ast, codecs, hashlib, importlib.resources, json, lzma, math, os, re, sys, sysconfig, unicodedata
+import ast, codecs, hashlib, importlib.resources, itertools, json, lzma, math, os, re, sys, sysconfig, unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -16,15 +16,18 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from .core import ConfigError, DataError, DownloadError, MissingPathError, atomic_path, check_int, save_json, load_json
+from .core import ConfigError, DataError, DownloadError, MissingPathError, OutputError, atomic_path, sha256_file, check_int, save_json, load_json
 
 # %% auto #0
-__all__ = ['DEFAULT_CORPUS_SHA256', 'CORPUS_NAMES', 'TEXT_SUFFIXES', 'SEPARATORS', 'TOPIC_LEXICON', 'MEMMAP_FORMAT', 'clean_text',
-           'build_default_corpus', 'write_default_corpus', 'default_corpus_path', 'default_corpus_info',
-           'load_default_corpus', 'read_text_file', 'text_files', 'load_corpus', 'open_hf_dataset', 'iter_hf_text',
-           'load_hf_text', 'MarkovTextSource', 'topic_grammar', 'SyntheticCorpus', 'synthetic_corpus', 'split_text',
-           'get_batch', 'sequential_batches', 'n_sequential_batches', 'token_dtype', 'memmap_meta_path', 'pack_memmap',
-           'open_memmap']
+__all__ = ['DEFAULT_CORPUS_SHA256', 'CORPUS_NAMES', 'TEXT_SUFFIXES', 'SEPARATORS', 'TOPIC_LEXICON', 'MEMMAP_FORMAT',
+           'BLOCK_CHARS', 'SHARDS_FORMAT', 'MANIFEST_NAME', 'SPLITS', 'clean_text', 'build_default_corpus',
+           'write_default_corpus', 'default_corpus_path', 'default_corpus_info', 'load_default_corpus',
+           'read_text_file', 'text_files', 'load_corpus', 'open_hf_dataset', 'iter_hf_text', 'load_hf_text',
+           'MarkovTextSource', 'topic_grammar', 'SyntheticCorpus', 'synthetic_corpus', 'split_text', 'get_batch',
+           'sequential_batches', 'n_sequential_batches', 'token_dtype', 'memmap_meta_path', 'pack_memmap',
+           'open_memmap', 'DocumentSource', 'document_source', 'shard_name', 'is_val_document', 'write_shard',
+           'ShardWriter', 'write_manifest', 'load_manifest', 'check_tokenizer', 'manifest_tokenizer',
+           'check_vocab_size', 'TokenShards', 'open_shards', 'check_shards_folder']
 
 # %% ../nbs/01_data.ipynb #cfe04c80
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x84\x86-\x9f]")  # Unicode category Cc minus \t \n (and \x0c, \x85: line breaks)
@@ -593,3 +596,308 @@ def open_memmap(path: str | os.PathLike) -> np.memmap:
                         "the file is truncated or was overwritten; re-create it with pack_memmap()")
     if n == 0: return np.zeros(0, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
+
+# %% ../nbs/01_data.ipynb #d47a0002
+@dataclass
+class DocumentSource:
+    "Where the documents of a corpus come from; `pieces()` streams them, so no corpus is ever held whole."
+    kind: str # "text" (one file = one document), "folder" (one .txt/.md file each), "jsonl" (one line each), "datasets" (one row each), "default"
+    path: str # the file, folder or dataset name as given
+    text_field: str = "text" # the field (JSONL) or column (datasets) that holds the text
+    split: str = "train" # the `datasets` split
+    max_docs: int | None = None # stop after this many documents
+    encoding: str = "utf-8" # of local text files
+
+    def describe(self) -> dict:
+        "What a manifest records about the source."
+        d = dict(kind=self.kind, path=self.path, max_docs=self.max_docs)
+        if self.kind in ("jsonl", "datasets"): d["text_field"] = self.text_field
+        if self.kind == "datasets": d["split"] = self.split
+        return d
+
+    def documents(self) -> Iterator[Iterator[str]]:
+        "Each document as an iterator of text blocks (a long file arrives in blocks), empty documents skipped."
+        n = 0
+        for doc in self._documents():
+            if self.max_docs is not None and n >= self.max_docs: return
+            first = next(doc, None)
+            while first == "": first = next(doc, None)
+            if first is None: continue
+            n += 1
+            yield itertools.chain([first], doc)
+
+    def pieces(self) -> Iterator[tuple[str, bool]]:
+        "(text, ends_document) pairs in reading order: a short document is one pair, a long file several."
+        for doc in self.documents():
+            prev = next(doc)
+            for block in doc:
+                if block: yield prev, False; prev = block
+            yield prev, True
+
+    def _documents(self):
+        if self.kind == "default": yield iter([load_default_corpus()])
+        elif self.kind == "text": yield _read_blocks(Path(self.path), self.encoding)
+        elif self.kind == "folder":
+            for f in text_files(self.path): yield _read_blocks(f, self.encoding)
+        elif self.kind == "jsonl": yield from (iter([t]) for t in _jsonl_texts(Path(self.path), self.text_field))
+        else:
+            hub = not Path(self.path).expanduser().exists()
+            yield from (iter([t]) for t in iter_hf_text(self.path, self.split, self.text_field, streaming=hub))
+
+BLOCK_CHARS = 1 << 20  # a long text file is read a million characters at a time
+
+def _read_blocks(path: Path, encoding: str) -> Iterator[str]:
+    "A text file in blocks of `BLOCK_CHARS` characters, line endings kept as they are (CRLF stays CRLF)."
+    try:
+        with open(path, encoding=encoding, newline="") as f:
+            while block := f.read(BLOCK_CHARS): yield block
+    except UnicodeDecodeError as e:
+        raise DataError(f"{str(path)!r} is not valid {encoding} (byte 0x{e.object[e.start]:02x} cannot be decoded): re-encode it as "
+                        "UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`) or pass its real encoding") from None
+
+def _jsonl_texts(path: Path, field: str) -> Iterator[str]:
+    "The `field` of each JSON object, one per line (blank lines skipped)."
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip(): continue
+            try: row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"line {n} of {str(path)!r} is not JSON ({e.msg}): fix or delete that line (JSON lines: one object per line)") from None
+            if not isinstance(row, dict) or field not in row:
+                fields = ', '.join(map(repr, row)) if isinstance(row, dict) else type(row).__name__
+                raise DataError(f"line {n} of {str(path)!r} has no field {field!r} (it has {fields}): pass the field that holds "
+                                "the text (text_field=..., --text-field on the command line)")
+            if not isinstance(row[field], str):
+                raise DataError(f"line {n} of {str(path)!r}: field {field!r} holds a {type(row[field]).__name__}, not text: pass the field that holds the text")
+            yield row[field]
+
+def document_source(source: str | os.PathLike, # a text file, a folder of .txt/.md, a .jsonl file, a `datasets` file/folder/hub name, or "default"
+                    text_field: str = "text", # the JSONL field or dataset column with the text
+                    split: str = "train", # the `datasets` split
+                    max_docs: int | None = None, # stop after this many documents
+                    encoding: str = "utf-8", # of local text files
+                   ) -> DocumentSource:
+    "Decide how to read `source` and check that it exists; hub names stream (`datasets` with `streaming=True`)."
+    check_int("max_docs", max_docs, example=1000, allow_none=True)
+    s, p = str(source), Path(source).expanduser()
+    if s == "default": kind = "default"
+    elif p.is_dir():
+        kind = "datasets" if (p/"dataset_info.json").exists() or (p/"dataset_dict.json").exists() else "folder"
+        if kind == "folder" and not text_files(p):
+            raise DataError(f"folder {s!r} holds no {'/'.join('*' + x for x in TEXT_SUFFIXES)} files: add text files, or pass a file or a dataset")
+    elif p.is_file():
+        suffix = p.suffix.lower()
+        kind = "jsonl" if suffix in (".jsonl", ".json") else "datasets" if suffix in (".csv", ".tsv", ".parquet", ".arrow") else "text"
+    elif _looks_like_path(s) or not _HUB_NAME.fullmatch(s):
+        raise MissingPathError(f"corpus {s!r} does not exist: check the path (cwd is {os.getcwd()!r}), or pass a hub dataset name like 'roneneldan/TinyStories'")
+    else: kind = "datasets"
+    return DocumentSource(kind, s, text_field, split, max_docs, encoding)
+
+
+# %% ../nbs/01_data.ipynb #d47a0003
+SHARDS_FORMAT = "llm_course.shards/1"
+MANIFEST_NAME = "manifest.json"
+SPLITS = ("train", "val")
+
+def shard_name(split: str, i: int) -> str: return f"{split}-{i:05d}.bin"
+_SHARD_FILE = re.compile(r"(train|val)-\d{5}\.bin(\.json)?")
+
+def is_val_document(i: int, # the document's index in reading order
+                    val_fraction: float, # share of documents held out
+                   ) -> bool:
+    "Every round(1/val_fraction)-th document goes to validation: decided without knowing how many documents there are."
+    return val_fraction > 0 and i % round(1 / val_fraction) == round(1 / val_fraction) - 1
+
+def write_shard(path: Path, # the .bin file
+                ids: np.ndarray, # its token ids (already in the shard dtype)
+                vocab_size: int, eot_id: int,
+                **extra, # recorded in the sidecar too (docs, start/end cursor, tokenizer checksum)
+               ) -> dict:
+    "Write one shard atomically, then its sidecar (a `pack_memmap` sidecar plus its SHA-256): a shard without a sidecar is unfinished."
+    with atomic_path(path) as tmp: ids.tofile(tmp)
+    meta = dict(format=MEMMAP_FORMAT, dtype=ids.dtype.name, length=int(ids.size), vocab_size=int(vocab_size),
+                n_docs=extra.pop("docs", 0), sep_id=int(eot_id), sha256=sha256_file(path), **extra)
+    save_json(meta, memmap_meta_path(path))
+    return meta
+
+def _shard_ok(path: Path, tokenizer_sha256: str) -> dict | None:
+    "The sidecar of a finished, intact shard made with this tokenizer, else None."
+    try: meta = load_json(memmap_meta_path(path))
+    except DataError: return None
+    ok = (isinstance(meta, dict) and meta.get("format") == MEMMAP_FORMAT and meta.get("tokenizer_sha256") == tokenizer_sha256
+          and path.is_file() and path.stat().st_size == meta.get("length", -1) * np.dtype(meta.get("dtype", "uint8")).itemsize
+          and sha256_file(path) == meta.get("sha256"))
+    return meta if ok else None
+
+
+# %% ../nbs/01_data.ipynb #d47a0004
+class ShardWriter:
+    "Cut one split's token stream into shards of `shard_tokens`; on a re-run, keep the intact shards and continue after them."
+    def __init__(self, folder: str | os.PathLike, split: str, # where, and "train" or "val"
+                 shard_tokens: int, vocab_size: int, eot_id: int, # shard size; the ids' range; the document separator
+                 tokenizer_sha256: str, # recorded in every sidecar: a shard made with another tokenizer is never reused
+                ):
+        self.folder, self.split, self.shard_tokens = Path(folder), split, check_int("shard_tokens", shard_tokens, example=2**24)
+        self.vocab_size, self.eot_id, self.tok_sha, self.dtype = vocab_size, eot_id, tokenizer_sha256, token_dtype(vocab_size)
+        self.shards: list[dict] = []
+        while meta := _shard_ok(self.folder/shard_name(split, len(self.shards)), tokenizer_sha256):
+            self.shards.append(meta)  # finished before: reuse
+        for p in self.folder.glob(f"{split}-*.bin*"):  # an unfinished shard and everything after it is redone
+            if _SHARD_FILE.fullmatch(p.name) and int(p.name[len(split) + 1:][:5]) >= len(self.shards): p.unlink()
+        self.cursor = tuple(self.shards[-1]["end"]) if self.shards else (0, 0)  # (unit, ids of that unit already written)
+        self.resumed_tokens = sum(m["length"] for m in self.shards)
+        self._buf, self._n, self._docs, self._start = [], 0, 0, self.cursor
+
+    def add(self, unit: int, # index of this piece of text in reading order (over all splits)
+            ids: np.ndarray, # its ids, the end-of-text id appended when it ends a document
+            ends_doc: bool, # whether it ends a document
+           ):
+        "Append one unit's ids; writes every shard that fills up."
+        if unit < self.cursor[0]: return  # already in a finished shard
+        off = self.cursor[1] if unit == self.cursor[0] else 0
+        while off < len(ids):
+            take = min(len(ids) - off, self.shard_tokens - self._n)
+            self._buf.append(ids[off:off + take]); self._n += take; off += take
+            if off == len(ids) and ends_doc: self._docs += 1
+            self.cursor = (unit, off) if off < len(ids) else (unit + 1, 0)
+            if self._n == self.shard_tokens: self._flush()
+
+    def _flush(self):
+        ids = np.concatenate(self._buf).astype(self.dtype, copy=False)
+        meta = write_shard(self.folder/shard_name(self.split, len(self.shards)), ids, self.vocab_size, self.eot_id, docs=self._docs,
+                           start=list(self._start), end=list(self.cursor), tokenizer_sha256=self.tok_sha)
+        self.shards.append(meta)
+        self._buf, self._n, self._docs, self._start = [], 0, 0, self.cursor
+
+    def close(self) -> list[dict]:
+        "Write the last, shorter shard; the manifest entries of all shards."
+        if self._n: self._flush()
+        return [dict(file=shard_name(self.split, i), tokens=m["length"], docs=m["n_docs"], sha256=m["sha256"])
+                for i, m in enumerate(self.shards)]
+
+
+# %% ../nbs/01_data.ipynb #d47a0005
+def write_manifest(folder: str | os.PathLike, # the shard folder
+                   splits: dict[str, list[dict]], # split -> its shards' entries (`ShardWriter.close()`)
+                   vocab_size: int, eot_id: int, # the ids' range and the document separator
+                   tokenizer: dict, # kind, sha256 and file of the tokenizer that made the ids
+                   source: dict, # `DocumentSource.describe()`
+                   settings: dict | None = None, # how the shards were made (shard_tokens, val_fraction, …)
+                  ) -> dict:
+    "Write `manifest.json`, the contract between `prepare` and every reader: written last, so its presence means all shards are done."
+    man = dict(format=SHARDS_FORMAT, dtype=token_dtype(vocab_size).name, vocab_size=int(vocab_size), eot_id=int(eot_id),
+               tokenizer=tokenizer, source=source, settings=settings or {},
+               splits={s: dict(tokens=sum(e["tokens"] for e in es), docs=sum(e["docs"] for e in es), shards=es) for s, es in splits.items()})
+    man["total_tokens"] = sum(s["tokens"] for s in man["splits"].values())
+    save_json(man, Path(folder)/MANIFEST_NAME, ensure_ascii=False)
+    return man
+
+def load_manifest(folder: str | os.PathLike, # a folder written by `prepare` (or its manifest.json)
+                 ) -> dict:
+    "The manifest of a shard folder, checked for the fields readers rely on."
+    path = Path(folder)
+    if path.is_dir() or not path.name.endswith(".json"): path = path/MANIFEST_NAME
+    fix = "run `llm-course prepare SOURCE --out FOLDER` to write it (a re-run finishes an interrupted one)"
+    if not path.is_file(): raise MissingPathError(f"no {MANIFEST_NAME} in {str(path.parent)!r}: it is not a finished shard folder; {fix}")
+    man = load_json(path, "shard manifest")
+    if not isinstance(man, dict) or man.get("format") != SHARDS_FORMAT or not {"dtype", "vocab_size", "eot_id", "tokenizer", "splits"} <= set(man):
+        raise DataError(f"{str(path)!r} is not a {SHARDS_FORMAT} manifest: {fix}")
+    return man
+
+def _manifest(m) -> dict: return m if isinstance(m, dict) else load_manifest(m)
+
+def check_tokenizer(manifest, # a manifest (dict) or a shard folder
+                    tokenizer, # the run's tokenizer (anything with `.checksum`), or its SHA-256
+                   ):
+    "Raise `DataError` unless the shards were made with this tokenizer (same checksum)."
+    want = manifest_tokenizer(manifest)
+    got = tokenizer if isinstance(tokenizer, str) else getattr(tokenizer, "checksum", None)
+    if got != want["sha256"]:
+        raise DataError(f"the shards were made with another tokenizer ({want['kind']} {want['sha256'][:12]}…) than this run's "
+                        f"({type(tokenizer).__name__ if not isinstance(tokenizer, str) else 'SHA-256'} {str(got)[:12]}…): train with the "
+                        f"shards' tokenizer ({want.get('file', 'tokenizer.json')} in the shard folder), or prepare the data again with this one")
+
+def manifest_tokenizer(manifest) -> dict:
+    "kind, sha256 and file of the tokenizer that made the shards."
+    return _manifest(manifest)["tokenizer"]
+
+def check_vocab_size(manifest, # a manifest (dict), a shard folder, or a tokenizer's vocabulary size
+                     model_vocab_size: int, # the model's embedding rows
+                    ):
+    "Raise `ConfigError` when the tokenizer's ids do not all fit in the model's vocabulary."
+    n = manifest if isinstance(manifest, int) else _manifest(manifest)["vocab_size"]
+    if n > model_vocab_size:
+        raise ConfigError(f"the tokenizer has {n:,} tokens but the model's vocab_size is {model_vocab_size:,}: ids ≥ {model_vocab_size:,} "
+                          f"have no embedding; set the model's vocab_size to at least {n:,} (e.g. {-(-n // 64) * 64:,}, a multiple of 64), "
+                          "or prepare the data with a smaller tokenizer")
+
+
+# %% ../nbs/01_data.ipynb #d47a0006
+class TokenShards:
+    "The shards of one split as one read-only 1-D array: `len`, `dtype`, and `x[i]`, `x[a:b]`, `x[idx]` for integer arrays of any shape."
+    ndim = 1
+    def __init__(self, arrays: list[np.ndarray], names: list[str] | None = None):
+        self.arrays, self.names = [a for a in arrays if len(a)], names
+        if not self.arrays: raise DataError("no tokens in these shards: prepare a corpus with some text in it")
+        self.dtype = self.arrays[0].dtype
+        self.starts = np.cumsum([0] + [len(a) for a in self.arrays])  # shard k holds positions starts[k] … starts[k+1]-1
+        self.shape = (int(self.starts[-1]),)
+
+    def __len__(self): return self.shape[0]
+    def __repr__(self): return f"TokenShards({len(self):,} tokens in {len(self.arrays)} shards, {self.dtype})"
+    def __array__(self, dtype=None, copy=None): return self[:].astype(dtype) if dtype else self[:]
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return self[np.arange(*idx.indices(len(self)))]
+        if isinstance(idx, (int, np.integer)):
+            i = int(idx) + (len(self) if idx < 0 else 0)
+            if not 0 <= i < len(self): raise IndexError(f"index {int(idx)} is out of range for {len(self):,} tokens")
+            k = int(np.searchsorted(self.starts, i, side="right")) - 1
+            return self.arrays[k][i - self.starts[k]]
+        idx = np.asarray(idx)
+        if idx.dtype.kind not in "iu": raise DataError(f"index with integers, got dtype {idx.dtype}: pass an integer array of positions")
+        flat = idx.reshape(-1).astype(np.int64)
+        flat = np.where(flat < 0, flat + len(self), flat)
+        if flat.size and (flat.min() < 0 or flat.max() >= len(self)):
+            raise IndexError(f"positions must be in 0…{len(self) - 1}, got {int(flat.min())}…{int(flat.max())}")
+        out, k = np.empty(flat.size, self.dtype), np.searchsorted(self.starts, flat, side="right") - 1
+        for s in np.unique(k):  # one gather per shard touched
+            m = k == s
+            out[m] = self.arrays[s][flat[m] - self.starts[s]]
+        return out.reshape(idx.shape)
+
+def open_shards(folder: str | os.PathLike, # a folder written by `prepare`
+                split: str = "train", # "train" or "val"
+                verify: bool = True, # check every shard's SHA-256 (reads all of it once); False checks sizes only
+               ) -> TokenShards:
+    "All shards of one split as one memory-mapped 1-D array that `ShardedTokens(data=...)` reads."
+    folder, man = Path(folder), load_manifest(folder)
+    fix = f"run the same `llm-course prepare ... --out {folder}` again: it redoes only what is damaged"
+    if split not in man["splits"] or not man["splits"][split]["shards"]:
+        raise DataError(f"{str(folder)!r} has no {split!r} shards (it has {', '.join(s for s, v in man['splits'].items() if v['shards'])}): "
+                        f"pass split= one of those, or prepare with --val-fraction > 0 for a validation split")
+    arrays = []
+    for e in man["splits"][split]["shards"]:
+        p = folder/e["file"]
+        if not p.is_file(): raise DataError(f"shard {e['file']} of {str(folder)!r} is missing: {fix}")
+        size = e["tokens"] * np.dtype(man["dtype"]).itemsize
+        if p.stat().st_size != size:
+            raise DataError(f"shard {e['file']} of {str(folder)!r} has {p.stat().st_size:,} bytes, expected {size:,} (truncated or overwritten): {fix}")
+        if verify and sha256_file(p) != e["sha256"]:
+            raise DataError(f"shard {e['file']} of {str(folder)!r} is corrupt (its SHA-256 differs from the manifest's): {fix}")
+        arrays.append(np.memmap(p, dtype=man["dtype"], mode="r", shape=(e["tokens"],)) if e["tokens"] else np.zeros(0, man["dtype"]))
+    return TokenShards(arrays, [e["file"] for e in man["splits"][split]["shards"]])
+
+def check_shards_folder(out: str | os.PathLike) -> Path:
+    "`out` if it is missing, empty, or holds only what `prepare` writes; else `OutputError` (nothing is touched)."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise OutputError(f"--out {str(out)!r} is a file: choose a folder")
+    ours = {MANIFEST_NAME, "prepare.json", "tokenizer.json"}
+    other = sorted(p.name for p in out.iterdir() if p.name not in ours and not _SHARD_FILE.fullmatch(p.name)
+                   and not p.name.startswith(".")) if out.is_dir() else []
+    if other:
+        raise OutputError(f"{str(out)!r} holds files that prepare did not write ({', '.join(other[:3])}{', …' if len(other) > 3 else ''}): "
+                          "choose an empty or new --out; nothing was changed")
+    return out
+

@@ -6,18 +6,19 @@ Docs: https://llm-course.github.io/llm_course/tokenizer.html.md"""
 
 # %% ../nbs/02_tokenizer.ipynb #4a96151a
 from __future__ import annotations
-import heapq, os, warnings
+import hashlib, heapq, json, os, warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import regex  # the `regex` package (a dependency of transformers): `re` has no \p{L} classes
 
-from .core import ConfigError, DataError, MissingPathError, TokenizerError, check_int, ensure_dir, load_json, save_json
+from .core import ConfigError, DataError, MissingPathError, TokenizerError, atomic_write_bytes, check_int, ensure_dir, load_json, save_json
 
 # %% auto #0
-__all__ = ['GPT2_SPLIT_PATTERN', 'TokenizerConfigError', 'CharTokenizer', 'pretoken_counts', 'bytes_to_unicode',
-           'learn_bpe_merges', 'BPETokenizer', 'bpe_to_tokenizers']
+__all__ = ['EOT_CHAR', 'GPT2_SPLIT_PATTERN', 'EOT_NAMES', 'TokenizerConfigError', 'CharTokenizer', 'pretoken_counts',
+           'bytes_to_unicode', 'learn_bpe_merges', 'BPETokenizer', 'bpe_to_tokenizers', 'stream_pretokens',
+           'newline_cut', 'HFTokenizer']
 
 # %% ../nbs/02_tokenizer.ipynb #24d88402
 class TokenizerConfigError(ConfigError, TokenizerError):
@@ -45,6 +46,10 @@ def _check_ids(ids: list[int], vocab_size: int):
             raise TokenizerError(f"id {t!r} at position {i} is not a token id of this tokenizer (valid: 0..{vocab_size - 1}): "
                                  "decode ids made by the same tokenizer, or check that the model's vocab_size matches it")
 
+def _json_sha256(obj) -> str:
+    "SHA-256 of the bytes `save_json(obj, path, ensure_ascii=False)` writes: a tokenizer's checksum equals its saved file's."
+    return hashlib.sha256((json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()).hexdigest()
+
 def _load_tokenizer_json(path, kind: str) -> dict:
     "Read a file written by `kind.save`; a corrupt or foreign file raises `TokenizerError`."
     try: obj = load_json(path, f"{kind} file")
@@ -57,6 +62,8 @@ def _load_tokenizer_json(path, kind: str) -> dict:
     return obj
 
 # %% ../nbs/02_tokenizer.ipynb #5e1159ad
+EOT_CHAR = "\x03"  # ASCII "end of text": `clean_text` drops control characters, so a cleaned corpus never holds it
+
 class CharTokenizer:
     "One id per character of a fixed alphabet: the simplest tokenizer there is."
     def __init__(self, vocab: Iterable[str], # the characters in id order (a str, or a list of 1-character strs)
@@ -81,6 +88,11 @@ class CharTokenizer:
     def vocab_size(self) -> int: return len(self.itos)
     def __len__(self): return self.vocab_size
     def __repr__(self): return f"CharTokenizer(vocab_size={self.vocab_size})"
+    @property
+    def eot_id(self) -> int | None:
+        "The id of `EOT_CHAR` when the vocabulary has it (`prepare` adds it to separate documents), else None."
+        return self.stoi.get(EOT_CHAR)
+    newline_cut_safe = True  # text encoded in pieces gives the ids of the whole text, wherever it is cut
 
     def encode(self, text: str) -> list[int]:
         "The ids of the characters of `text`."
@@ -91,6 +103,10 @@ class CharTokenizer:
             raise TokenizerError(f"character {c!r} (U+{ord(c):04X}) is not in the vocabulary: retrain with CharTokenizer.train "
                                  "on text that contains it, or use BPETokenizer (bytes cover every text)") from None
 
+    def encode_iterable(self, texts: Iterable[str]) -> Iterator[int]:
+        "Ids of a stream of text chunks: equal to `encode(''.join(texts))`, with one chunk in memory at a time."
+        for chunk in texts: yield from self.encode(chunk)
+
     def decode(self, ids) -> str:
         "The text of a sequence of ids."
         ids = _as_id_list(ids); _check_ids(ids, self.vocab_size)
@@ -98,7 +114,13 @@ class CharTokenizer:
 
     def save(self, path: str | os.PathLike) -> Path:
         "Write the vocabulary as JSON (atomically)."
-        return save_json(dict(type="CharTokenizer", version=1, chars=self.itos), path, ensure_ascii=False)
+        return save_json(self._json(), path, ensure_ascii=False)
+
+    def _json(self) -> dict: return dict(type="CharTokenizer", version=1, chars=self.itos)
+    @property
+    def checksum(self) -> str:
+        "SHA-256 of the file `save` writes: two tokenizers with the same checksum encode alike."
+        return _json_sha256(self._json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CharTokenizer:
@@ -274,6 +296,14 @@ class BPETokenizer:
     def __len__(self): return self.vocab_size
     def __repr__(self):
         return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, special_tokens={list(self.special_tokens)})"
+    @property
+    def eot_id(self) -> int | None:
+        "The id of `<|endoftext|>` when it is a special token, else None."
+        return self.special_tokens.get("<|endoftext|>")
+    @property
+    def newline_cut_safe(self) -> bool:
+        "Whether text encoded in pieces cut at `newline_cut` points gives the ids of the whole text (GPT-2's pattern: yes)."
+        return self.pattern == GPT2_SPLIT_PATTERN and not any(regex.search(r"\s", s) for s in self.special_tokens)
 
     def _encode_chunk(self, chunk: str) -> list[int]:
         "Replay the merges on one pre-token, lowest rank first; results are cached."
@@ -310,6 +340,15 @@ class BPETokenizer:
             for chunk in self._pat.findall(part): ids.extend(self._encode_chunk(chunk))
         return ids
 
+    def encode_iterable(self, texts: Iterable[str], # text chunks, cut anywhere (inside a word, a run of newlines, a special token)
+                        allowed_special="all", # as in `encode`
+                       ) -> Iterator[int]:
+        "Ids of a stream of text chunks, equal to `encode(''.join(texts))`: the last pre-tokens of a chunk wait for the next one."
+        allowed = self._allowed(allowed_special)
+        for piece, special in stream_pretokens(texts, self._pat, sorted(allowed)):
+            if special: yield self.special_tokens[piece]
+            else: yield from self._encode_chunk(piece)
+
     def encode_batch(self, texts: Iterable[str], allowed_special="all") -> list[list[int]]:
         "`encode` over many texts (sharing one chunk cache)."
         return [self.encode(t, allowed_special) for t in texts]
@@ -334,9 +373,15 @@ class BPETokenizer:
 
     def save(self, path: str | os.PathLike) -> Path:
         "Write merges, special tokens and pattern as JSON (atomically)."
-        return save_json(dict(type="BPETokenizer", version=1, vocab_size=self.vocab_size, pattern=self.pattern,
-                              special_tokens=list(self.special_tokens), merges=[list(m) for m in self.merges]),
-                         path, ensure_ascii=False)
+        return save_json(self._json(), path, ensure_ascii=False)
+
+    def _json(self) -> dict:
+        return dict(type="BPETokenizer", version=1, vocab_size=self.vocab_size, pattern=self.pattern,
+                    special_tokens=list(self.special_tokens), merges=[list(m) for m in self.merges])
+    @property
+    def checksum(self) -> str:
+        "SHA-256 of the file `save` writes: two tokenizers with the same checksum encode alike."
+        return _json_sha256(self._json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
@@ -377,3 +422,114 @@ def bpe_to_tokenizers(tok: BPETokenizer):
     hf.decoder = decoders.ByteLevel()
     hf.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in tok.special_tokens])
     return hf
+
+# %% ../nbs/02_tokenizer.ipynb #5a7e0c04
+def _special_prefix_len(text: str, specials) -> int:
+    "Length of the longest end of `text` that is the start (not the whole) of a special token: it may be cut mid-token."
+    return max((k for s in specials for k in range(min(len(s) - 1, len(text)), 0, -1) if text.endswith(s[:k])), default=0)
+
+def stream_pretokens(texts: Iterable[str], # text chunks, cut anywhere
+                     pattern=GPT2_SPLIT_PATTERN, # the pre-tokenisation regex (str or compiled)
+                     specials: Iterable[str] = (), # special tokens to keep whole (also across chunk boundaries)
+                     hold: int = 2, # pre-tokens held back at the end of each chunk: the next chunk may still change them
+                    ) -> Iterator[tuple[str, bool]]:
+    "(pre-token, is_special) pairs of `''.join(texts)`, one chunk at a time, exactly as `findall` on the whole text gives them."
+    pat = pattern if isinstance(pattern, regex.Pattern) else _compile_pattern(pattern)
+    specials = _check_special_tokens(specials)
+    splitter, buf = BPETokenizer._special_splitter(specials), ""
+    for chunk in texts:
+        _utf8(chunk, "text chunk")
+        parts = splitter.split(buf + chunk) if splitter else [buf + chunk]
+        for i, part in enumerate(parts[:-1]):  # everything before the last special token is final
+            if i % 2: yield part, True
+            else: yield from ((p, False) for p in pat.findall(part))
+        tail = parts[-1]
+        end = len(tail) - _special_prefix_len(tail, specials)
+        found = list(pat.finditer(tail, 0, end))  # as if the text stopped at `end`
+        if len(found) > hold:
+            yield from ((m.group(), False) for m in found[:-hold])
+            tail = tail[found[-hold].start():]
+        buf = tail
+    for i, part in enumerate(splitter.split(buf) if splitter else [buf]):
+        if i % 2: yield part, True
+        else: yield from ((p, False) for p in pat.findall(part))
+
+def newline_cut(text: str, # the text seen so far
+                start: int = 1, # don't cut before this index
+               ) -> int:
+    "The last index i ≥ start where text[i] is a newline followed by a visible character, else 0: GPT-2-style pre-tokenisation never joins across it."
+    i = len(text) - 1
+    while (i := text.rfind("\n", start, i)) >= start:
+        if (c := text[i + 1]).isprintable() and not c.isspace(): return i
+    return 0
+
+
+# %% ../nbs/02_tokenizer.ipynb #5a7e0c09
+EOT_NAMES = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>", "<|eot_id|>", "[SEP]")  # tried in this order
+
+class HFTokenizer:
+    "A HF `tokenizers.Tokenizer` (a `tokenizer.json`, e.g. Llama's) behind the course's interface: encode, encode_iterable, eot_id, checksum, save."
+    def __init__(self, tokenizer, # a `tokenizers.Tokenizer`
+                 eot: str | None = None, # the end-of-text token (default: the first of `EOT_NAMES` in the vocabulary)
+                 data: bytes | None = None, # the tokenizer.json bytes it was read from (default: `tokenizer.to_str()`)
+                ):
+        self.hf, self.data = tokenizer, data if data is not None else tokenizer.to_str().encode("utf-8")
+        vocab = tokenizer.get_vocab(with_added_tokens=True)
+        self.vocab_size = max(tokenizer.get_vocab_size(with_added_tokens=True), max(vocab.values(), default=-1) + 1)
+        if eot is not None and eot not in vocab:
+            raise TokenizerError(f"end-of-text token {eot!r} is not in this tokenizer's vocabulary: pass one it has, "
+                                 f"e.g. {', '.join(repr(n) for n in EOT_NAMES if n in vocab) or repr(next(iter(vocab), ''))}")
+        self.eot_token = eot or next((n for n in EOT_NAMES if n in vocab), None)
+        self.eot_id = vocab.get(self.eot_token)
+        spec = json.loads(self.data)
+        pre, added = spec.get("pre_tokenizer") or {}, [t["content"] for t in spec.get("added_tokens") or []]
+        self.newline_cut_safe = (spec.get("normalizer") is None and pre.get("type") == "ByteLevel" and pre.get("use_regex", True)
+                                 and not any(regex.search(r"\s", t) for t in added))  # GPT-2-style: see `newline_cut`
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, # a tokenizer.json, or a folder holding one
+                  eot: str | None = None, # the end-of-text token
+                 ) -> HFTokenizer:
+        "Load a `tokenizer.json` with HF `tokenizers`; a file it cannot read raises `TokenizerError`."
+        from tokenizers import Tokenizer
+        path = Path(path).expanduser()
+        if path.is_dir(): path = path/"tokenizer.json"
+        if not path.is_file(): raise MissingPathError(f"tokenizer file {str(path)!r} does not exist: pass the path of a tokenizer.json "
+                                                      "(e.g. from a Hugging Face model folder), or use 'bpe'/'char'")
+        data = path.read_bytes()
+        try: return cls(Tokenizer.from_str(data.decode("utf-8")), eot, data)
+        except TokenizerError: raise
+        except Exception as e:
+            why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+            raise TokenizerError(f"{str(path)!r} is not a tokenizer.json that HF tokenizers can load ({why}): pass the "
+                                 "tokenizer.json of a Hugging Face model, or save one with BPETokenizer.save_hf(folder)") from None
+
+    def __len__(self): return self.vocab_size
+    def __repr__(self): return f"HFTokenizer(vocab_size={self.vocab_size}, eot={self.eot_token!r})"
+    @property
+    def checksum(self) -> str: return hashlib.sha256(self.data).hexdigest()
+
+    def encode(self, text: str) -> list[int]:
+        "The ids of `text` (no BOS/EOS added: documents get their end-of-text id from whoever joins them)."
+        _utf8(text)
+        return self.hf.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        "`encode` over many texts at once (in Rust, on several threads)."
+        return [e.ids for e in self.hf.encode_batch(list(texts), add_special_tokens=False)]
+
+    def encode_iterable(self, texts: Iterable[str]) -> Iterator[int]:
+        "Ids of a stream of text chunks, equal to `encode(''.join(texts))`; cuts at `newline_cut` points where that is exact, else joins."
+        buf = ""
+        for chunk in texts:
+            buf += chunk
+            if self.newline_cut_safe and (cut := newline_cut(buf)):
+                yield from self.encode(buf[:cut]); buf = buf[cut:]
+        if buf: yield from self.encode(buf)
+
+    def decode(self, ids) -> str: return self.hf.decode(_as_id_list(ids), skip_special_tokens=False)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        "Write the tokenizer.json bytes it was read from (so `sha256_file(path) == checksum`)."
+        return atomic_write_bytes(path, self.data)
+

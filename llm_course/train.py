@@ -8,4 +8,216 @@ Docs: https://llm-course.github.io/llm_course/train_7b.html.md"""
 from __future__ import annotations
 
 # %% auto #0
-__all__ = []
+__all__ = ['PREPARE_NAME', 'EOT_TOKEN', 'build_tokenizer', 'open_prepared_tokenizer', 'Prepared', 'prepare']
+
+# %% ../nbs/19_train_7b.ipynb #e19d0001
+import collections, os, time, warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .core import ConfigError, DataError, OutputError, TokenizerError, RunLock, check_int, load_json, save_json, shrink
+from .data import (DocumentSource, ShardWriter, BLOCK_CHARS, MANIFEST_NAME, check_shards_folder, document_source, is_val_document,
+                   load_manifest, token_dtype, write_manifest)
+from .tokenizer import EOT_CHAR, EOT_NAMES, BPETokenizer, CharTokenizer, HFTokenizer, newline_cut
+from .pretrain import TOKENIZER_NAME, load_tokenizer
+
+
+# %% ../nbs/19_train_7b.ipynb #e19d0002
+PREPARE_NAME = "prepare.json"  # the settings of a prepare in progress: what a re-run must keep to continue it
+EOT_TOKEN = "<|endoftext|>"
+
+def _sample(source: DocumentSource, n_chars: int) -> list[str]:
+    "The first `n_chars` characters of the corpus, as pieces (BPE counts pre-tokens within each)."
+    out, n = [], 0
+    for text, _ in source.pieces():
+        out.append(text[:n_chars - n]); n += len(out[-1])
+        if n >= n_chars: break
+    return out
+
+def build_tokenizer(spec: str, # "char", "bpe", or the path of a tokenizer.json (or of a folder holding one)
+                    source: DocumentSource, # the corpus (char reads all of it, bpe its start)
+                    vocab_size: int = 4096, # bpe: vocabulary size, <|endoftext|> included
+                    sample_chars: int = 2_000_000, # bpe: learn the merges on this many characters from the start of the corpus
+                    eot: str | None = None, # tokenizer.json: the end-of-text token (default: found by name)
+                    progress: bool = False, # bpe: a progress bar over the merges
+                   ):
+    "The tokenizer to prepare `source` with; every kind has an end-of-text id to put between documents."
+    if spec == "char":  # the whole corpus's alphabet, streamed, plus ASCII's end-of-text character
+        chars = set().union(*(set(t) for t, _ in source.pieces()))
+        return CharTokenizer(sorted(chars | {EOT_CHAR}))
+    if spec == "bpe": return BPETokenizer.train(_sample(source, sample_chars), vocab_size, special_tokens=[EOT_TOKEN], progress=progress)
+    tok = HFTokenizer.from_file(spec, eot)
+    if tok.eot_id is None:
+        raise TokenizerError(f"tokenizer {spec!r} has none of the usual end-of-text tokens ({', '.join(EOT_NAMES)}): pass the one it uses "
+                             "(eot=..., --eot on the command line)")
+    return tok
+
+def open_prepared_tokenizer(path: str | os.PathLike, # a tokenizer.json written by `prepare` (or a shard folder)
+                            eot: str | None = None, # for a HF tokenizer.json: its end-of-text token
+                           ):
+    "The tokenizer a shard folder was made with: the course's own JSON (char/BPE) or a HF tokenizer.json."
+    path = Path(path)
+    if path.is_dir(): path = path/TOKENIZER_NAME
+    kind = load_json(path, "tokenizer file")
+    if isinstance(kind, dict) and kind.get("type") in ("CharTokenizer", "BPETokenizer"): return load_tokenizer(path)
+    return HFTokenizer.from_file(path, eot)
+
+
+# %% ../nbs/19_train_7b.ipynb #e19d0003
+_WORKER_TOK = None
+
+def _worker_init(path: str, eot: str | None):
+    "Load the tokenizer once per worker process (from the tokenizer.json beside the shards)."
+    global _WORKER_TOK
+    _WORKER_TOK = open_prepared_tokenizer(path, eot)
+
+def _encode_units(texts: list[str], ends: list[bool], dtype: str) -> list[np.ndarray]:
+    "Ids of each piece of text, the end-of-text id appended where a document ends (runs in a worker)."
+    tok = _WORKER_TOK
+    batch = tok.encode_batch(texts) if isinstance(tok, HFTokenizer) else [tok.encode(t) for t in texts]
+    return [np.array(ids + [tok.eot_id] if end else ids, dtype=dtype) for ids, end in zip(batch, ends)]
+
+def _units(source: DocumentSource, cut_ok: bool) -> Iterator[tuple[int, str, bool]]:
+    "(document, text, ends_document): long documents cut at `newline_cut` points when the tokenizer encodes such pieces exactly like the whole."
+    buf = ""
+    for doc, (text, end) in _doc_numbers(source.pieces()):
+        buf += text
+        if end: yield doc, buf, True; buf = ""
+        elif cut_ok and (cut := newline_cut(buf)): yield doc, buf[:cut], False; buf = buf[cut:]
+
+def _doc_numbers(pieces):
+    "Give every piece its document's number (a document is the pieces up to one that ends it)."
+    doc = 0
+    for text, end in pieces:
+        yield doc, (text, end)
+        doc += end
+
+def _batches(units, n_chars: int = 1 << 20, n_units: int = 4096):
+    "Group units into batches of about `n_chars` characters: one task for a worker."
+    batch, size = [], 0
+    for u in units:
+        batch.append(u); size += len(u[2])
+        if size >= n_chars or len(batch) >= n_units: yield batch; batch, size = [], 0
+    if batch: yield batch
+
+@dataclass
+class Prepared:
+    "What `prepare` did: the manifest it wrote, and how long the new work took."
+    folder: Path
+    manifest: dict
+    seconds: float # wall time of this call
+    new_tokens: int # tokens encoded by this call (a resumed run skips the finished shards)
+    reused_shards: int # shards found finished and intact
+
+    def summary(self) -> str:
+        "A one-screen report."
+        m, tok = self.manifest, self.manifest["tokenizer"]
+        rows = [f"prepared {self.folder.name}/ from {m['source']['kind']} {Path(m['source']['path']).name!r}"]
+        for s, v in m["splits"].items():
+            if v["shards"]: rows.append(f"  {s:<5} {v['docs']:>10,} documents {v['tokens']:>14,} tokens in {len(v['shards'])} shard(s)")
+        rows.append(f"  tokenizer {tok['kind']} ({tok['vocab_size']:,} tokens, end-of-text id {m['eot_id']}), sha256 {tok['sha256'][:16]}…")
+        rate = self.new_tokens / max(self.seconds, 1e-9)
+        rows.append(f"  {self.new_tokens:,} tokens encoded in {self.seconds:.1f} s ({rate:,.0f} tokens/s)"
+                    + (f"; {self.reused_shards} finished shard(s) reused" if self.reused_shards else ""))
+        rows.append(f"  wrote {MANIFEST_NAME}, {TOKENIZER_NAME} and {m['dtype']} shards in {self.folder}")
+        return "\n".join(rows)
+
+
+# %% ../nbs/19_train_7b.ipynb #e19d0004
+def _start(out: Path, settings: dict, make_tokenizer):
+    "The tokenizer of this folder: the saved one when continuing a prepare with the same settings, else a new one (saved first)."
+    if (out/PREPARE_NAME).exists() and (out/TOKENIZER_NAME).exists():
+        old = load_json(out/PREPARE_NAME, "prepare settings")
+        if diff := sorted(k for k in settings if old.get(k) != settings[k]):
+            k = diff[0]
+            raise OutputError(f"{str(out)!r} holds a prepare with other settings ({k}: {old.get(k)!r}, now {settings[k]!r}): re-run it with "
+                              "the same settings to finish it, or choose another --out; nothing was changed")
+        tok = open_prepared_tokenizer(out/TOKENIZER_NAME, settings["eot"])
+        if tok.checksum == old.get("tokenizer_sha256"): return tok
+    tok = make_tokenizer()
+    for p in out.glob("*"):  # a fresh start: drop what an earlier, different attempt left
+        if p.is_file() and p.name != MANIFEST_NAME: p.unlink()
+    tok.save(out/TOKENIZER_NAME)
+    save_json(dict(settings, tokenizer_sha256=tok.checksum), out/PREPARE_NAME, ensure_ascii=False)
+    return tok
+
+def prepare(source: str | os.PathLike, # text file, folder of .txt/.md, .jsonl, a `datasets` file/folder/hub name, or "default"
+            out: str | os.PathLike, # the shard folder (created; a re-run continues an interrupted prepare)
+            tokenizer: str = "bpe", # "char", "bpe" (byte-level BPE learnt on the corpus) or a tokenizer.json path
+            vocab_size: int = 4096, # bpe: vocabulary size
+            shard_tokens: int = 1 << 24, # tokens per shard (16M: 32 MB of uint16)
+            workers: int | None = None, # encoding processes (None: one per CPU core)
+            text_field: str = "text", # JSONL field / dataset column with the text
+            split: str = "train", # `datasets` split to read
+            max_docs: int | None = None, # read only the first documents
+            val_fraction: float = 0.0, # hold out every round(1/val_fraction)-th document as the "val" split
+            eot: str | None = None, # tokenizer.json: the end-of-text token (default: found by name)
+            sample_chars: int = 2_000_000, # bpe: characters to learn the merges from
+            progress: bool = True, # a tqdm bar over the tokens
+           ) -> Prepared:
+    "Tokenise a corpus once into memory-mapped shards with a manifest; resumable, parallel, in bounded memory."
+    t0 = time.perf_counter()
+    check_int("shard_tokens", shard_tokens, example=1 << 24); check_int("vocab_size", vocab_size, 257, example=4096)
+    workers = check_int("workers", workers, example=2, allow_none=True) or os.cpu_count() or 1
+    if not (isinstance(val_fraction, (int, float)) and 0 <= val_fraction <= 0.5):
+        raise ConfigError(f"val_fraction must be in [0, 0.5], got {val_fraction!r}: e.g. val_fraction=0.01")
+    if tokenizer not in ("char", "bpe"): tokenizer = str(Path(tokenizer).expanduser())
+    else: token_dtype(vocab_size)  # a vocabulary that does not fit in uint32 fails here, before anything is read
+    src, out = document_source(source, text_field, split, max_docs), Path(out).expanduser()
+    check_shards_folder(out)
+    if next(src.pieces(), None) is None:
+        raise DataError(f"corpus {str(source)!r} has no text (no non-empty document{', field ' + repr(text_field) if src.kind in ('jsonl', 'datasets') else ''}): "
+                        "point to files with some text in them")
+    settings = dict(source=src.describe(), tokenizer=tokenizer, vocab_size=vocab_size if tokenizer == "bpe" else None, eot=eot,
+                    shard_tokens=shard_tokens, val_fraction=val_fraction, sample_chars=sample_chars if tokenizer == "bpe" else None,
+                    block_chars=BLOCK_CHARS)
+    with RunLock(out):
+        for p in out.glob(".*.tmp"): p.unlink()  # what a killed prepare was writing (we hold the lock: nobody else is)
+        tok = _start(out, settings, lambda: build_tokenizer(tokenizer, src, vocab_size, sample_chars, eot, progress))
+        dtype = token_dtype(tok.vocab_size).name
+        (out/MANIFEST_NAME).unlink(missing_ok=True)  # written again last: while it is missing, the folder is unfinished
+        writers = {s: ShardWriter(out, s, shard_tokens, tok.vocab_size, tok.eot_id, tok.checksum)
+                   for s in (("train", "val") if val_fraction else ("train",))}
+        reused = sum(len(w.shards) for w in writers.values())
+        units = ((u, doc, text, end) for u, (doc, text, end) in enumerate(_units(src, tok.newline_cut_safe)))
+        todo = (x for x in units if x[0] >= writers["val" if is_val_document(x[1], val_fraction) else "train"].cursor[0])
+        new = _run_workers(_batches(todo, n_chars=shrink(1 << 20, 1 << 12)), writers, out/TOKENIZER_NAME, eot, dtype, workers,
+                           progress, initial=sum(w.resumed_tokens for w in writers.values()), val_fraction=val_fraction)
+        splits = {s: w.close() for s, w in writers.items()}
+        if val_fraction and not splits["val"]:
+            warnings.warn(f"no document went to the validation split (val_fraction={val_fraction} takes every "
+                          f"{round(1 / val_fraction)}th document): use a smaller val_fraction or a corpus of more documents")
+        tok_info = dict(kind=type(tok).__name__, sha256=tok.checksum, file=TOKENIZER_NAME, vocab_size=tok.vocab_size,
+                        eot=getattr(tok, "eot_token", EOT_CHAR if isinstance(tok, CharTokenizer) else EOT_TOKEN))
+        man = write_manifest(out, splits, tok.vocab_size, tok.eot_id, tok_info, src.describe(),
+                             {k: v for k, v in settings.items() if k not in ("source", "tokenizer")})
+    return Prepared(out, man, time.perf_counter() - t0, new, reused)
+
+def _run_workers(batches, writers, tok_path, eot, dtype, workers, progress, initial, val_fraction) -> int:
+    "Encode batches in `workers` processes (a bounded number in flight) and hand the ids, in order, to the split's writer."
+    from tqdm.auto import tqdm
+    bar, new = tqdm(desc="prepare", unit="tok", unit_scale=True, initial=initial, disable=not progress), 0
+    def take(batch, ids):
+        nonlocal new
+        for (u, doc, _, end), a in zip(batch, ids):
+            writers["val" if is_val_document(doc, val_fraction) else "train"].add(u, a, end)
+        n = sum(len(a) for a in ids); new += n; bar.update(n)
+    args = lambda b: ([t for _, _, t, _ in b], [e for *_, e in b], dtype)
+    try:
+        if workers == 1:
+            _worker_init(str(tok_path), eot)
+            for b in batches: take(b, _encode_units(*args(b)))
+            return new
+        with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(str(tok_path), eot)) as pool:
+            pending = collections.deque()
+            for b in batches:
+                pending.append((b, pool.submit(_encode_units, *args(b))))
+                while len(pending) > 2 * workers: b0, f = pending.popleft(); take(b0, f.result())
+            while pending: b0, f = pending.popleft(); take(b0, f.result())
+        return new
+    finally: bar.close()
+
