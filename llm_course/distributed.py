@@ -607,6 +607,9 @@ def _train_parser():
     for k, v in dict(n_layer=2, d_model=64, n_head=4, d_ff=128, steps=20, batch_size=8, block_size=32, grad_accum=1, seed=0,
                      checkpoint_every=0, keep_checkpoints=2, until=0).items():
         p.add_argument("--" + k.replace("_", "-"), type=int, default=v)
+    p.add_argument("--val-data", default=None, help="token file to evaluate on (random windows, the same on every rank)")
+    p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (and at the end) when --val-data is given")
+    p.add_argument("--plot", action="store_true", help="rank 0 draws the loss plot and saves loss.png into --out")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--precision", default="fp32")
@@ -626,7 +629,7 @@ def train_config(a) -> TrainConfig:
     return TrainConfig(steps=a.steps, batch_size=a.batch_size, block_size=a.block_size, grad_accum=a.grad_accum, lr=a.lr,
                        grad_clip=a.grad_clip if a.grad_clip > 0 else None, precision=a.precision, seed=a.seed, out_dir=a.out,
                        checkpoint_every=a.checkpoint_every, keep_checkpoints=a.keep_checkpoints, resume=resume,
-                       progress=False, device="auto")
+                       eval_every=a.eval_every, eval_batches=4, plot=a.plot, progress=False, device="auto")
 
 def train_main(argv: list[str] | None = None, # command-line arguments (default: sys.argv)
                callbacks: list = (), # extra callbacks (tests add some)
@@ -636,12 +639,14 @@ def train_main(argv: list[str] | None = None, # command-line arguments (default:
     a = _train_parser().parse_args(argv)
     data = open_memmap(a.data) if a.random_windows else ShardedTokens(a.data, a.block_size, seed=a.seed)
     dcb = Distributed(a.parallel, activation_checkpointing=a.ac, compile=a.compile, timeout_s=a.timeout)
-    learn = Learner(tiny_model(a), data, config=train_config(a), callbacks=[dcb, *callbacks])
+    val = open_memmap(a.val_data) if a.val_data else None
+    learn = Learner(tiny_model(a), data, val, config=train_config(a), callbacks=[dcb, *callbacks])
     t0 = time.perf_counter()
     try:
         m = learn.fit(until=a.until or None)
         if a.save_final: save_full_weights(learn.model, a.save_final)
         report(losses=[h["loss"] for h in learn.history], grad_norms=[h["grad_norm"] for h in learn.history], metrics=m,
+               val_losses={h["step"]: h["val_loss"] for h in learn.history if h.get("val_loss") is not None},
                world_size=dist_info().world_size, seconds=time.perf_counter() - t0)
         return m
     finally:

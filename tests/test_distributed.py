@@ -18,13 +18,17 @@ from llm_course.model import ModelConfig, Transformer
 pytestmark = pytest.mark.xdist_group("distributed")  # the 2-process jobs share 2 cores: one worker runs them all
 WORKER = str(Path(__file__).parent/"dist_worker.py")
 STEPS = 20
+VAL = ["--val-data", None, "--eval-every", 10]  # the validation file is filled in by the `tokens` fixture
 
 
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory) -> str:
     "The first 200,000 bytes of the default corpus as a token file (byte ids, vocab 256)."
     path = tmp_path_factory.mktemp("data")/"train.bin"
-    pack_memmap(np.frombuffer(load_default_corpus()[:200_000].encode(), dtype=np.uint8), path, vocab_size=256)
+    text = load_default_corpus()
+    pack_memmap(np.frombuffer(text[:200_000].encode(), dtype=np.uint8), path, vocab_size=256)
+    pack_memmap(np.frombuffer(text[200_000:220_000].encode(), dtype=np.uint8), path.parent/"val.bin", vocab_size=256)
+    VAL[1] = str(path.parent/"val.bin")
     return str(path)
 
 
@@ -32,12 +36,13 @@ def args(tokens, *extra):
     return ["--data", tokens, "--steps", str(STEPS), *map(str, extra)]
 
 
-def reference(argv):
+def reference(argv, val=False):
     "The plain chapter-11 Learner in this process, no `Distributed`: the losses and final weights every layout must reproduce."
     a = _train_parser().parse_args(argv)
     data = open_memmap(a.data) if a.random_windows else ShardedTokens(a.data, a.block_size, seed=a.seed, rank=0, world_size=1)
-    learn = Learner(tiny_model(a), data, config=train_config(a)); learn.fit()
-    return [h["loss"] for h in learn.history], {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
+    learn = Learner(tiny_model(a), data, open_memmap(a.val_data) if a.val_data else None, config=train_config(a)); learn.fit()
+    out = [h["loss"] for h in learn.history], {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
+    return (*out, {h["step"]: h["val_loss"] for h in learn.history if h.get("val_loss") is not None}) if val else out
 
 
 def job(argv, nproc=2, timeout_s=120, env=None, check=True):
@@ -51,7 +56,7 @@ def max_diff(a, b): return max(abs(x - y) for x, y in zip(a, b, strict=True))
 def layouts(tokens, tmp_path_factory):
     "One 2-process job trains the same run as DDP, FSDP2, FSDP2 + activation checkpointing, and DDP on random windows."
     d = tmp_path_factory.mktemp("layouts")
-    runs = dict(ddp=["--parallel", "ddp"], fsdp=["--parallel", "fsdp", "--out", d/"fsdp"], fsdp_ac=["--parallel", "fsdp", "--ac"],
+    runs = dict(ddp=["--parallel", "ddp"], fsdp=["--parallel", "fsdp", "--out", d/"fsdp", "--plot", *VAL], fsdp_ac=["--parallel", "fsdp", "--ac"],
                 ddp_windows=["--parallel", "ddp", "--random-windows"])
     argv = ["--log-samples", d/"samples-{rank}.jsonl"]
     for i, (name, extra) in enumerate(runs.items()):
@@ -71,6 +76,10 @@ def test_one_vs_two_processes_same_losses_and_weights(tokens, layouts):
         assert w.keys() == ref_weights.keys()
         assert max((w[k] - ref_weights[k]).abs().max().item() for k in w) < 1e-5, name
     assert results["fsdp_ac"]["losses"] == results["fsdp"]["losses"]  # recomputation changes nothing
+    *_, ref_val = reference(args(tokens, *VAL), val=True)  # evaluation: the same validation losses, averaged over ranks
+    got_val = {int(k): v for k, v in results["fsdp"]["val_losses"].items()}
+    assert got_val.keys() == ref_val.keys() == {10, 20} and max(abs(got_val[s] - ref_val[s]) for s in ref_val) < 1e-5
+    assert (d/"fsdp"/"loss.png").stat().st_size > 1000  # rank 0's LossPlot of the averaged losses
     win_losses, _ = reference(args(tokens, "--random-windows"))  # the Learner's own random windows, split by rows
     assert max_diff(results["ddp_windows"]["losses"], win_losses) < 1e-5
 
