@@ -212,10 +212,11 @@ def _run_workers(batches, writers, tok_path, eot, dtype, workers, progress, init
             _worker_init(str(tok_path), eot)
             for b in batches: take(b, _encode_units(*args(b)))
             return new
-        with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(str(tok_path), eot)) as pool:
+        import llm_course.train as mod  # the exported functions: workers find them by module name, also when called from a notebook
+        with ProcessPoolExecutor(workers, initializer=mod._worker_init, initargs=(str(tok_path), eot)) as pool:
             pending = collections.deque()
             for b in batches:
-                pending.append((b, pool.submit(_encode_units, *args(b))))
+                pending.append((b, pool.submit(mod._encode_units, *args(b))))
                 while len(pending) > 2 * workers: b0, f = pending.popleft(); take(b0, f.result())
             while pending: b0, f = pending.popleft(); take(b0, f.result())
         return new

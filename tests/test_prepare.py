@@ -265,3 +265,25 @@ def test_resume_refuses_other_settings_and_a_second_writer(jsonl, tmp_path):
                hint="being written by another run")
     finally: os.close(fd)
     assert files(tmp_path/"out") == before
+
+
+def test_llama_style_tokenizer_json(tmp_path, jsonl):
+    "A SentencePiece-style tokenizer.json (Llama 2's pipeline: prepend ▁, spaces as ▁, no pre-tokenizer, </s>): no newline cuts, still exact."
+    from tokenizers import Tokenizer, models, normalizers, trainers, decoders
+    hf = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    hf.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    hf.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    hf.train_from_iterator(DOCS, trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False))
+    hf.save(str(tmp_path/"tokenizer.json"))
+    tok = HFTokenizer.from_file(tmp_path)
+    assert tok.eot_token == "</s>" and tok.eot_id == 2 and not tok.newline_cut_safe
+    whole = tok.encode(TRICKY)
+    assert all(list(tok.encode_iterable(cuts(TRICKY, [k]))) == whole for k in range(0, len(TRICKY) + 1, 7))
+    data.BLOCK_CHARS, old = 50, data.BLOCK_CHARS  # long documents arrive in blocks and are joined back (no safe cut for this pipeline)
+    try:
+        (tmp_path/"long.txt").write_text(TRICKY * 5, encoding="utf-8")
+        prepare(tmp_path/"long.txt", tmp_path/"o1", tokenizer=str(tmp_path), workers=1, progress=False)
+        assert open_shards(tmp_path/"o1")[:].tolist() == tok.encode(TRICKY * 5) + [2]
+    finally: data.BLOCK_CHARS = old
+    prepare(jsonl, tmp_path/"o2", tokenizer=str(tmp_path/"tokenizer.json"), workers=2, progress=False)
+    assert open_shards(tmp_path/"o2")[:].tolist() == joined(tok, DOCS)
