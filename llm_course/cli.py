@@ -11,7 +11,8 @@ import argparse, json, os, re, signal, sys, threading, warnings
 from . import __version__
 from .core import LLMCourseError, format_env_report, env_report
 from .model import PRESETS
-from .pretrain import TOKENIZERS, TrainRun, resume_settings, train_language_model, stream_from_checkpoint
+from .pretrain import stream_from_checkpoint
+from .train import add_train_arguments, export_run, run_from_args
 
 # %% auto #0
 __all__ = ['main']
@@ -23,40 +24,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 def _train_parser(sub):
-    t = sub.add_parser("train", help="train a language model on a corpus and write weights, metrics and plots")
-    def opt(flag, help="", **kw):  # default None = "not given": a resume then keeps the run's own setting
-        default = getattr(TrainRun, flag[2:].replace("-", "_"), None)
-        t.add_argument(flag, default=None, help=f"{help} (default: {default})".lstrip(), **kw)
-    opt("--corpus", "'default' (embedded, offline), 'synthetic', or a text file/folder")
-    opt("--preset", "model preset: " + ", ".join(PRESETS))
-    opt("--steps", "optimizer steps (None: what fits in about 3 CPU minutes)", type=int)
-    opt("--minutes", "stop cleanly after this much wall time", type=float)
-    opt("--out", "output folder for weights, tokenizer, metrics.json, loss.png")
-    opt("--device", "auto, cpu, cuda, cuda:N or mps")
-    opt("--seed", "seeds the model, the batches and the sample", type=int)
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint, with its own settings")
-    t.add_argument("--overwrite", action="store_true", help="replace the run in --out; it stays intact until the new run is complete")
-    opt("--tokenizer", "characters, or byte-level BPE learnt on the corpus", choices=TOKENIZERS)
-    opt("--bpe-vocab-size", type=int)
-    opt("--batch-size", type=int)
-    opt("--block-size", "context length in tokens", type=int)
-    opt("--lr", "peak learning rate (warmup, then cosine decay)", type=float)
-    opt("--max-chars", "use only the start of the corpus (quick runs)", type=int)
-    opt("--checkpoint-every", "steps between checkpoints (0: only at the end)", type=int)
-    opt("--eval-every", "steps between validation losses (0: only at the end)", type=int)
-    opt("--prompt", "start of the sample printed at the end")
-    opt("--sample-tokens", "length of that sample (0: none)", type=int)
-    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t = sub.add_parser("train", help="train a language model (tiny on a CPU … llama2-7b under torchrun) and write weights, metrics and plots")
+    add_train_arguments(t)  # chapter 19's options: the same for `python -m llm_course.train` under torchrun
+
+def _export_parser(sub):
+    e = sub.add_parser("export", help="write a trained run as a Hugging Face folder that transformers loads")
+    e.add_argument("run", help="a folder written by `llm-course train` (finished, or with checkpoints)")
+    e.add_argument("--to-hf", required=True, metavar="FOLDER", help="the Hugging Face folder to write (model.safetensors + config.json)")
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="llm-course", description="Language models from scratch: train, sample, inspect.")
     p.add_argument("--version", action="version", version=f"llm_course {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{info,train,generate,plan,prepare}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{info,train,export,generate,plan,prepare}", parser_class=_Parser)
 
     info = sub.add_parser("info", help="print versions and devices (paste this into bug reports)")
     info.add_argument("--json", action="store_true", help="machine-readable output")
 
     _train_parser(sub)
+    _export_parser(sub)
 
     g = sub.add_parser("generate", help="stream text from a trained checkpoint")
     g.add_argument("--checkpoint", required=True, help="a folder written by `llm-course train`")
@@ -147,12 +132,9 @@ def _prepare(args):
 def _info(args):
     print(json.dumps(env_report(), indent=2) if args.json else format_env_report())
 
-def _train(args):
-    given = {k: v for k, v in vars(args).items() if v is not None and k in TrainRun.__dataclass_fields__}
-    given.update(progress=not args.no_progress, resume=args.resume, overwrite=args.overwrite)
-    # a resume continues with the run's own settings: only what is given on the command line is compared with them
-    run = resume_settings(given.pop("out", TrainRun.out), **given) if args.resume else TrainRun(**given)
-    train_language_model(run)
+def _train(args): run_from_args(args)  # chapter 19: a recipe and flags, the planner, one or many processes
+
+def _export(args): print(f"wrote {export_run(args.run, args.to_hf)}")
 
 def _generate(args):
     pieces = stream_from_checkpoint(args.checkpoint, args.prompt, max_new_tokens=args.max_new_tokens,
@@ -161,7 +143,7 @@ def _generate(args):
     for piece in pieces: print(piece, end="", flush=True)
     print()
 
-_COMMANDS = dict(info=_info, train=_train, generate=_generate, plan=_plan, prepare=_prepare)
+_COMMANDS = dict(info=_info, train=_train, export=_export, generate=_generate, plan=_plan, prepare=_prepare)
 
 def _as_flags(message: str, parser: argparse.ArgumentParser, command: str) -> str:
     "The package's messages name settings as in Python (`steps=100`); on the command line, say `--steps 100`."

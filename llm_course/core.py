@@ -293,14 +293,19 @@ def _lock_holder(path: Path) -> str:
     except (OSError, ValueError): info = {}
     return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, started {info.get('since', '?')}"
 
+_HELD: dict = {}  # lock path -> how many RunLocks of this process hold it (a flock is per open file, not per process)
+
 class RunLock:
     "One writer per run folder: an exclusive `flock` on `<parent>/.<name>.lock`, released when the process ends, even by SIGKILL."
     def __init__(self, folder: str | os.PathLike): # the folder this process is about to write
         self.name, self.folder = str(folder), Path(folder).expanduser().absolute()
-        self.path, self.fd = self.folder.parent/f".{self.folder.name}.lock", None
+        self.path, self.fd, self.nested = self.folder.parent/f".{self.folder.name}.lock", None, False
 
     def acquire(self) -> RunLock:
         import fcntl  # POSIX; the course's runs target Linux and macOS
+        if _HELD.get(self.path):  # this process holds it already (e.g. the trainer and its Learner): share it
+            _HELD[self.path] += 1; self.nested = True
+            return self
         ensure_dir(self.path.parent)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -315,11 +320,13 @@ class RunLock:
             os.close(fd)  # the holder removed the file between our open and our lock: try again on the new one
         info = dict(pid=os.getpid(), host=socket.gethostname(), since=time.strftime("%Y-%m-%d %H:%M:%S"))
         os.ftruncate(fd, 0); os.write(fd, json.dumps(info).encode())
-        self.fd = fd
+        self.fd, _HELD[self.path] = fd, 1
         return self
 
     def release(self):
+        if self.nested: _HELD[self.path] -= 1; self.nested = False; return
         if self.fd is None: return
+        _HELD.pop(self.path, None)
         try: os.remove(self.path)  # still ours: a waiting process re-checks the inode and retries
         except FileNotFoundError: pass
         os.close(self.fd); self.fd = None  # closing releases the flock

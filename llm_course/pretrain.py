@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/pretraining.html.md"""
 
 # %% ../nbs/15_pretraining.ipynb #1129b9c3
 from __future__ import annotations
-import dataclasses, math, os, shutil, time
+import contextlib, dataclasses, math, os, shutil, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -30,8 +30,9 @@ from .scaling import check_fits, device_memory_bytes
 __all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'TOKENIZER_NAME', 'RUN_NAME', 'RESUME_KEEPS', 'causal_lm_loss',
            'mask_tokens', 'make_nsp_pairs', 'TrainRun', 'validate_run', 'staging_folder', 'holds_run',
            'check_output_folder', 'TimeBudgetCallback', 'load_tokenizer', 'train_tokenizer', 'run_figure',
-           'check_resume', 'resume_settings', 'train_language_model', 'load_trained', 'stream_from_checkpoint',
-           'stream_cross_entropy', 'previous_token_scores', 'induction_scores', 'repeated_random_tokens']
+           'check_resume', 'resume_settings', 'process_rank', 'train_language_model', 'check_fits_one_device',
+           'load_trained', 'stream_from_checkpoint', 'stream_cross_entropy', 'previous_token_scores',
+           'induction_scores', 'repeated_random_tokens']
 
 # %% ../nbs/15_pretraining.ipynb #611fa40c
 def causal_lm_loss(logits: torch.Tensor, # [B, T, V] scores, position t read ids[:, :t+1]
@@ -119,6 +120,9 @@ class TrainRun:
     batch_size: int = 16 # sequences per step
     block_size: int | None = 64 # context length; None: the preset's
     lr: float = 3e-3 # peak learning rate (warmup then cosine decay)
+    schedule: str = "cosine" # "cosine" (warmup then cosine decay) or "wsd" (warmup, stable, decay), from chapter 9
+    grad_accum: int = 1 # micro-batches per optimizer step (must divide batch_size)
+    precision: str = "fp32" # "fp32", or "bf16" autocast (weights and optimizer state stay fp32)
     warmup_steps: int | None = None # None: 5% of the steps (at most 100)
     eval_every: int = 200 # evaluate every N steps (and at the end)
     eval_batches: int = 20 # validation batches per evaluation
@@ -128,7 +132,7 @@ class TrainRun:
     val_fraction: float = 0.1 # the last part of the corpus held out for validation
     sample_tokens: int = 300 # length of the sample printed at the end (0: none)
     prompt: str = "" # start of the sample ("" : a newline)
-    threads: int | None = 1 # CPU threads while training (tiny models run best on one); None: leave PyTorch's setting
+    threads: int | None = 1 # CPU threads while training (tiny models run best on one); None or 0: leave PyTorch's setting
     verbose: bool = True # print the summary and the sample
 
 # %% ../nbs/15_pretraining.ipynb #0b2f17a4
@@ -140,7 +144,7 @@ def _check_flag(name, v):
 
 # settings that define what a run computes: a resume must keep them, or it is not the same run
 RESUME_KEEPS = ("corpus", "preset", "steps", "tokenizer", "bpe_vocab_size", "batch_size", "block_size", "lr", "warmup_steps",
-                "max_chars", "val_fraction", "seed")
+                "max_chars", "val_fraction", "seed", "schedule", "grad_accum", "precision")
 
 def validate_run(run: TrainRun) -> None:
     "Check every setting of `run` (names, numbers, the output folder) without touching the disk; raise with a fix."
@@ -153,7 +157,7 @@ def validate_run(run: TrainRun) -> None:
                                     or not math.isfinite(run.minutes) or run.minutes <= 0):
         raise ConfigError(f"minutes must be a positive number or None, got {run.minutes!r}: e.g. minutes=2.5, or None for no time limit")
     for name in ("batch_size", "eval_batches", "final_eval_batches", "bpe_vocab_size"): _positive_int(name, getattr(run, name))
-    for name in ("block_size", "max_chars", "threads", "warmup_steps"): _positive_int(name, getattr(run, name), allow_none=True, low=0 if name == "warmup_steps" else 1)
+    for name in ("block_size", "max_chars", "threads", "warmup_steps"): _positive_int(name, getattr(run, name), allow_none=True, low=0 if name in ("warmup_steps", "threads") else 1)
     for name in ("eval_every", "checkpoint_every", "sample_tokens"): _positive_int(name, getattr(run, name), low=0)
     check_seed(run.seed)
     if isinstance(run.lr, bool) or not isinstance(run.lr, (int, float)) or not math.isfinite(run.lr) or run.lr <= 0:
@@ -161,6 +165,9 @@ def validate_run(run: TrainRun) -> None:
     if isinstance(run.val_fraction, bool) or not isinstance(run.val_fraction, (int, float)) or not 0 < run.val_fraction < 1:
         raise ConfigError(f"val_fraction must be a number in (0, 1), got {run.val_fraction!r}: e.g. val_fraction=0.1")
     if not isinstance(run.prompt, str): raise ConfigError(f"prompt must be a str, got {type(run.prompt).__name__}")
+    _positive_int("grad_accum", run.grad_accum)
+    TrainConfig(steps=run.steps or DEFAULT_STEPS, batch_size=run.batch_size, grad_accum=run.grad_accum, lr=run.lr,
+                schedule=run.schedule, precision=run.precision)  # the Learner's own checks, now rather than after loading the corpus
     pick_device(run.device)  # unknown or absent devices fail here
     if run.resume and run.overwrite: raise ConfigError("resume and overwrite exclude each other: continue the run in out (resume) or replace it (overwrite)")
     check_output_folder(run.out, run.resume, run.overwrite)
@@ -284,13 +291,14 @@ def check_resume(run: TrainRun, folder: str | os.PathLike) -> dict:
     return saved
 
 def resume_settings(out: str | os.PathLike, # the folder of the run to continue
+                    cls: type = TrainRun, # the settings' class (chapter 19's `TrainJob` adds the parallel ones)
                     **changes) -> TrainRun: # settings a resume may change (minutes, device, progress, prompt, …)
     "The `TrainRun` that continues the run in `out`: the settings it was started with (its `run.json`), plus `changes`."
     out = Path(out).expanduser()
     path = next((f / RUN_NAME for f in (staging_folder(out), out) if (f / RUN_NAME).exists() and latest_checkpoint(f)), out / RUN_NAME)
-    known = {f.name for f in dataclasses.fields(TrainRun)}
+    known = {f.name for f in dataclasses.fields(cls)}
     saved = {k: v for k, v in load_json(path, "run settings").items() if k in known} if path.exists() else {}
-    return TrainRun(**{**saved, **changes, "out": str(out), "resume": True, "overwrite": False})
+    return cls(**{**saved, **changes, "out": str(out), "resume": True, "overwrite": False})
 
 def _prepare(run: TrainRun, work: Path):
     "Load and tokenize: everything that can fail before the first file is written."
@@ -305,8 +313,6 @@ def _prepare(run: TrainRun, work: Path):
     base = ModelConfig.preset(run.preset)
     block = run.block_size or base.block_size
     config = ModelConfig.preset(run.preset, vocab_size=tok.vocab_size, block_size=block)
-    if (memory := device_memory_bytes(device)) is not None:  # a GPU: refuse, before allocating, a run the planner says cannot fit
-        check_fits(config, memory, micro_batch=run.batch_size, seq=block, gpus=1, sharding="none", precision="fp32")
     train_ids, val_ids = split_text(ids, (1 - run.val_fraction, run.val_fraction))
     if len(val_ids) <= block or len(train_ids) <= block:
         raise DataError(f"the corpus has {len(ids):,} tokens: too few for block_size={block} with val_fraction={run.val_fraction} "
@@ -319,7 +325,8 @@ def _prepare(run: TrainRun, work: Path):
     steps = run.steps or DEFAULT_STEPS
     minutes = run.minutes if run.minutes is not None else (DEFAULT_MINUTES if run.steps is None else None)
     warmup = run.warmup_steps if run.warmup_steps is not None else min(100, steps // 20)
-    tc = TrainConfig(steps=steps, batch_size=run.batch_size, block_size=block, lr=run.lr, schedule="cosine",
+    tc = TrainConfig(steps=steps, batch_size=run.batch_size, block_size=block, lr=run.lr, schedule=run.schedule,
+                     grad_accum=run.grad_accum, precision=run.precision,
                      warmup_steps=min(warmup, steps), eval_every=run.eval_every, eval_batches=run.eval_batches,
                      checkpoint_every=run.checkpoint_every, out_dir=str(work), resume=run.resume, seed=run.seed,
                      device=str(device), progress=run.progress)
@@ -328,14 +335,18 @@ def _prepare(run: TrainRun, work: Path):
 # %% ../nbs/15_pretraining.ipynb #2dcb0a6a
 _LEFTOVERS = (TOKENIZER_NAME, RUN_NAME, "metrics.json", "loss.png", CONFIG_NAME, "checksums.json", "checkpoints")
 
+def process_rank() -> int:
+    "This process's rank in a `torchrun`/`accelerate launch` job (0 when not launched): rank 0 alone writes the run's files."
+    return int(os.environ.get("RANK", "0"))
+
 def _work_folder(run: TrainRun, out: Path) -> Path:
     "Where the run writes: `out` itself, or — to overwrite a run that is there — a staging folder swapped in when complete."
-    staged = staging_folder(out)
+    staged, tidy = staging_folder(out), process_rank() == 0  # every rank decides alike; rank 0 alone removes anything
     if run.resume and latest_checkpoint(staged) is not None: return staged  # an interrupted overwrite continues
-    shutil.rmtree(staged, ignore_errors=True)  # an overwrite that never finished and never checkpointed: nothing to keep
+    if tidy: shutil.rmtree(staged, ignore_errors=True)  # an overwrite that never finished and never checkpointed: nothing to keep
     if run.resume: return out
     if run.overwrite and holds_run(out): return staged
-    if out.is_dir():  # a run that stopped before its first checkpoint left files that are not a run: start afresh
+    if tidy and out.is_dir():  # a run that stopped before its first checkpoint left files that are not a run: start afresh
         for name in _LEFTOVERS:
             p = out / name
             if p.is_dir(): shutil.rmtree(p)
@@ -352,63 +363,88 @@ def _out_of_memory(e: BaseException) -> bool:
         isinstance(e, RuntimeError) and any(s in str(e) for s in ("can't allocate memory", "out of memory", "not enough memory")))
 
 def train_language_model(run: TrainRun, # what to train, on what, for how long, and where to write it
-                         callbacks: list = (), # extra Learner callbacks (e.g. a live LossPlotCallback in a notebook)
+                         callbacks: list = (), # extra Learner callbacks (e.g. a live LossPlotCallback, chapter 18's `Distributed`)
+                         data_fn=None, # (train ids, block_size, seed) -> the Learner's train_data (e.g. chapter 18's `ShardedTokens`)
+                         model_fn=None, # config -> the model (default `Transformer(config)`; e.g. built on `meta` and sharded)
+                         check_fn=None, # config -> None, raising when the run cannot fit (default: chapter 17's one-GPU check)
                         ) -> dict:
     "Train a Transformer LM on a corpus with the Learner; write weights, tokenizer, metrics and plot into `run.out`."
     t0 = time.perf_counter()
     validate_run(run)
     out = Path(run.out).expanduser()
     new_dirs = [p for p in out.absolute().parents if not p.exists()]  # deepest first: removed again if the run fails
-    try: return _locked_train(run, out, callbacks, t0)
+    try: return _locked_train(run, out, t0, dict(callbacks=callbacks, data_fn=data_fn, model_fn=model_fn, check_fn=check_fn))
     except BaseException:
         for d in new_dirs:
             try: d.rmdir()  # only if still empty: a run that failed before writing leaves nothing behind
             except OSError: break
         raise
 
-def _locked_train(run: TrainRun, out: Path, callbacks, t0: float) -> dict:
-    with RunLock(out):  # one writer per folder: a second run into it is refused, naming this process
-        recover_folder(out)
+def _locked_train(run: TrainRun, out: Path, t0: float, hooks: dict) -> dict:
+    main = process_rank() == 0
+    with RunLock(out) if main else contextlib.nullcontext():  # one writer per folder (rank 0 of a launch): a second run is refused
+        if main: recover_folder(out)
         work = _work_folder(run, out)
-        if work.is_dir(): _remove_temporaries(work)
-        try: summary = _train(run, work, callbacks)
+        if main and work.is_dir(): _remove_temporaries(work)
+        try: summary = _train(run, work, **hooks)
         except Exception as e:
             if not _out_of_memory(e): raise
             raise TrainingError(f"out of memory training preset {run.preset!r} with batch_size={run.batch_size} × block_size="
                                 f"{run.block_size}: use a smaller --batch-size or --block-size (or a smaller --preset); "
                                 f"{'the last checkpoint is intact' if latest_checkpoint(work) else 'no checkpoint was written'}") from None
-        write_checksums(work)  # every file of the finished run; load_trained checks the ones it reads
-        if work != out: replace_folder(work, out)  # the old run stays whole until this single step
+        if main:
+            write_checksums(work)  # every file of the finished run; load_trained checks the ones it reads
+            if work != out: replace_folder(work, out)  # the old run stays whole until this single step
     summary.update(seconds=time.perf_counter() - t0, out=str(out),
                    files={k: str(out / Path(v).name) for k, v in summary["files"].items()})
-    if run.verbose:
+    if run.verbose and main:
         print(f"{summary['steps']} steps in {summary['seconds']:.0f} s ({summary['stop_reason']}): val loss {summary['val_loss']:.4f} "
               f"nats/token (perplexity {math.exp(summary['val_loss']):.2f}); wrote {out}")
         if summary["sample"]: print("-" * 60 + "\n" + summary["prompt"] + summary["sample"] + "\n" + "-" * 60)
     return summary
 
-def _train(run: TrainRun, work: Path, callbacks) -> dict:
-    "The training itself, all of it written into `work`."
-    t0 = time.perf_counter()
+def _full_model(model: Transformer) -> Transformer | None:
+    "The trained model with whole weights, for saving: itself, or — sharded by FSDP — gathered on rank 0 (None on the others)."
+    if not any(type(p).__name__ == "DTensor" for p in model.parameters()): return model
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))  # collective: every rank
+    if process_rank() != 0: return None
+    with torch.device("meta"): whole = Transformer(model.config)
+    whole.load_state_dict(sd, assign=True)
+    if model.config.tie_weights: whole.lm_head.weight = whole.tok_emb.weight
+    return whole
+
+def check_fits_one_device(config: ModelConfig, run: TrainRun, device: torch.device):
+    "Chapter 17's check for a run on one device: on a GPU, refuse (before allocating) a run that cannot fit."
+    if (memory := device_memory_bytes(device)) is not None:
+        check_fits(config, memory, micro_batch=run.batch_size // run.grad_accum, seq=config.block_size, gpus=1, sharding="none",
+                   precision=run.precision, preset=run.preset)
+
+def _train(run: TrainRun, work: Path, callbacks=(), data_fn=None, model_fn=None, check_fn=None) -> dict:
+    "The training itself, all of it written into `work` (by rank 0 when the run is launched on several processes)."
+    t0, main = time.perf_counter(), process_rank() == 0
     device, text, tok, config, train_ids, val_ids, tc, minutes, saved = _prepare(run, work)
+    check_fn(config) if check_fn else check_fits_one_device(config, run, device)
     with _Threads(run.threads, device):
         seed_everything(run.seed)
-        model = Transformer(config)
-        learn = Learner(model, train_ids, val_ids, tc, callbacks=[TimeBudgetCallback(minutes), *callbacks])
+        model = model_fn(config) if model_fn else Transformer(config)
+        train_data = train_ids if data_fn is None else data_fn(train_ids, config.block_size, run.seed)
+        learn = Learner(model, train_data, val_ids, tc, callbacks=[TimeBudgetCallback(minutes), *callbacks])
         learn.prepare()  # loads the checkpoint when resuming: a mismatch fails here, before anything is written
-        ensure_dir(work)  # the first write of the run
-        if not run.resume:
+        device = learn.device  # a launched run's device is its rank's (cuda:LOCAL_RANK)
+        if main: ensure_dir(work)  # the first write of the run
+        if main and not run.resume:
             tok.save(work / TOKENIZER_NAME)
             save_json(asdict(run), work / RUN_NAME, ensure_ascii=False)
-        elif saved and saved.get("steps") != run.steps:  # the schedule is re-planned from here: say so, and keep a record
+        elif main and saved and saved.get("steps") != run.steps:  # the schedule is re-planned from here: say so, and keep a record
             if run.verbose: print(f"note: the run was planned for steps={saved.get('steps')}; continuing from step {learn.step} "
                                   f"with steps={run.steps} (the learning-rate schedule is re-planned for the new length)")
             changes = saved.get("changes", []) + [dict(at_step=learn.step, steps=[saved.get("steps"), run.steps])]
             save_json({**saved, "steps": run.steps, "changes": changes}, work / RUN_NAME, ensure_ascii=False)
         learn.fit()
         val_loss = learn.evaluate(n_batches=run.final_eval_batches)  # more windows than the periodic evals: a steadier number
-        save_pretrained(model, work)
-        atomic_write_bytes(work / "loss.png", figure_to_png(run_figure(learn.history, f"{run.preset} on {run.corpus}")))
+        if (whole := _full_model(model)) is not None: save_pretrained(whole, work)
+        if main: atomic_write_bytes(work / "loss.png", figure_to_png(run_figure(learn.history, f"{run.preset} on {run.corpus}")))
         sample = ""
         if run.sample_tokens:
             g = torch.Generator(device).manual_seed(run.seed)
@@ -423,8 +459,8 @@ def _train(run: TrainRun, work: Path, callbacks) -> dict:
                    device=str(device), sample=sample, prompt=_start_prompt(tok, run.prompt), out=str(run.out),
                    files={k: str(work / n) for k, n in dict(model=WEIGHTS_NAME, config=CONFIG_NAME, tokenizer=TOKENIZER_NAME,
                                                            metrics="metrics.json", plot="loss.png", checkpoints="checkpoints").items()})
-    save_json(dict(**summary, run=asdict(run), model=config.to_dict(), train_config=tc.to_dict(), history=learn.history),
-              work / "metrics.json", ensure_ascii=False)
+    if main: save_json(dict(**summary, run=asdict(run), model=config.to_dict(), train_config=tc.to_dict(), history=learn.history),
+                       work / "metrics.json", ensure_ascii=False)
     return summary
 
 # %% ../nbs/15_pretraining.ipynb #de30e315

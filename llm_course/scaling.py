@@ -502,6 +502,7 @@ def check_fits(config: ModelConfig, # the model about to be built
                checkpointing: bool = False, # activation checkpointing
                chunked_loss: bool = False, # chunked cross-entropy
                safety_margin: float = 0.10, # fraction of memory to keep free
+               preset: str | None = None, # the preset the config came from (named in the fix; default: recognised from the config)
               ) -> Plan:
     "Raise `ConfigError` (shortfall in GB and the `llm-course plan --auto` command that fixes it) if the run cannot fit; else return its plan."
     check_int("device_memory_bytes", device_memory_bytes, example="pass torch.cuda.get_device_properties(0).total_memory")
@@ -513,7 +514,7 @@ def check_fits(config: ModelConfig, # the model about to be built
     raise ConfigError(f"this run needs {_gb(plan.total_memory)} per GPU ({plan.sharding}, {precision}, micro-batch {micro_batch}, "
                       f"seq {seq}, checkpointing {'on' if checkpointing else 'off'}) but the device has {_gb(device_memory_bytes)} "
                       f"({_gb(plan.usable_memory)} usable): short by {_gb(plan.shortfall)}; to find a layout that fits run "
-                      f"`{_plan_command(plan.preset, gpu, gpus, seq)}`")
+                      f"`{_plan_command(preset or plan.preset, gpu, gpus, seq)}`")
 
 # %% ../nbs/17_scaling.ipynb #d96d6f26
 _COLORS = dict(weights="#4c72b0", master_weights="#8172b3", gradients="#dd8452", optimizer="#c44e52",

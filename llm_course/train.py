@@ -6,9 +6,26 @@ Docs: https://llm-course.github.io/llm_course/train_7b.html.md"""
 
 # %% ../nbs/19_train_7b.ipynb #7df39975
 from __future__ import annotations
+import argparse, dataclasses, json, os, sys, time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .core import ConfigError, LLMCourseError, MissingPathError, ensure_dir, load_json, pick_device
+from .model import PRESETS, ModelConfig, Transformer, to_hf
+from .learner import Callback, latest_checkpoint
+from .pretrain import (TOKENIZERS, TrainRun, load_trained, process_rank, resume_settings, train_language_model,
+                                 validate_run)
+from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
+from .distributed import (PARALLEL, Distributed, ShardedTokens, all_reduce_sum, build_sharded_model, dist_info, export_hf,
+                                    init_distributed, launched, local_numel, teardown_distributed)
 
 # %% auto #0
-__all__ = ['PREPARE_NAME', 'EOT_TOKEN', 'build_tokenizer', 'open_prepared_tokenizer', 'Prepared', 'prepare']
+__all__ = ['PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'build_tokenizer', 'open_prepared_tokenizer', 'Prepared', 'prepare',
+           'TrainJob', 'job_from_dict', 'load_recipe', 'parallel_of', 'job_plan', 'check_job_fits', 'apply_auto_plan',
+           'JsonlLogger', 'read_metrics', 'train', 'validate_job', 'dry_run', 'export_run', 'add_train_arguments',
+           'job_from_args', 'run_from_args', 'main']
 
 # %% ../nbs/19_train_7b.ipynb #e19d0001
 import collections, os, time, warnings
@@ -20,7 +37,7 @@ from typing import Iterator
 import numpy as np
 
 from .core import ConfigError, DataError, OutputError, TokenizerError, RunLock, check_int, load_json, save_json, shrink
-from .data import (DocumentSource, ShardWriter, BLOCK_CHARS, MANIFEST_NAME, check_shards_folder, document_source, is_val_document,
+from .data import (_SHARD_FILE, DocumentSource, ShardWriter, BLOCK_CHARS, MANIFEST_NAME, check_shards_folder, document_source, is_val_document,
                    load_manifest, token_dtype, write_manifest)
 from .tokenizer import EOT_CHAR, EOT_NAMES, BPETokenizer, CharTokenizer, HFTokenizer, newline_cut
 from .pretrain import TOKENIZER_NAME, load_tokenizer
@@ -118,7 +135,8 @@ class Prepared:
         m, tok = self.manifest, self.manifest["tokenizer"]
         rows = [f"prepared {self.folder.name}/ from {m['source']['kind']} {Path(m['source']['path']).name!r}"]
         for s, v in m["splits"].items():
-            if v["shards"]: rows.append(f"  {s:<5} {v['docs']:>10,} documents {v['tokens']:>14,} tokens in {len(v['shards'])} shard(s)")
+            if v["shards"]: rows.append(f"  {s:<5} {v['docs']:>10,} document{'s' if v['docs'] != 1 else ' '} {v['tokens']:>14,} tokens "
+                                        f"in {len(v['shards'])} shard{'s' if len(v['shards']) != 1 else ''}")
         rows.append(f"  tokenizer {tok['kind']} ({tok['vocab_size']:,} tokens, end-of-text id {m['eot_id']}), sha256 {tok['sha256'][:16]}…")
         rate = self.new_tokens / max(self.seconds, 1e-9)
         rows.append(f"  {self.new_tokens:,} tokens encoded in {self.seconds:.1f} s ({rate:,.0f} tokens/s)"
@@ -139,8 +157,8 @@ def _start(out: Path, settings: dict, make_tokenizer):
         tok = open_prepared_tokenizer(out/TOKENIZER_NAME, settings["eot"])
         if tok.checksum == old.get("tokenizer_sha256"): return tok
     tok = make_tokenizer()
-    for p in out.glob("*"):  # a fresh start: drop what an earlier, different attempt left
-        if p.is_file() and p.name != MANIFEST_NAME: p.unlink()
+    for p in out.glob("*"):  # a fresh start: drop what an earlier, different attempt left (only files prepare writes)
+        if p.name in (PREPARE_NAME, TOKENIZER_NAME) or _SHARD_FILE.fullmatch(p.name): p.unlink()
     tok.save(out/TOKENIZER_NAME)
     save_json(dict(settings, tokenizer_sha256=tok.checksum), out/PREPARE_NAME, ensure_ascii=False)
     return tok
@@ -222,3 +240,313 @@ def _run_workers(batches, writers, tok_path, eot, dtype, workers, progress, init
         return new
     finally: bar.close()
 
+
+# %% ../nbs/19_train_7b.ipynb #7485e98c
+@dataclass
+class TrainJob(TrainRun):
+    "A training run as a recipe describes it: chapter 15's `TrainRun` plus how it is spread over processes (chapter 18)."
+    parallel: str = "auto" # "auto" (FSDP when launched on several processes, else one process), "none", "ddp" or "fsdp"
+    activation_checkpointing: bool = False # recompute each block during backward: far less activation memory, ~1/3 more compute
+    compile: bool = False # torch.compile each block (worth it on GPUs; slow to start on a CPU)
+    gpu: str | None = None # what the planner plans for when no GPU is visible (dry runs): a key of `scaling.GPUS`
+    log_every: int = 10 # steps between lines of metrics.jsonl (and TensorBoard, when installed)
+    meta_init: bool | None = None # build the model on `meta` and initialise only this rank's shards; None: for FSDP runs ≥ 1B parameters
+
+def _type_ok(value, annotation: str) -> bool:
+    "Does a value read from a recipe file fit a dataclass field's annotation (as written: 'int | None', 'float', …)?"
+    kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),)}
+    allowed = tuple(t for part in annotation.replace(" ", "").split("|") for t in kinds.get(part, (object,)))
+    return isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+
+def job_from_dict(d: dict, # settings, e.g. read from a recipe file
+                  source: str = "the settings", # how to name `d` in errors
+                 ) -> TrainJob:
+    "A `TrainJob` from a dict, rejecting unknown keys and values of the wrong type with the list of what is allowed."
+    fields = {f.name: f for f in dataclasses.fields(TrainJob)}
+    if unknown := sorted(set(d) - set(fields)):
+        raise ConfigError(f"{source}: unknown setting(s) {unknown}: the settings are {sorted(fields)}")
+    for k, v in d.items():
+        if not _type_ok(v, str(fields[k].type)):
+            raise ConfigError(f"{source}: {k} must be {fields[k].type}, got {v!r} ({type(v).__name__}): e.g. {k} = {fields[k].default!r}")
+    return TrainJob(**d)
+
+def load_recipe(path: str | os.PathLike, # a .toml or .yaml/.yml file of `TrainJob` settings
+                **overrides) -> TrainJob: # settings that replace the file's (e.g. from the command line)
+    "Read a run recipe (TOML or YAML) into a `TrainJob`, with `overrides` applied."
+    path = Path(path).expanduser()
+    if not path.is_file(): raise MissingPathError(f"recipe {str(path)!r} does not exist: pass a .toml or .yaml file (see recipes/)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+            d = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+            d = yaml.safe_load(text) or {}
+        else: raise ConfigError(f"recipe {str(path)!r}: use a .toml or .yaml file")
+    except (ValueError, ImportError) as e:  # tomllib.TOMLDecodeError and yaml.YAMLError are ValueErrors / YAMLError below
+        raise ConfigError(f"recipe {str(path)!r} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]}): fix its syntax") from None
+    except Exception as e:
+        if type(e).__module__.startswith("yaml"):
+            raise ConfigError(f"recipe {str(path)!r} is not valid YAML ({str(e).splitlines()[0]}): fix its syntax") from None
+        raise
+    if not isinstance(d, dict): raise ConfigError(f"recipe {str(path)!r} must be a table of settings (key = value), got {type(d).__name__}")
+    return job_from_dict({**d, **overrides}, f"recipe {path.name}")
+
+# %% ../nbs/19_train_7b.ipynb #f10f6e56
+def parallel_of(job: TrainJob, world_size: int) -> str:
+    "The layout a job runs with: 'auto' means FSDP on several processes and a single process otherwise."
+    if job.parallel == "auto": return "fsdp" if world_size > 1 else "none"
+    return job.parallel
+
+def job_plan(job: TrainJob, # the run
+             config: ModelConfig, # its model (with the tokenizer's vocabulary)
+             world_size: int, # processes (one per GPU)
+             device_memory: int | None = None, # bytes of one device (None: the planner's GPU `job.gpu`)
+            ) -> Plan:
+    "Chapter 17's `Plan` of this run: memory per GPU by component, whether it fits, tokens/s and days."
+    parallel = parallel_of(job, world_size)
+    gpu = accelerator(job.gpu or "h100-80gb")
+    if device_memory is not None: gpu = dataclasses.replace(gpu, memory_bytes=device_memory)
+    return Plan(config, gpus=world_size, gpu=gpu, seq=config.block_size, micro_batch=job.batch_size // world_size // job.grad_accum,
+                grad_accum=job.grad_accum, sharding=parallel if world_size > 1 else "none",
+                checkpointing=job.activation_checkpointing, precision=job.precision)
+
+def check_job_fits(job: TrainJob, config: ModelConfig, world_size: int, device: torch.device):
+    "Refuse, before anything is allocated, a run that chapter 17's planner says cannot fit this GPU (CPU runs are not checked)."
+    if (memory := device_memory_bytes(device)) is None: return
+    parallel = parallel_of(job, world_size)
+    check_fits(config, memory, micro_batch=job.batch_size // world_size // job.grad_accum, seq=config.block_size, gpus=world_size,
+               sharding=parallel if world_size > 1 else "none", precision=job.precision, checkpointing=job.activation_checkpointing,
+               preset=job.preset)
+
+# %% ../nbs/19_train_7b.ipynb #8fd35380
+def apply_auto_plan(job: TrainJob, # the run as configured
+                    config: ModelConfig, # its model
+                    world_size: int, # processes (one per GPU)
+                   ) -> tuple[TrainJob, list[str]]:
+    "Chapter 17's `auto_plan` applied to a job: sharding, activation checkpointing, micro-batch and accumulation for the same global batch."
+    gpu = job.gpu or "h100-80gb"
+    plan, reasons = auto_plan(config, gpu, world_size, config.block_size, job.batch_size * config.block_size, precision=job.precision)
+    parallel = plan.sharding if plan.sharding in PARALLEL else "fsdp"  # ZeRO-1/2 are taught in chapter 18; FSDP2 is what runs
+    return dataclasses.replace(job, parallel=parallel if world_size > 1 else "none", activation_checkpointing=plan.checkpointing,
+                               grad_accum=plan.grad_accum, gpu=gpu), reasons
+
+# %% ../nbs/19_train_7b.ipynb #df526df4
+METRICS_LOG = "metrics.jsonl"
+
+class JsonlLogger(Callback):
+    "Every `every` steps, one JSON line per step in `path`: loss, LR, gradient norm, tokens/s, MFU, memory (rank 0; TensorBoard too if installed)."
+    order = 40  # after the metrics and the NaN guard
+    def __init__(self, every: int = 10, # steps between lines (the last step is always logged)
+                 peak_flops: float | None = None, # of all devices together, for the MFU column (None: no MFU)
+                 checkpointing: bool = False, # activation checkpointing: its recompute counts in the FLOPs
+                 path: str | os.PathLike | None = None): # default: metrics.jsonl in the run's folder
+        self.every, self.peak, self.checkpointing, self.path, self.tb = every, peak_flops, checkpointing, path, None
+
+    def before_fit(self, learn):
+        if process_rank() != 0: return
+        self.path = Path(self.path or Path(learn.config.out_dir) / METRICS_LOG)
+        model = getattr(learn.model, "module", learn.model)  # DDP wraps the model; FSDP2 shards it in place
+        self.fpt = flops_per_token(model.config, learn.config.block_size, checkpointing=self.checkpointing) if hasattr(model, "config") else None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # a resumed run continues from its checkpoint: lines logged after it (before the stop) are dropped
+        rows = [r for r in read_metrics(self.path) if r.get("step", 0) <= learn.step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(self.path.parent / "tensorboard"))
+        except ImportError: self.tb = None  # TensorBoard is optional
+
+    def _memory_gb(self, learn) -> float:
+        if learn.device.type == "cuda": return torch.cuda.max_memory_allocated(learn.device) / 2**30
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports kB
+
+    def after_step(self, learn):
+        if process_rank() != 0 or not (learn.step % self.every == 0 or learn.step == learn.config.steps or learn.stop_reason): return
+        h = learn.history[-1]
+        tps = h.get("tokens_per_s")
+        row = dict(step=learn.step, loss=learn.loss, lr=learn.lr, grad_norm=learn.grad_norm, tokens_per_s=tps,
+                   mfu=tps * self.fpt / self.peak if tps and self.fpt and self.peak else None,
+                   memory_gb=round(self._memory_gb(learn), 3), time=time.time())
+        with open(self.path, "a") as f: f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "memory_gb"):
+                if row[k] is not None: self.tb.add_scalar(f"train/{k}", row[k], learn.step)
+
+    def after_eval(self, learn):
+        if process_rank() != 0: return
+        with open(self.path, "a") as f: f.write(json.dumps(dict(step=learn.step, val_loss=learn.val_loss, time=time.time())) + "\n")
+        if self.tb is not None: self.tb.add_scalar("val/loss", learn.val_loss, learn.step)
+
+    def after_fit(self, learn):
+        if self.tb is not None: self.tb.close(); self.tb = None
+    on_error = after_fit
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    "The rows of a run's metrics.jsonl so far (a line being written is skipped): what a live plot polls."
+    rows = []
+    try: lines = Path(path).read_text().splitlines()
+    except FileNotFoundError: return rows
+    for line in lines:
+        try: rows.append(json.loads(line))
+        except json.JSONDecodeError: pass  # the writer's last line, half written
+    return rows
+
+# %% ../nbs/19_train_7b.ipynb #fb65264b
+def _model_fn(job: TrainJob, parallel: str):
+    "Large FSDP models are built on `meta` and only each rank's shards are allocated (chapter 18): no rank ever holds the whole model."
+    def build(config: ModelConfig):
+        big = config.n_params() >= 1e9 if job.meta_init is None else job.meta_init
+        if parallel != "fsdp" or not big: return Transformer(config)
+        return build_sharded_model(config, "fsdp", seed=job.seed, activation_checkpointing=job.activation_checkpointing,
+                                   compile=job.compile, precision=job.precision)
+    return build
+
+def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`)
+          callbacks: list = (), # extra Learner callbacks (e.g. a live LossPlotCallback)
+         ) -> dict:
+    "The course's one training run, from the `tiny` preset on a laptop CPU to `llama2-7b` on many GPUs under torchrun."
+    if not isinstance(job, TrainJob): job = TrainJob(**asdict(job)) if isinstance(job, TrainRun) else job_from_dict(job)
+    validate_job(job)
+    world = int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
+    parallel = parallel_of(job, world)
+    cbs = list(callbacks)
+    if launched() or parallel != "none" or job.activation_checkpointing or job.compile:
+        init_distributed()  # before the model is built: a meta-built model is sharded over the process group
+        cbs.append(Distributed(parallel, activation_checkpointing=job.activation_checkpointing, compile=job.compile))
+    device = dist_info().device if launched() else pick_device(job.device)
+    peak = world * GPUS[job.gpu or "h100-80gb"].peak_flops if device.type == "cuda" else None  # MFU only on GPUs
+    cbs.append(JsonlLogger(job.log_every, peak, job.activation_checkpointing))
+    data_fn = (lambda ids, block, seed: ShardedTokens(ids.numpy(), block, seed=seed)) if launched() else None
+    try:
+        return train_language_model(job, cbs, data_fn=data_fn, model_fn=_model_fn(job, parallel),
+                                    check_fn=lambda config: check_job_fits(job, config, world, device))
+    finally:
+        if launched(): teardown_distributed()
+
+def validate_job(job: TrainJob):
+    "Check a job's settings before anything is read or written (chapter 15's checks plus the parallel ones)."
+    if job.parallel not in ("auto", *PARALLEL): raise ConfigError(f"unknown parallel {job.parallel!r}: use 'auto', {', '.join(map(repr, PARALLEL))}")
+    if job.gpu is not None and job.gpu not in GPUS: raise ConfigError(f"unknown gpu {job.gpu!r}: use one of {', '.join(GPUS)}")
+    for k in ("activation_checkpointing", "compile"):
+        if not isinstance(getattr(job, k), bool): raise ConfigError(f"{k} must be True or False, got {getattr(job, k)!r}")
+    validate_run(job)
+
+# %% ../nbs/19_train_7b.ipynb #a9826e45
+def dry_run(job: TrainJob) -> dict:
+    "Build the model on `meta`, shard it over the launched ranks, print the plan and each rank's share, and allocate nothing."
+    validate_job(job)
+    info = init_distributed()
+    try:
+        base = ModelConfig.preset(job.preset)
+        config = ModelConfig.preset(job.preset, block_size=job.block_size or base.block_size)  # the preset's vocabulary
+        with torch.device("meta"): model = Transformer(config)
+        parallel = parallel_of(job, info.world_size)
+        if parallel == "fsdp": model = build_sharded_model(config, "fsdp", materialize=False)
+        local = local_numel(model) if parallel == "fsdp" else config.n_params()
+        shares = [None] * info.world_size
+        if info.world_size > 1: torch.distributed.all_gather_object(shares, local)
+        else: shares = [local]
+        plan = job_plan(job, config, info.world_size)
+        summary = dict(preset=job.preset, world_size=info.world_size, parallel=parallel, shares=shares,
+                       total=sum(shares) if parallel == "fsdp" else local, n_params=config.n_params(), plan=plan.to_dict())
+        if info.rank == 0:
+            print(plan.describe())
+            print(f"parameters per rank ({parallel}): " + ", ".join(f"{s:,}" for s in shares) + f" (sum {sum(shares):,})")
+            print(f"dry run: nothing was allocated; drop --dry-run to train")
+        return summary
+    finally: teardown_distributed()
+
+# %% ../nbs/19_train_7b.ipynb #8300bade
+def export_run(run: str | os.PathLike, # a run folder written by `train` (finished, or with checkpoints)
+               folder: str | os.PathLike, # the Hugging Face folder to write
+              ) -> Path:
+    "Write a run as a Hugging Face folder (model.safetensors + config.json) that `AutoModelForCausalLM.from_pretrained` loads."
+    from llm_course.core import make_temp_dir, replace_folder, write_checksums
+    from llm_course.learner import load_checkpoint
+    run, folder = Path(run).expanduser(), Path(folder).expanduser()
+    if (run / "model.safetensors").exists(): model, _ = load_trained(run)
+    elif (ck := latest_checkpoint(run)) is not None:
+        state = load_json(ck / "state.json", "checkpoint state")
+        if state.get("format", "").startswith("llm_course.dcp"): return export_hf(ck, folder)  # sharded (chapter 18)
+        model = Transformer(ModelConfig.from_dict(state["model"]["config"]))
+        load_checkpoint(ck, model)
+    else: raise MissingPathError(f"{str(run)!r} holds no trained model and no checkpoint: pass the --out folder of `llm-course train`")
+    tmp = make_temp_dir(ensure_dir(folder.parent), f".{folder.name}.tmp-")
+    to_hf(model).save_pretrained(tmp, safe_serialization=True)
+    write_checksums(tmp)
+    return replace_folder(tmp, folder)
+
+# %% ../nbs/19_train_7b.ipynb #84a8cbed
+def add_train_arguments(t: argparse.ArgumentParser):
+    "The options of `llm-course train` and `python -m llm_course.train` (one definition for both)."
+    def opt(flag, help="", **kw):  # default None = "not given": a recipe's or a resumed run's own setting stays
+        default = getattr(TrainJob, flag[2:].replace("-", "_"), None)
+        t.add_argument(flag, default=None, help=f"{help} (default: {default})".lstrip(), **kw)
+    t.add_argument("--config", default=None, help="a recipe: a .toml or .yaml file of settings (see recipes/); flags override it")
+    opt("--corpus", "'default' (embedded, offline), 'synthetic', or a text file/folder")
+    opt("--preset", "model preset: " + ", ".join(PRESETS))
+    opt("--steps", "optimizer steps (None: what fits in about 3 CPU minutes)", type=int)
+    opt("--minutes", "stop cleanly after this much wall time", type=float)
+    opt("--out", "output folder for weights, tokenizer, metrics.json(l), loss.png, checkpoints")
+    opt("--device", "auto, cpu, cuda, cuda:N or mps (launched runs: each rank's own GPU)")
+    opt("--seed", "seeds the model, the batches and the sample", type=int)
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint, with its own settings")
+    t.add_argument("--overwrite", action="store_true", help="replace the run in --out; it stays intact until the new run is complete")
+    opt("--tokenizer", "characters, or byte-level BPE learnt on the corpus", choices=TOKENIZERS)
+    opt("--bpe-vocab-size", type=int)
+    opt("--batch-size", "sequences per optimizer step, over all processes", type=int)
+    opt("--block-size", "context length in tokens", type=int)
+    opt("--grad-accum", "micro-batches per optimizer step", type=int)
+    opt("--lr", "peak learning rate", type=float)
+    opt("--schedule", "cosine or wsd (warmup first, either way)", choices=("cosine", "wsd"))
+    opt("--precision", "fp32, or bf16 autocast", choices=("fp32", "bf16"))
+    opt("--parallel", "auto, none, ddp or fsdp", choices=("auto", *PARALLEL))
+    t.add_argument("--activation-checkpointing", action="store_true", default=None, help="recompute each block in backward")
+    t.add_argument("--compile", action="store_true", default=None, help="torch.compile each block")
+    opt("--gpu", "the GPU to plan for where none is visible (dry runs): " + ", ".join(GPUS))
+    opt("--max-chars", "use only the start of the corpus (quick runs)", type=int)
+    opt("--checkpoint-every", "steps between checkpoints (0: only at the end)", type=int)
+    opt("--eval-every", "steps between validation losses (0: only at the end)", type=int)
+    opt("--log-every", "steps between lines of metrics.jsonl", type=int)
+    opt("--prompt", "start of the sample printed at the end")
+    opt("--sample-tokens", "length of that sample (0: none)", type=int)
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.add_argument("--auto", action="store_true", help="let chapter 17's planner choose sharding, checkpointing and accumulation")
+    t.add_argument("--dry-run", action="store_true", help="build the model on meta, shard it, print the plan and each rank's share; train nothing")
+
+def job_from_args(args: argparse.Namespace) -> TrainJob:
+    "The `TrainJob` of parsed `add_train_arguments` options: the recipe (or the resumed run's own settings), then the flags."
+    names = {f.name for f in dataclasses.fields(TrainJob)}
+    given = {k: v for k, v in vars(args).items() if v is not None and k in names and k not in ("resume", "overwrite", "progress")}
+    if args.no_progress: given["progress"] = False
+    if args.resume: return resume_settings(given.pop("out", TrainJob.out), cls=TrainJob, **given)
+    recipe = asdict(load_recipe(args.config)) if args.config else {}
+    return job_from_dict({**recipe, **given, "overwrite": args.overwrite}, "the command line")
+
+def run_from_args(args: argparse.Namespace):
+    "What `llm-course train` does with its parsed options: a dry run, or `train` (after `--auto`'s choices)."
+    job = job_from_args(args)
+    if args.dry_run: return dry_run(job)
+    if args.auto:
+        world = int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
+        config = ModelConfig.preset(job.preset, block_size=job.block_size or ModelConfig.preset(job.preset).block_size)
+        job, reasons = apply_auto_plan(job, config, world)
+        if process_rank() == 0: print("the planner chose:\n" + "\n".join(f"  - {r}" for r in reasons))
+    return train(job)
+
+def main(argv: list[str] | None = None) -> int:
+    "`torchrun --nproc-per-node N -m llm_course.train …` / `accelerate launch -m llm_course.train …`: the same options as `llm-course train`."
+    p = argparse.ArgumentParser(prog="python -m llm_course.train", description="Train a language model on every process of a launch.")
+    add_train_arguments(p)
+    args = p.parse_args(argv)
+    try: run_from_args(args)
+    except LLMCourseError as e:
+        print(f"llm_course.train [rank {process_rank()}]: error: {e}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+# %% ../nbs/19_train_7b.ipynb #74359799
+if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())  # `python -m llm_course.train …`, not a notebook
