@@ -688,7 +688,7 @@ def document_source(source: str | os.PathLike, # a text file, a folder of .txt/.
     elif p.is_file():
         suffix = p.suffix.lower()
         kind = "jsonl" if suffix in (".jsonl", ".json") else "datasets" if suffix in (".csv", ".tsv", ".parquet", ".arrow") else "text"
-    elif _looks_like_path(s) or not _HUB_NAME.fullmatch(s):
+    elif (not _HUB_NAME.fullmatch(s) or s.startswith((".", "~")) or p.suffix.lower() in {*_HF_BUILDERS, *TEXT_SUFFIXES, ".jsonl"}):
         raise MissingPathError(f"corpus {s!r} does not exist: check the path (cwd is {os.getcwd()!r}), or pass a hub dataset name like 'roneneldan/TinyStories'")
     else: kind = "datasets"
     return DocumentSource(kind, s, text_field, split, max_docs, encoding)

@@ -287,3 +287,17 @@ def test_llama_style_tokenizer_json(tmp_path, jsonl):
     finally: data.BLOCK_CHARS = old
     prepare(jsonl, tmp_path/"o2", tokenizer=str(tmp_path/"tokenizer.json"), workers=2, progress=False)
     assert open_shards(tmp_path/"o2")[:].tolist() == joined(tok, DOCS)
+
+
+def test_sources_are_recognised_without_reading(tmp_path):
+    from llm_course.data import document_source
+    assert document_source("roneneldan/TinyStories").kind == "datasets"  # a hub name: streamed when read (not here: no network)
+    (tmp_path/"a.jsonl").write_text("{}\n"); (tmp_path/"b.txt").write_text("x")
+    assert [document_source(tmp_path/n).kind for n in ("a.jsonl", "b.txt")] == ["jsonl", "text"]
+    assert document_source("default").kind == "default"
+
+
+def test_hidden_files_in_out_survive(jsonl, tmp_path):
+    (tmp_path/"out").mkdir(); (tmp_path/"out"/".keep").write_text("")
+    prepare(jsonl, tmp_path/"out", tokenizer="char", workers=1, progress=False)
+    assert (tmp_path/"out"/".keep").exists() and (tmp_path/"out"/MANIFEST_NAME).exists()
