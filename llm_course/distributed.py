@@ -105,7 +105,10 @@ def init_distributed(backend: str | None = None, # "nccl" or "gloo"; None: NCCL 
 
 def teardown_distributed():
     "Leave the process group, if any (every rank calls it at the end of a run)."
-    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()): return
+    try: dist.barrier()  # no rank tears its connections down while another still uses them (gloo aborts then)
+    except (RuntimeError, ValueError): pass  # a partner is already gone: leave anyway
+    dist.destroy_process_group()
 
 # %% ../nbs/18_distributed.ipynb #1e195440
 def is_main() -> bool:
@@ -535,7 +538,7 @@ def export_hf(checkpoint: str | os.PathLike, # a sharded checkpoint folder (e.g.
 class Distributed(Callback):
     "Run the Learner on every process of a torchrun/accelerate launch: shard the model, give each rank its rows, average the logged loss, write sharded checkpoints."
     order = -30  # its after_backward averages the loss before the NaN guard and the logs read it
-    def __init__(self, parallel: str = "fsdp", # "fsdp" (FSDP2), "ddp" or "none" (one process, or a copy per rank with no sync: tests)
+    def __init__(self, parallel: str = "fsdp", # "fsdp" (FSDP2), "ddp", or "none" (a single process only)
                  activation_checkpointing: bool = False, # recompute blocks during backward
                  compile: bool = False, # torch.compile each block
                  timeout_s: float = DEFAULT_TIMEOUT_S, # how long a rank waits for the others before failing
@@ -554,18 +557,18 @@ class Distributed(Callback):
             raise ConfigError(f"each of the {info.world_size} processes gets {cfg.batch_size // info.world_size} sequences, which "
                               f"grad_accum={cfg.grad_accum} does not divide: use grad_accum=1 or a batch_size that is a multiple "
                               f"of {info.world_size * cfg.grad_accum}")
-        if cfg.out_dir and info.is_main: self.lock = RunLock(cfg.out_dir).acquire()  # one writer per run folder
-        learn.device = info.device
-        learn.model = parallelize(learn.model.to(info.device), self.parallel, self.ac, self.compile, cfg.precision, info.device)
         if self.parallel == "none" and info.world_size > 1:
             raise ConfigError(f"parallel='none' with {info.world_size} processes would train {info.world_size} unrelated copies: "
                               "use parallel='fsdp' or 'ddp', or launch one process")
+        learn.device = info.device
+        learn.model = parallelize(learn.model.to(info.device), self.parallel, self.ac, self.compile, cfg.precision, info.device)
         self._data = learn.train_data
         learn.local_batch = self.local_batch
         learn.checkpoint_writer, learn.checkpoint_reader = save_sharded_checkpoint, load_sharded_checkpoint
         if not info.is_main:  # one progress bar and one plot per job, not one per rank
             learn.callbacks = [cb for cb in learn.callbacks if not isinstance(cb, (ProgressCallback, LossPlotCallback))]
             learn._bind_events()
+        if cfg.out_dir and info.is_main: self.lock = RunLock(cfg.out_dir).acquire()  # one writer per run folder (rank 0 writes)
 
     def local_batch(self, x, y, n):
         "This rank's rows; the step's token count / N, so that the mean of the ranks' gradients is the single-process gradient."
