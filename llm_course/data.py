@@ -483,7 +483,8 @@ def split_text(text, # a str, list, 1-D array or tensor
 # %% ../nbs/01_data.ipynb #c1dae356
 def _check_stream(data, block_size: int, batch_size: int, need: int):
     check_int("batch_size", batch_size, example=32); check_int("block_size", block_size, example=128)
-    if not isinstance(data, (torch.Tensor, np.ndarray)) or data.ndim != 1:
+    array_like = hasattr(data, "__getitem__") and hasattr(data, "dtype") and hasattr(data, "__len__")  # e.g. `TokenShards` below
+    if not (isinstance(data, (torch.Tensor, np.ndarray)) or array_like) or getattr(data, "ndim", None) != 1:
         raise DataError(f"data must be a 1-D tensor or array of token ids, got {type(data).__name__}"
                         f"{' of shape ' + str(tuple(data.shape)) if hasattr(data, 'shape') else ''}: encode and flatten the corpus first")
     if isinstance(data, torch.Tensor) and (data.is_floating_point() or data.is_complex()) or isinstance(data, np.ndarray) and data.dtype.kind not in "iu":

@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, OutputError, TokenizerError, RunLock,
                              atomic_write_bytes, check_int, check_seed, ensure_dir, eval_mode, load_json, pick_device, recover_folder,
                              replace_folder, save_json, seed_everything, verify_checksums, write_checksums)
-from .data import load_corpus, split_text
-from .tokenizer import BPETokenizer, CharTokenizer
+from .data import check_tokenizer, check_vocab_size, load_corpus, open_shards, split_text
+from .tokenizer import BPETokenizer, CharTokenizer, HFTokenizer
 from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, load_pretrained, save_pretrained
 from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig, TrainingError, latest_checkpoint
 from .generate import check_sampling, generate_text, stream
@@ -106,6 +106,8 @@ RUN_NAME = "run.json" # the run's settings, written when it starts: what --resum
 class TrainRun:
     "One language-model training job: corpus, model preset, budget and output folder (what `llm-course train` runs)."
     corpus: str = "default" # "default" (embedded, offline), "synthetic", or a path to a text file/folder
+    data: str | None = None # a folder written by `llm-course prepare`: its shards and tokenizer replace corpus and tokenizer
+    vocab_size: int | None = None # the model's vocabulary (None: the tokenizer's); smaller than the tokenizer's is refused
     preset: str = "tiny" # `ModelConfig.preset` name
     steps: int | None = None # optimizer steps; None: DEFAULT_STEPS, capped at DEFAULT_MINUTES unless minutes is set
     minutes: float | None = None # wall-time budget: stop cleanly (and still write everything) when reached
@@ -143,7 +145,7 @@ def _check_flag(name, v):
     if not isinstance(v, bool): raise ConfigError(f"{name} must be True or False, got {v!r}: e.g. {name}=True")
 
 # settings that define what a run computes: a resume must keep them, or it is not the same run
-RESUME_KEEPS = ("corpus", "preset", "steps", "tokenizer", "bpe_vocab_size", "batch_size", "block_size", "lr", "warmup_steps",
+RESUME_KEEPS = ("corpus", "data", "vocab_size", "preset", "steps", "tokenizer", "bpe_vocab_size", "batch_size", "block_size", "lr", "warmup_steps",
                 "max_chars", "val_fraction", "seed", "schedule", "grad_accum", "precision")
 
 def validate_run(run: TrainRun) -> None:
@@ -229,9 +231,11 @@ def load_tokenizer(path: str | os.PathLike):
         raise CheckpointError(f"no {path.name} in {str(path.parent)!r}: pass a folder written by train_language_model "
                               "(it holds model.safetensors, config.json and tokenizer.json)")
     try:
-        kind = load_json(path, "tokenizer file").get("type")
+        d = load_json(path, "tokenizer file")
+        kind = d.get("type")
         if kind == "CharTokenizer": return CharTokenizer.load(path)
         if kind == "BPETokenizer": return BPETokenizer.load(path)
+        if kind is None and "model" in d: return HFTokenizer.from_file(path)  # a Hugging Face tokenizer.json (e.g. Llama's)
     except (DataError, TokenizerError, AttributeError) as e:
         raise CheckpointError(f"{str(path)!r} is not a readable tokenizer ({e}): restore it, or train the run again") from None
     raise CheckpointError(f"{str(path)!r} holds an unknown tokenizer type {kind!r}: expected 'CharTokenizer' or 'BPETokenizer'")
@@ -300,23 +304,34 @@ def resume_settings(out: str | os.PathLike, # the folder of the run to continue
     saved = {k: v for k, v in load_json(path, "run settings").items() if k in known} if path.exists() else {}
     return cls(**{**saved, **changes, "out": str(out), "resume": True, "overwrite": False})
 
+def _prepared_data(run: TrainRun, work: Path):
+    "A `prepare`d shard folder: its tokenizer (checked against the run's when resuming) and its train and val shards."
+    folder = Path(run.data).expanduser()
+    tok = load_tokenizer(folder / TOKENIZER_NAME)
+    check_tokenizer(folder, tok)  # the shards were made with this tokenizer.json
+    if run.resume: check_tokenizer(folder, load_tokenizer(work / TOKENIZER_NAME))  # and the run trained with it
+    return None, tok, open_shards(folder, "train"), open_shards(folder, "val")
+
 def _prepare(run: TrainRun, work: Path):
     "Load and tokenize: everything that can fail before the first file is written."
     device = pick_device(run.device)
     saved = check_resume(run, work) if run.resume else {}
-    text = load_corpus(run.corpus)
-    if run.max_chars: text = text[:run.max_chars]
-    tok = load_tokenizer(work / TOKENIZER_NAME) if run.resume else train_tokenizer(text, run.tokenizer, run.bpe_vocab_size)
-    try: ids = torch.tensor(tok.encode(text), dtype=torch.long)
-    except TokenizerError as e:
-        raise DataError(f"the corpus does not fit the run's saved tokenizer ({e}): resume with the corpus the run started with") from None
+    if run.data: text, tok, train_ids, val_ids = _prepared_data(run, work)
+    else:
+        text = load_corpus(run.corpus)
+        if run.max_chars: text = text[:run.max_chars]
+        tok = load_tokenizer(work / TOKENIZER_NAME) if run.resume else train_tokenizer(text, run.tokenizer, run.bpe_vocab_size)
+        try: ids = torch.tensor(tok.encode(text), dtype=torch.long)
+        except TokenizerError as e:
+            raise DataError(f"the corpus does not fit the run's saved tokenizer ({e}): resume with the corpus the run started with") from None
+        train_ids, val_ids = split_text(ids, (1 - run.val_fraction, run.val_fraction))
     base = ModelConfig.preset(run.preset)
     block = run.block_size or base.block_size
-    config = ModelConfig.preset(run.preset, vocab_size=tok.vocab_size, block_size=block)
-    train_ids, val_ids = split_text(ids, (1 - run.val_fraction, run.val_fraction))
+    if run.vocab_size is not None: check_vocab_size(tok.vocab_size, run.vocab_size)  # ids beyond the embedding: refused now
+    config = ModelConfig.preset(run.preset, vocab_size=run.vocab_size or tok.vocab_size, block_size=block)
     if len(val_ids) <= block or len(train_ids) <= block:
-        raise DataError(f"the corpus has {len(ids):,} tokens: too few for block_size={block} with val_fraction={run.val_fraction} "
-                        f"(each split needs > {block}); use a longer text, or a smaller block_size")
+        raise DataError(f"the data has {len(train_ids):,} training and {len(val_ids):,} validation tokens: too few for block_size={block} "
+                        f"(each split needs > {block}); use more text (or a larger val_fraction), or a smaller block_size")
     if run.sample_tokens:  # the sample is the last thing a run does: check its prompt now, not after training
         try: tok.encode(_start_prompt(tok, run.prompt))
         except TokenizerError as e:
@@ -455,7 +470,7 @@ def _train(run: TrainRun, work: Path, callbacks=(), data_fn=None, model_fn=None,
                    seconds=time.perf_counter() - t0, train_seconds=m["train_time_s"], tokens_seen=m["tokens_seen"],
                    tokens_per_s=m["tokens_per_s"], stop_reason=m["stop_reason"], n_params=model.n_params(),
                    vocab_size=tok.vocab_size, tokenizer="char" if isinstance(tok, CharTokenizer) else "bpe",
-                   corpus=run.corpus, corpus_chars=len(text), train_tokens=len(train_ids), val_tokens=len(val_ids),
+                   corpus=run.data or run.corpus, corpus_chars=None if text is None else len(text), train_tokens=len(train_ids), val_tokens=len(val_ids),
                    device=str(device), sample=sample, prompt=_start_prompt(tok, run.prompt), out=str(run.out),
                    files={k: str(work / n) for k, n in dict(model=WEIGHTS_NAME, config=CONFIG_NAME, tokenizer=TOKENIZER_NAME,
                                                            metrics="metrics.json", plot="loss.png", checkpoints="checkpoints").items()})

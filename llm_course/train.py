@@ -419,7 +419,7 @@ def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`
     device = dist_info().device if launched() else pick_device(job.device)
     peak = world * GPUS[job.gpu or "h100-80gb"].peak_flops if device.type == "cuda" else None  # MFU only on GPUs
     cbs.append(JsonlLogger(job.log_every, peak, job.activation_checkpointing))
-    data_fn = (lambda ids, block, seed: ShardedTokens(ids.numpy(), block, seed=seed)) if launched() else None
+    data_fn = (lambda ids, block, seed: ShardedTokens(ids.numpy() if torch.is_tensor(ids) else ids, block, seed=seed)) if launched() else None
     try:
         return train_language_model(job, cbs, data_fn=data_fn, model_fn=_model_fn(job, parallel),
                                     check_fn=lambda config: check_job_fits(job, config, world, device))
@@ -487,6 +487,8 @@ def add_train_arguments(t: argparse.ArgumentParser):
         t.add_argument(flag, default=None, help=f"{help} (default: {default})".lstrip(), **kw)
     t.add_argument("--config", default=None, help="a recipe: a .toml or .yaml file of settings (see recipes/); flags override it")
     opt("--corpus", "'default' (embedded, offline), 'synthetic', or a text file/folder")
+    opt("--data", "a folder written by `llm-course prepare`: its token shards and tokenizer (instead of --corpus)")
+    opt("--vocab-size", "the model's vocabulary (None: the tokenizer's)", type=int)
     opt("--preset", "model preset: " + ", ".join(PRESETS))
     opt("--steps", "optimizer steps (None: what fits in about 3 CPU minutes)", type=int)
     opt("--minutes", "stop cleanly after this much wall time", type=float)

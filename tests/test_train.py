@@ -14,7 +14,6 @@ from llm_course.train import TrainJob, job_from_dict, load_recipe, validate_job
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "IN_TEST": "1", "PYTHONWARNINGS": "ignore", "TORCH_CPP_LOG_LEVEL": "ERROR"}
 for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"): ENV.pop(k, None)
-SMALL = ["--max-chars", "20000", "--batch-size", "8", "--no-progress", "--sample-tokens", "0", "--checkpoint-every", "3"]
 
 
 def torchrun(nproc, *args, env=None, wait=True, timeout=600):
@@ -34,10 +33,23 @@ def losses(run: Path) -> list[float]:
     return [h["loss"] for h in json.loads((run/"metrics.json").read_text())["history"]]
 
 
-def test_two_processes_fsdp_killed_resumed_exported(tmp_path):
-    "torchrun on 2 gloo ranks (FSDP2): an uninterrupted run, and one SIGKILLed after its first checkpoint then resumed, end with "
-    "the same losses; the run exports to a Hugging Face folder whose logits equal ours."
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    "A local JSONL corpus tokenised by `llm-course prepare` (the course's BPE) into train and val shards."
+    d = tmp_path_factory.mktemp("data")
+    with open(d/"docs.jsonl", "w") as f:
+        for i in range(300): f.write(json.dumps({"text": ("the cat sat on the mat. " if i % 2 else "a dog ran in the fog. ") * 30}) + "\n")
+    res = cli("prepare", d/"docs.jsonl", "--out", d/"shards", "--tokenizer", "bpe", "--vocab-size", "300", "--val-fraction", "0.1",
+              "--no-progress")
+    assert res.returncode == 0, res.stderr
+    return d/"shards"
+
+
+def test_two_processes_fsdp_killed_resumed_exported(tmp_path, prepared):
+    "prepare → torchrun on 2 gloo ranks (FSDP2): an uninterrupted run, and one SIGKILLed after its first checkpoint then resumed, "
+    "end with the same losses; the run exports to a Hugging Face folder whose logits equal ours."
     ref, run = tmp_path/"ref", tmp_path/"run"
+    SMALL = ["--data", prepared, "--batch-size", "8", "--no-progress", "--sample-tokens", "0", "--checkpoint-every", "3"]
     res = torchrun(2, "--out", ref, "--steps", "6", "--parallel", "fsdp", *SMALL)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert (ref/"checkpoints"/"step-000006"/".metadata").exists()  # a sharded (DCP) checkpoint
@@ -58,7 +70,7 @@ def test_two_processes_fsdp_killed_resumed_exported(tmp_path):
     assert cli("export", run, "--to-hf", tmp_path/"hf").returncode == 0
     hf = AutoModelForCausalLM.from_pretrained(tmp_path/"hf", local_files_only=True).eval()
     ours, tok = load_trained(run)
-    ids = torch.tensor([tok.encode("the cat sat on the mat")])
+    ids = torch.tensor([tok.encode("the cat sat on the mat. a dog")])
     with torch.no_grad(): assert torch.allclose(hf(ids).logits, ours(ids), atol=1e-5)
 
 
@@ -90,6 +102,23 @@ def test_recipes_load_and_bad_ones_are_one_line(tmp_path):
     raises(ConfigError, validate_job, job_from_dict({"parallel": "zero9"}), hint="unknown parallel")
     res = cli("train", "--config", tmp_path/"bad.toml")
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "stepz" in res.stderr
+
+
+def test_bad_data_is_one_line_and_writes_nothing(tmp_path, prepared):
+    run = tmp_path/"run"
+    res = cli("train", "--data", prepared, "--vocab-size", "100", "--out", run, "--steps", "2", "--no-progress")
+    assert res.returncode == 2 and "the tokenizer has 280 tokens but the model's vocab_size is 100" in res.stderr, res.stderr
+    res = cli("train", "--data", tmp_path/"nowhere", "--out", run, "--steps", "2", "--no-progress")
+    assert res.returncode == 2 and "nowhere" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not run.exists()
+    # resuming on shards made with another tokenizer than the run's
+    assert cli("train", "--data", prepared, "--out", run, "--steps", "2", "--checkpoint-every", "1", "--no-progress",
+               "--sample-tokens", "0").returncode == 0
+    other = tmp_path/"other"
+    assert cli("prepare", prepared.parent/"docs.jsonl", "--out", other, "--tokenizer", "char", "--val-fraction", "0.1",
+               "--no-progress").returncode == 0
+    res = cli("train", "--resume", "--data", other, "--out", run, "--no-progress")
+    assert res.returncode == 2 and "was started with --data" in res.stderr, res.stderr
 
 
 def test_a_run_that_cannot_fit_is_refused_before_training(tmp_path, monkeypatch):
