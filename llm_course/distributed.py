@@ -19,8 +19,8 @@ from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, Outp
                              ensure_dir, load_json, make_temp_dir, replace_folder, save_json, verify_checksums, write_checksums)
 from .data import open_memmap
 from .model import ModelConfig, Transformer, to_hf
-from .learner import (Callback, Learner, LossPlotCallback, ProgressCallback, TrainConfig, describe_model,
-                                latest_checkpoint)
+from .learner import (Callback, CheckpointCallback, Learner, LossPlotCallback, ProgressCallback, TrainConfig,
+                                describe_model, latest_checkpoint)
 
 # %% auto #0
 __all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'DCP_FORMAT', 'DistributedError', 'DistInfo', 'launched', 'dist_info',
@@ -568,6 +568,8 @@ class Distributed(Callback):
         if not info.is_main:  # one progress bar and one plot per job, not one per rank
             learn.callbacks = [cb for cb in learn.callbacks if not isinstance(cb, (ProgressCallback, LossPlotCallback))]
             learn._bind_events()
+            for cb in learn.callbacks:  # every rank writes checkpoints, rank 0 alone deletes old ones (two deleting one folder race)
+                if isinstance(cb, CheckpointCallback): cb.keep = sys.maxsize
         if cfg.out_dir and info.is_main: self.lock = RunLock(cfg.out_dir).acquire()  # one writer per run folder (rank 0 writes)
 
     def local_batch(self, x, y, n):
