@@ -67,9 +67,26 @@ def test_interrupted_overwrite_keeps_the_old_run(tmp_path, corpora):
     assert generates(out).strip()  # and it still generates (lower-case text: A's alphabet)
 
 
+def _moments(staged: Path, run: Path, new_tok: bytes):
+    "Points in the life of an --overwrite, as the file system shows them: one kill lands at (just after) each."
+    ck = staged/"checkpoints"
+    return [("staging folder created", lambda: staged.exists()),
+            ("tokenizer written", lambda: (staged/"tokenizer.json").exists()),
+            ("run.json written", lambda: (staged/"run.json").exists()),
+            ("first checkpoint being written", lambda: any(ck.glob(".step-000003.tmp-*"))),
+            ("first checkpoint complete", lambda: (ck/"step-000003").exists()),
+            ("second checkpoint being written", lambda: any(ck.glob(".step-000006.tmp-*"))),
+            ("last checkpoint being written", lambda: any(ck.glob(".step-000009.tmp-*"))),
+            ("final weights being written", lambda: any(staged.glob(".model.safetensors.*.tmp")) or (staged/"model.safetensors").exists()),
+            ("loss plot written", lambda: (staged/"loss.png").exists()),
+            ("metrics written", lambda: (staged/"metrics.json").exists()),
+            ("checksums written", lambda: (staged/"checksums.json").exists()),
+            ("swapped in", lambda: (run/"tokenizer.json").exists() and (run/"tokenizer.json").read_bytes() == new_tok)]
+
+
 def test_overwrite_survives_kills_at_random_moments(tmp_path, corpora):
-    "SIGKILL/SIGTERM an --overwrite at 12 moments spread over its whole life: each time, the folder holds the complete old run "
-    "or the complete new one, verified by its checksums, and generate works on it."
+    "SIGKILL/SIGTERM an --overwrite at 12 moments of its life — during every kind of file write, and just after the swap: each "
+    "time the folder holds the complete old run or the complete new one, verified by its checksums, and generate works on it."
     A, B = corpora
     old = tmp_path/"old"
     assert main(["train", "--corpus", str(A), "--out", str(old), "--checkpoint-every", "3", *QUICK]) == 0
@@ -78,25 +95,24 @@ def test_overwrite_survives_kills_at_random_moments(tmp_path, corpora):
     env = {**os.environ, "IN_TEST": "1", "LLM_COURSE_TEST_CHECKPOINT_SLEEP": "0.3"}  # widens each checkpoint write
     code = "import sys; from llm_course.cli import main; sys.exit(main())"
     ref = tmp_path/"ref"; shutil.copytree(old, ref)
-    t0 = time.perf_counter()
     assert subprocess.run([sys.executable, "-c", code, *map(str, args), "--out", str(ref)], env=env, capture_output=True).returncode == 0
-    T = time.perf_counter() - t0
     new_tok, old_tok = (ref/"tokenizer.json").read_bytes(), (old/"tokenizer.json").read_bytes()
     new_model, old_model = (ref/"model.safetensors").read_bytes(), (old/"model.safetensors").read_bytes()
     rng, seen = random.Random(0), []
-    for i in range(12):
-        run = tmp_path/f"run{i}"; shutil.copytree(old, run)
+    for i, (moment, reached) in enumerate(_moments(tmp_path/".run.next", tmp_path/"run", new_tok)):
+        run = tmp_path/"run"; shutil.rmtree(run, ignore_errors=True); shutil.copytree(old, run)
         p = subprocess.Popen([sys.executable, "-c", code, *map(str, args), "--out", str(run)], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1.1 * T * (i + rng.random()) / 12)  # the last one or two land after the swap
+        while p.poll() is None and not reached(): time.sleep(0.002)
+        time.sleep(rng.random() * 0.02)
         p.send_signal(signal.SIGKILL if i % 2 else signal.SIGTERM); p.wait(60)
-        assert run.is_dir(), f"kill {i}: the run folder is gone"
+        assert run.is_dir(), f"kill at '{moment}': the run folder is gone"
         tok, model = (run/"tokenizer.json").read_bytes(), (run/"model.safetensors").read_bytes()
-        assert (tok, model) in ((old_tok, old_model), (new_tok, new_model)), f"kill {i}: a mixed or partial run"
+        assert (tok, model) in ((old_tok, old_model), (new_tok, new_model)), f"kill at '{moment}': a mixed or partial run"
         assert verify_checksums(run, "run", required=True)
         assert generates(run).strip()
         seen.append("new" if tok == new_tok else "old")
-    assert set(seen) == {"old", "new"}, seen  # kills landed both before and after the swap
+    assert seen[0] == "old" and seen[-1] == "new", seen  # before the swap the old run, after it the new one
 
 
 # ---------------------------------------------------------------- 2. one writer at a time
