@@ -1,4 +1,4 @@
-"""`llm-course info`, `llm-course train` and `llm-course generate`: the course's models from a terminal, with one-line errors.
+"""`llm-course info`, `prepare`, `plan`, `train`, `export` and `generate`: the course's models from a terminal — from a laptop to a GPU cluster — with one-line errors.
 
 Docs: https://llm-course.github.io/llm_course/cli.html.md"""
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NBS, PROC, ASSETS = ROOT/"nbs", ROOT/"_proc", ROOT/"tools"/"site_assets"/"node_modules"
 
 # Sidebar sections by chapter number (first number of each part); keep in step with DESIGN.md's chapter table.
-PARTS = [(0, "Groundwork"), (4, "Learning from data"), (12, "Transformers"), (15, "Training for real"),
+PARTS = [(0, "Groundwork"), (4, "Learning from data"), (12, "Transformers"), (15, "Training for real"), (17, "Scaling to 7B"),
          (20, "Reference")]
 
 # (source inside node_modules, destination inside _site/_static); MathJax loads its fonts and lazy
