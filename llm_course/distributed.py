@@ -103,11 +103,14 @@ def init_distributed(backend: str | None = None, # "nccl" or "gloo"; None: NCCL 
                                "processes were started") from None
     return dist_info()
 
-def teardown_distributed():
-    "Leave the process group, if any (every rank calls it at the end of a run)."
+def teardown_distributed(wait: bool | None = None, # wait for every rank first; None: yes, unless an exception is on its way out
+                        ):
+    "Leave the process group, if any (every rank calls it at the end of a run, e.g. in a `finally`)."
     if not (dist.is_available() and dist.is_initialized()): return
-    try: dist.barrier()  # no rank tears its connections down while another still uses them (gloo aborts then)
-    except (RuntimeError, ValueError): pass  # a partner is already gone: leave anyway
+    if wait is None: wait = sys.exc_info()[0] is None  # after a failure the others may be inside another collective: don't meet them
+    if wait:
+        try: dist.barrier()  # no rank tears its connections down while another still uses them (gloo aborts then)
+        except (RuntimeError, ValueError): pass  # a partner is already gone: leave anyway
     dist.destroy_process_group()
 
 # %% ../nbs/18_distributed.ipynb #1e195440
