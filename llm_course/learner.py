@@ -393,8 +393,11 @@ def load_checkpoint(folder: str | os.PathLike, # a checkpoint folder written by 
 
 # %% ../nbs/11_learner.ipynb #315a1e23
 def default_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    "AdamW with the config's lr and betas; weight decay on the weight matrices only (chapter 8's `param_groups`)."
-    return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas)
+    "AdamW with the config's lr and betas; weight decay on the weight matrices only (chapter 8's `param_groups`); fused kernels on a GPU."
+    params = list(model.parameters())
+    # one fused CUDA kernel for the whole update instead of a few per tensor; sharded (DTensor) parameters keep the default
+    fused = bool(params) and all(p.is_cuda and type(p) is nn.Parameter for p in params)
+    return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas, **({"fused": True} if fused else {}))
 
 def default_callbacks(config: TrainConfig, schedule: Callable[[int], float] | None = None) -> list[Callback]:
     "The callbacks a config asks for: schedule, clipping, NaN guard, metrics, eval, early stop, checkpoints, progress, plot."
