@@ -128,3 +128,12 @@ def test_a_run_that_cannot_fit_is_refused_before_training(tmp_path, monkeypatch)
                    progress=False, sample_tokens=0)
     e = raises(ConfigError, T.train, job, hint="llm-course plan --auto --preset llama-1b")
     assert "short by" in str(e) and not (tmp_path/"big").exists()
+
+
+def test_auto_applies_the_planners_choices(tmp_path):
+    "`--auto` asks chapter 17's planner for the layout and says why, one sentence per choice, before training."
+    res = cli("train", "--auto", "--out", tmp_path/"a", "--steps", "2", "--max-chars", "20000", "--no-progress", "--sample-tokens", "0")
+    assert res.returncode == 0, res.stderr
+    chose = res.stdout.split("the planner chose:")[1].splitlines()
+    assert any("sharding" in l.lower() or "one gpu" in l.lower() for l in chose) and any("accumulation" in l.lower() for l in chose)
+    assert json.loads((tmp_path/"a"/"run.json").read_text())["parallel"] == "none"
