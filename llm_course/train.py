@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/train_7b.html.md"""
 
 # %% ../nbs/19_train_7b.ipynb #7df39975
 from __future__ import annotations
-import argparse, dataclasses, json, os, sys, time
+import argparse, dataclasses, json, os, subprocess, sys, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,17 +15,19 @@ import torch
 from .core import ConfigError, LLMCourseError, MissingPathError, ensure_dir, load_json, pick_device
 from .model import PRESETS, ModelConfig, Transformer, to_hf
 from .learner import Callback, latest_checkpoint
+from .viz import LossPlot
+from matplotlib.figure import Figure
 from .pretrain import (TOKENIZERS, TrainRun, load_trained, process_rank, resume_settings, train_language_model,
                                  validate_run)
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
 from .distributed import (PARALLEL, Distributed, ShardedTokens, all_reduce_sum, build_sharded_model, dist_info, export_hf,
-                                    init_distributed, launched, local_numel, teardown_distributed)
+                                    init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
 
 # %% auto #0
 __all__ = ['PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'build_tokenizer', 'open_prepared_tokenizer', 'Prepared', 'prepare',
            'TrainJob', 'job_from_dict', 'load_recipe', 'parallel_of', 'job_plan', 'check_job_fits', 'apply_auto_plan',
            'JsonlLogger', 'read_metrics', 'train', 'validate_job', 'dry_run', 'export_run', 'add_train_arguments',
-           'job_from_args', 'run_from_args', 'main']
+           'job_from_args', 'run_from_args', 'main', 'start_run', 'watch', 'runs_figure']
 
 # %% ../nbs/19_train_7b.ipynb #e19d0001
 import collections, os, time, warnings
@@ -278,7 +280,8 @@ def load_recipe(path: str | os.PathLike, # a .toml or .yaml/.yml file of `TrainJ
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix == ".toml":
-            import tomllib
+            try: import tomllib  # Python ≥ 3.11
+            except ImportError: import tomli as tomllib
             d = tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml"):
             import yaml
@@ -310,11 +313,13 @@ def job_plan(job: TrainJob, # the run
     if device_memory is not None: gpu = dataclasses.replace(gpu, memory_bytes=device_memory)
     return Plan(config, gpus=world_size, gpu=gpu, seq=config.block_size, micro_batch=job.batch_size // world_size // job.grad_accum,
                 grad_accum=job.grad_accum, sharding=parallel if world_size > 1 else "none",
-                checkpointing=job.activation_checkpointing, precision=job.precision)
+                checkpointing=job.activation_checkpointing, precision=job.precision,
+                tokens=job.steps * job.batch_size * config.block_size if job.steps else None)  # the run's own budget
 
 def check_job_fits(job: TrainJob, config: ModelConfig, world_size: int, device: torch.device):
-    "Refuse, before anything is allocated, a run that chapter 17's planner says cannot fit this GPU (CPU runs are not checked)."
+    "Print chapter 17's plan and refuse, before anything is allocated, a run that cannot fit this GPU (CPU runs are not checked)."
     if (memory := device_memory_bytes(device)) is None: return
+    if process_rank() == 0: print(job_plan(job, config, world_size, memory).describe())
     parallel = parallel_of(job, world_size)
     check_fits(config, memory, micro_batch=job.batch_size // world_size // job.grad_accum, seq=config.block_size, gpus=world_size,
                sharding=parallel if world_size > 1 else "none", precision=job.precision, checkpointing=job.activation_checkpointing,
@@ -549,6 +554,58 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llm_course.train [rank {process_rank()}]: error: {e}", file=sys.stderr, flush=True)
         return 2
     return 0
+
+# %% ../nbs/19_train_7b.ipynb #7cd7d5da
+def start_run(args: list, # `llm-course train` options, e.g. ["--config", "recipes/tiny.toml", "--out", "runs/a"]
+              nproc: int = 1, # processes, started by torchrun (gloo on a CPU, NCCL on GPUs)
+              env: dict | None = None, # extra environment variables
+             ) -> subprocess.Popen:
+    "Start a training run in the background, exactly as from a terminal; its output is collected by `watch`."
+    cmd = torchrun_command(nproc, ["-m", "llm_course.train", *map(str, args)])  # one process is a launch of one: the same code path
+    full = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "TORCH_CPP_LOG_LEVEL": "ERROR", **(env or {})}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"): full.pop(k, None)  # a fresh job, not ours
+    return subprocess.Popen(cmd, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+def watch(proc: subprocess.Popen, # from `start_run`
+          run: str | os.PathLike, # the run's --out folder (an overwrite writes beside it until it is complete)
+          plot: LossPlot | None = None, # chapter 10's dashboard, fed from the run's metrics.jsonl as it grows
+          every_s: float = 0.5, # how often to read the log
+          timeout_s: float = 3600, # kill the run after this long
+         ) -> tuple[list[dict], str]:
+    "Follow a run while it trains: feed `plot` from metrics.jsonl until the process ends; returns the log's rows and its output."
+    from llm_course.pretrain import staging_folder
+    run, seen, t0 = Path(run), 0, time.time()
+    log = lambda: read_metrics(run / METRICS_LOG) or read_metrics(staging_folder(run) / METRICS_LOG)
+    while True:
+        done = proc.poll() is not None
+        rows = log()
+        for r in rows[seen:]:
+            if plot is not None:
+                plot.update(r["step"], train_loss=r.get("loss"), val_loss=r.get("val_loss"), lr=r.get("lr"), tokens_per_s=r.get("tokens_per_s"))
+        seen = len(rows)
+        if done: break
+        if time.time() - t0 > timeout_s:
+            kill_job(proc.pid); break
+        time.sleep(every_s)
+    output = proc.stdout.read() if proc.stdout else ""
+    if plot is not None: plot.render()
+    if proc.returncode: raise LLMCourseError(f"the run failed (exit code {proc.returncode}); its last output:\n{output[-2000:]}")
+    return rows, output
+
+def runs_figure(runs: dict, # name -> metrics.jsonl rows (from `watch` or `read_metrics`)
+                title: str = "") -> Figure:
+    "Training (thin) and validation (dots) loss of several runs against the step, overlaid."
+    fig = Figure(figsize=(7, 3.3))
+    ax = fig.subplots()
+    for i, (name, rows) in enumerate(runs.items()):
+        c = f"C{i}"
+        tr = [(r["step"], r["loss"]) for r in rows if r.get("loss") is not None]
+        va = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
+        if tr: ax.plot(*zip(*tr), color=c, lw=1.2, label=f"{name} (train)")
+        if va: ax.plot(*zip(*va), "o", color=c, ms=4, label=f"{name} (val)")
+    ax.set(xlabel="step", ylabel="loss (nats/token)", title=title); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/19_train_7b.ipynb #74359799
 if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())  # `python -m llm_course.train …`, not a notebook
