@@ -705,4 +705,4 @@ def main(argv: list[str] | None = None):
         sys.exit(1)
 
 # %% ../nbs/18_distributed.ipynb #f3fc0e1e
-if __name__ == "__main__" and "ipykernel" not in sys.modules: main()  # `python -m llm_course.distributed …`, not a notebook
+if __name__ == "__main__" and not {"ipykernel", "execnb"} & set(sys.modules): main()  # `python -m llm_course.distributed …`, not a notebook

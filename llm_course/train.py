@@ -608,4 +608,4 @@ def runs_figure(runs: dict, # name -> metrics.jsonl rows (from `watch` or `read_
     return fig
 
 # %% ../nbs/19_train_7b.ipynb #74359799
-if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())  # `python -m llm_course.train …`, not a notebook
+if __name__ == "__main__" and not {"ipykernel", "execnb"} & set(sys.modules): sys.exit(main())  # `python -m llm_course.train …`, not a notebook
