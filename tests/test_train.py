@@ -8,7 +8,7 @@ import torch
 
 from conftest import raises
 from llm_course.core import ConfigError, MissingPathError
-from llm_course.distributed import free_port
+from llm_course.distributed import free_port, kill_job
 from llm_course.train import TrainJob, job_from_dict, load_recipe, validate_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_two_processes_fsdp_killed_resumed_exported(tmp_path, prepared):
     deadline = time.time() + 300
     while not (run/"checkpoints"/"step-000003").exists() and time.time() < deadline: time.sleep(0.2)
     time.sleep(1)  # into the next steps, or the next checkpoint's write
-    os.killpg(p.pid, signal.SIGKILL); p.wait(60)
+    kill_job(p.pid); p.wait(60)  # torchrun and every worker below it (the workers are not in its process group)
     assert not (run/"model.safetensors").exists()
     res = torchrun(2, "--out", run, "--resume", "--no-progress")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
