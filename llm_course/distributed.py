@@ -20,7 +20,7 @@ from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, Outp
 from .data import open_memmap
 from .model import ModelConfig, Transformer, to_hf
 from .learner import (Callback, CheckpointCallback, Learner, LossPlotCallback, ProgressCallback, TrainConfig,
-                                describe_model, latest_checkpoint)
+                                latest_checkpoint)
 
 # %% auto #0
 __all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'DCP_FORMAT', 'DistributedError', 'DistInfo', 'launched', 'dist_info',

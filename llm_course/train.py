@@ -6,21 +6,28 @@ Docs: https://llm-course.github.io/llm_course/train_7b.html.md"""
 
 # %% ../nbs/19_train_7b.ipynb #7df39975
 from __future__ import annotations
-import argparse, dataclasses, json, os, subprocess, sys, time
+import argparse, collections, dataclasses, json, os, subprocess, sys, time, warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import torch
 
-from .core import ConfigError, LLMCourseError, MissingPathError, ensure_dir, load_json, pick_device
+from .core import (ConfigError, DataError, LLMCourseError, MissingPathError, OutputError, RunLock, TokenizerError,
+                             check_int, ensure_dir, load_json, pick_device, save_json, shrink)
+from .data import (_SHARD_FILE, BLOCK_CHARS, MANIFEST_NAME, DocumentSource, ShardWriter, check_shards_folder, document_source,
+                             is_val_document, token_dtype, write_manifest)
+from .tokenizer import EOT_CHAR, EOT_NAMES, BPETokenizer, CharTokenizer, HFTokenizer, newline_cut
 from .model import PRESETS, ModelConfig, Transformer, to_hf
 from .learner import Callback, latest_checkpoint
 from .viz import LossPlot
 from matplotlib.figure import Figure
-from .pretrain import (TOKENIZERS, TrainRun, load_trained, process_rank, resume_settings, train_language_model,
-                                 validate_run)
+from .pretrain import (TOKENIZER_NAME, TOKENIZERS, TrainRun, load_tokenizer, load_trained, process_rank, resume_settings,
+                                 train_language_model, validate_run)
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
-from .distributed import (PARALLEL, Distributed, ShardedTokens, all_reduce_sum, build_sharded_model, dist_info, export_hf,
+from .distributed import (PARALLEL, Distributed, ShardedTokens, build_sharded_model, dist_info, export_hf,
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
 
 # %% auto #0
@@ -28,22 +35,6 @@ __all__ = ['PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'build_tokenizer', 'open_
            'TrainJob', 'job_from_dict', 'load_recipe', 'parallel_of', 'job_plan', 'check_job_fits', 'apply_auto_plan',
            'JsonlLogger', 'read_metrics', 'train', 'validate_job', 'dry_run', 'export_run', 'add_train_arguments',
            'job_from_args', 'run_from_args', 'main', 'start_run', 'watch', 'runs_figure']
-
-# %% ../nbs/19_train_7b.ipynb #e19d0001
-import collections, os, time, warnings
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterator
-
-import numpy as np
-
-from .core import ConfigError, DataError, OutputError, TokenizerError, RunLock, check_int, load_json, save_json, shrink
-from .data import (_SHARD_FILE, DocumentSource, ShardWriter, BLOCK_CHARS, MANIFEST_NAME, check_shards_folder, document_source, is_val_document,
-                   load_manifest, token_dtype, write_manifest)
-from .tokenizer import EOT_CHAR, EOT_NAMES, BPETokenizer, CharTokenizer, HFTokenizer, newline_cut
-from .pretrain import TOKENIZER_NAME, load_tokenizer
-
 
 # %% ../nbs/19_train_7b.ipynb #e19d0002
 PREPARE_NAME = "prepare.json"  # the settings of a prepare in progress: what a re-run must keep to continue it
@@ -460,7 +451,7 @@ def dry_run(job: TrainJob) -> dict:
         if info.rank == 0:
             print(plan.describe())
             print(f"parameters per rank ({parallel}): " + ", ".join(f"{s:,}" for s in shares) + f" (sum {sum(shares):,})")
-            print(f"dry run: nothing was allocated; drop --dry-run to train")
+            print("dry run: nothing was allocated; drop --dry-run to train")
         return summary
     finally: teardown_distributed()
 
