@@ -143,7 +143,7 @@ def read_text_file(path: str | os.PathLike, # a text file
                   ) -> str:
     "Read a text file strictly, raising `DataError` with the byte offset of the first undecodable byte."
     path = Path(path)
-    if not path.exists(): raise MissingPathError(f"corpus file {str(path)!r} does not exist: check the path (cwd is {os.getcwd()!r})")
+    if not path.exists(): raise MissingPathError(f"corpus file {str(path)!r} does not exist: check the path (a relative path is read from the current folder, os.getcwd())")
     data = path.read_bytes()
     try: return data.decode(encoding)
     except UnicodeDecodeError as e:
@@ -181,7 +181,7 @@ def load_corpus(source: str | os.PathLike = "default", # "default", "synthetic",
                         "or pass a path to a .txt/.md file or to a folder of them")
     path = Path(source).expanduser()
     if not path.exists():
-        raise MissingPathError(f"corpus path {str(path)!r} does not exist: check the path (cwd is {os.getcwd()!r}), "
+        raise MissingPathError(f"corpus path {str(path)!r} does not exist: check the path (a relative path is read from the current folder, os.getcwd()), "
                                f"or use one of the built-in corpora {', '.join(map(repr, CORPUS_NAMES))}")
     if path.is_dir():
         files = text_files(path)
@@ -690,7 +690,7 @@ def document_source(source: str | os.PathLike, # a text file, a folder of .txt/.
         suffix = p.suffix.lower()
         kind = "jsonl" if suffix in (".jsonl", ".json") else "datasets" if suffix in (".csv", ".tsv", ".parquet", ".arrow") else "text"
     elif (not _HUB_NAME.fullmatch(s) or s.startswith((".", "~")) or p.suffix.lower() in {*_HF_BUILDERS, *TEXT_SUFFIXES, ".jsonl"}):
-        raise MissingPathError(f"corpus {s!r} does not exist: check the path (cwd is {os.getcwd()!r}), or pass a hub dataset name like 'roneneldan/TinyStories'")
+        raise MissingPathError(f"corpus {s!r} does not exist: check the path (a relative path is read from the current folder, os.getcwd()), or pass a hub dataset name like 'roneneldan/TinyStories'")
     else: kind = "datasets"
     return DocumentSource(kind, s, text_field, split, max_docs, encoding)
 
