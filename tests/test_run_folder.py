@@ -226,9 +226,8 @@ def test_api_bad_input(tmp_path):
     raises(ConfigError, m, torch.tensor([[300]]), hint="vocab_size ≥ 301")
     raises(ConfigError, ModelConfig, norm_eps=-1.0, hint="norm_eps=1e-05")
     raises(ConfigError, ModelConfig, init_std=float("nan"), hint="init_std=0.02")
-    raises(ConfigError, lambda: TrainRun(val_fraction="0.1", out=str(tmp_path/"r")) and
-           __import__("llm_course.pretrain").pretrain.validate_run(TrainRun(val_fraction="0.1", out=str(tmp_path/"r"))), hint="val_fraction=0.1")
     from llm_course.pretrain import validate_run
+    raises(ConfigError, validate_run, TrainRun(val_fraction="0.1", out=str(tmp_path/"r")), hint="val_fraction=0.1")
     raises(ConfigError, validate_run, TrainRun(resume="no", out=str(tmp_path/"r")), hint="resume=True")
     raises(CheckpointError, load_trained, None, hint="load_trained('runs/tiny')")
     hf = tmp_path/"hf"; to_hf(m).save_pretrained(hf)
