@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #f7815bdd
 from __future__ import annotations
-import ctypes, errno, hashlib, json, numbers, os, platform, random, shutil, socket, tempfile, time, urllib.request
+import ctypes, errno, functools, hashlib, json, numbers, os, platform, random, shutil, socket, tempfile, time, urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +19,8 @@ __all__ = ['SEED_LIMIT', 'CHECKSUMS_NAME', 'CHECKSUMS_FORMAT', 'LLMCourseError',
            'pick_device', 'check_seed', 'seed_everything', 'eval_mode', 'env_report', 'format_env_report', 'ensure_dir',
            'default_mode', 'make_temp_dir', 'write_failed', 'atomic_path', 'atomic_write_bytes', 'save_json',
            'load_json', 'cache_dir', 'sha256_file', 'cached_download', 'write_checksums', 'verify_checksums', 'RunLock',
-           'replace_folder', 'recover_folder']
+           'replace_folder', 'recover_folder', 'Mismatch', 'NotDone', 'CheckResult', 'exercise', 'attempt',
+           'expect_close', 'expect_equal']
 
 # %% ../nbs/00_core.ipynb #4fae2f56
 class LLMCourseError(Exception):
@@ -370,3 +371,72 @@ def recover_folder(dest: str | os.PathLike) -> bool:
     dest = Path(dest); old = dest.parent/f".{dest.name}.replaced"
     if old.exists() and not dest.exists(): os.replace(old, dest); return True
     return False
+
+# %% ../nbs/00_core.ipynb #5b78a44e
+class Mismatch(LLMCourseError, AssertionError):
+    "What an exercise check raises when the learner's answer differs; `exercise` turns it into a `CheckResult`."
+
+class NotDone(LLMCourseError, NotImplementedError):
+    "The exercise is still the stub it started as."
+
+class CheckResult:
+    "The outcome of an exercise check: truthy when it passed; its text is what the learner reads."
+    def __init__(self, name: str, ok: bool, message: str, done: bool = True):
+        self.name, self.ok, self.message, self.done = name, ok, message, done
+    def __bool__(self): return self.ok
+    def __repr__(self):
+        mark = "✓" if self.ok else ("…" if not self.done else "✗")
+        return f"{mark} {self.name}: {self.message}"
+
+def exercise(name: str): # what the learner is asked to write, e.g. "log_softmax"
+    "Decorator: a check that raises `Mismatch`/`NotDone` (or returns a success message) becomes one returning a `CheckResult`."
+    def wrap(check):
+        @functools.wraps(check)
+        def run(*args, **kwargs) -> CheckResult:
+            try: msg = check(*args, **kwargs)
+            except NotDone as e: return CheckResult(name, False, f"not done yet: {e}", done=False)
+            except Mismatch as e: return CheckResult(name, False, str(e))
+            return CheckResult(name, True, msg or "correct")
+        return run
+    return wrap
+
+def attempt(fn, *args, case: str = "", **kwargs): # `case` says in words which input this is
+    "Call the learner's `fn`; a stub becomes `NotDone`, any other exception a `Mismatch` naming the input."
+    if not callable(fn): raise Mismatch(f"expected a function, got {type(fn).__name__}: pass the function itself, without calling it")
+    try: return fn(*args, **kwargs)
+    except NotImplementedError: raise NotDone(f"replace `raise NotImplementedError` in `{getattr(fn, '__name__', 'your function')}` with your code, then run this check again") from None
+    except Exception as e:
+        where = f" on {case}" if case else ""
+        raise Mismatch(f"your function raised {type(e).__name__}{where}: {e}") from None
+
+def _hint(hint, got, expected) -> str:
+    h = hint(got, expected) if callable(hint) else hint
+    return f" Hint: {h}" if h else ""
+
+def expect_close(got, expected: torch.Tensor, case: str, # the input, in words: "logits of ±1000"
+                 atol: float = 1e-5, rtol: float = 1e-5, check_dtype: bool = False,
+                 hint=None): # a string, or `hint(got, expected)` returning a likely cause (or None)
+    "Compare tensors like `torch.testing.assert_close`, but explain: type, shape, dtype, non-finite values, the worst element."
+    if not isinstance(got, torch.Tensor):
+        raise Mismatch(f"on {case}: expected a tensor of shape {tuple(expected.shape)}, got {type(got).__name__}.{_hint(hint, got, expected)}")
+    if got.shape != expected.shape:
+        raise Mismatch(f"on {case}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}.{_hint(hint, got, expected)}")
+    if check_dtype and got.dtype != expected.dtype:
+        raise Mismatch(f"on {case}: expected dtype {expected.dtype}, got {got.dtype}.{_hint(hint, got, expected)}")
+    g, e = got.detach().double().cpu(), expected.detach().double().cpu()
+    bad = ~torch.isclose(g, e, atol=atol, rtol=rtol, equal_nan=True)
+    if bad.any():
+        err = torch.where(bad, (g - e).abs().nan_to_num(float("inf")), torch.zeros_like(g))
+        i = tuple(int(k) for k in torch.unravel_index(err.flatten().argmax(), g.shape)) if g.dim() else ()
+        at = f" at index {i}" if i else ""
+        nonfinite = " (your output has nan/inf)" if not torch.isfinite(g).all() and torch.isfinite(e).all() else ""
+        raise Mismatch(f"on {case}: {int(bad.sum())} of {g.numel()} values differ{nonfinite}; e.g.{at} expected {e[i].item():.6g}, "
+                       f"got {g[i].item():.6g}.{_hint(hint, got, expected)}")
+    return got
+
+def expect_equal(got, expected, case: str, hint=None):
+    "Exact comparison of plain values (numbers, strings, lists, dicts), with the difference spelled out."
+    if got != expected:
+        raise Mismatch(f"on {case}: expected {expected!r}, got {got!r}.{_hint(hint, got, expected)}")
+    return got
+

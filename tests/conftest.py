@@ -50,3 +50,11 @@ def raises(exc, fn, *args, hint: str, **kwargs):
     assert isinstance(info.value, LLMCourseError)
     assert hint in str(info.value), f"no fix hint {hint!r} in: {info.value}"
     return info.value
+
+
+def solutions(stem: str) -> dict:
+    "The names defined by `solutions/<stem>.py` (e.g. stem '04_cross_entropy'): the reference answers to a chapter's exercises."
+    path = ROOT/"solutions"/f"{stem}.py"
+    ns = {"__name__": f"solutions_{stem}", "__file__": str(path)}
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), ns)
+    return ns
