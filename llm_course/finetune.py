@@ -21,9 +21,9 @@ from .learner import Learner, TrainConfig
 
 # %% auto #0
 __all__ = ['TextClassificationData', 'docstring_topics', 'encode_bytes', 'stratified_split', 'check_n_classes', 'check_labels',
-           'SequenceClassifier', 'freeze', 'unfreeze_last_blocks', 'count_params', 'LoRALinear', 'apply_lora',
-           'merge_lora', 'classification_batches', 'balanced_class_weights', 'fit_classifier', 'predict',
-           'confusion_matrix', 'classification_report', 'plot_confusion_matrix']
+           'SequenceClassifier', 'freeze', 'unfreeze_last_blocks', 'count_params', 'LoRALinear', 'FusedLoRALinear',
+           'apply_lora', 'lora_param_count', 'merge_lora', 'classification_batches', 'balanced_class_weights',
+           'fit_classifier', 'predict', 'confusion_matrix', 'classification_report', 'plot_confusion_matrix']
 
 # %% ../nbs/16_finetuning.ipynb #e18f1873
 @dataclass
@@ -157,8 +157,23 @@ def _check_rank(r, alpha, dropout):
         raise ConfigError(f"LoRA alpha must be a positive number, got {alpha!r}: a common choice is alpha = 2·r")
     if not 0 <= dropout < 1: raise ConfigError(f"LoRA dropout must be in [0, 1), got {dropout!r}")
 
+def _merged_linear(base: nn.Linear, delta: torch.Tensor) -> nn.Linear:
+    "An ordinary nn.Linear with weight base.weight + delta (bias and trainability of `base` kept)."
+    lin = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,
+                    device=base.weight.device, dtype=base.weight.dtype)
+    with torch.no_grad():
+        lin.weight.copy_(base.weight + delta)
+        if base.bias is not None: lin.bias.copy_(base.bias)
+    return lin.requires_grad_(base.weight.requires_grad)  # merging must not unfreeze a frozen layer
+
+def _lora_pair(r: int, d_in: int, d_out: int, like: torch.Tensor) -> tuple[nn.Parameter, nn.Parameter]:
+    "A [r, d_in] (Kaiming-uniform, as nn.Linear and the reference implementation) and B [d_out, r] (zeros)."
+    A = nn.Parameter(torch.empty(r, d_in, device=like.device, dtype=like.dtype))
+    nn.init.kaiming_uniform_(A, a=math.sqrt(5))
+    return A, nn.Parameter(torch.zeros(d_out, r, device=like.device, dtype=like.dtype))
+
 class LoRALinear(nn.Module):
-    "A frozen nn.Linear plus a trainable low-rank update (alpha/r)·B·A on all or some of its output rows."
+    "A frozen nn.Linear plus one trainable low-rank update (alpha/r)·B·A on all or some of its output rows."
     def __init__(self, base: nn.Linear, # the layer to adapt (its weights are frozen)
                  r: int = 8, # rank of the update
                  alpha: float = 16.0, # scale: the update is multiplied by alpha / r
@@ -172,9 +187,7 @@ class LoRALinear(nn.Module):
         if out_index is not None: out_index = torch.as_tensor(out_index, dtype=torch.long, device=base.weight.device)
         self.register_buffer("out_index", out_index)
         n_out = base.out_features if out_index is None else len(out_index)
-        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=base.weight.device, dtype=base.weight.dtype))
-        self.lora_B = nn.Parameter(torch.zeros(n_out, r, device=base.weight.device, dtype=base.weight.dtype))
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear (and the reference implementation)
+        self.lora_A, self.lora_B = _lora_pair(r, base.in_features, n_out, base.weight)
         self.drop = nn.Dropout(dropout)
 
     def delta_weight(self) -> torch.Tensor:
@@ -190,29 +203,71 @@ class LoRALinear(nn.Module):
 
     def merged(self) -> nn.Linear:
         "An ordinary nn.Linear with W + (alpha/r)·B·A: the same outputs (in eval mode), no extra cost."
-        lin = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None,
-                        device=self.base.weight.device, dtype=self.base.weight.dtype)
-        with torch.no_grad():
-            lin.weight.copy_(self.base.weight + self.delta_weight())
-            if self.base.bias is not None: lin.bias.copy_(self.base.bias)
-        return lin.requires_grad_(self.base.weight.requires_grad)  # merging must not unfreeze a frozen layer
+        return _merged_linear(self.base, self.delta_weight())
+
+class FusedLoRALinear(nn.Module):
+    "A frozen fused projection (e.g. attention's qkv) with an independent update (alpha/r)·B_p·A_p for each named block p of its output rows."
+    def __init__(self, base: nn.Linear, # the fused layer (its weights are frozen)
+                 parts: dict[str, tuple[int, int]], # block name -> its output rows [start, stop), e.g. {"q": (0, 128), "v": (256, 384)}
+                 r: int = 8, # rank of each block's update
+                 alpha: float = 16.0, # every update is multiplied by alpha / r
+                 dropout: float = 0.0): # on the input of each update (training only)
+        super().__init__()
+        if not isinstance(base, nn.Linear): raise ConfigError(f"FusedLoRALinear wraps an nn.Linear, got {type(base).__name__}")
+        _check_rank(r, alpha, dropout)
+        spans = sorted((int(s), int(e), p) for p, (s, e) in dict(parts).items())
+        if not spans: raise ConfigError("parts is empty: name the output rows to adapt, e.g. {'q': (0, 128), 'v': (256, 384)}")
+        for (s, e, p), nxt in zip(spans, spans[1:] + [(base.out_features, None, None)]):
+            if not 0 <= s < e <= nxt[0]:
+                raise ConfigError(f"part {p!r} has rows [{s}, {e}): parts must be non-empty, non-overlapping ranges within "
+                                  f"the layer's {base.out_features} output rows")
+        self.base, self.r, self.alpha, self.scale = base, r, alpha, alpha / r
+        self.parts = {p: (s, e) for s, e, p in spans}
+        freeze(base)
+        pairs = {p: _lora_pair(r, base.in_features, e - s, base.weight) for p, (s, e) in self.parts.items()}
+        self.lora_A = nn.ParameterDict({p: A for p, (A, B) in pairs.items()})  # one A and one B per block: nothing shared
+        self.lora_B = nn.ParameterDict({p: B for p, (A, B) in pairs.items()})
+        self.drop = nn.Dropout(dropout)
+
+    def delta_weight(self) -> torch.Tensor:
+        "All updates as one [out, in] matrix: (alpha/r)·B_p·A_p on block p's rows, zero elsewhere."
+        d = torch.zeros_like(self.base.weight)
+        for p, (s, e) in self.parts.items(): d[s:e] = self.scale * self.lora_B[p] @ self.lora_A[p]
+        return d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, n = self.base(x), self.base.out_features
+        for p, (s, e) in self.parts.items():  # as if W_p were its own layer: its own dropout draw, its own A and B
+            u = (self.drop(x) @ self.lora_A[p].T @ self.lora_B[p].T) * self.scale
+            y = y + F.pad(u, (s, n - e))  # the block's rows get u, every other row 0
+        return y
+
+    def merged(self) -> nn.Linear:
+        "An ordinary nn.Linear with W + every block's update: the same outputs (in eval mode), no extra cost."
+        return _merged_linear(self.base, self.delta_weight())
+
 
 # %% ../nbs/16_finetuning.ipynb #3b6a5e8d
 _QKV_PARTS = ("q", "k", "v")
 
-def _qkv_rows(attn, parts) -> torch.Tensor:
-    "Output rows of a fused qkv projection that belong to the given parts ('q', 'k', 'v')."
+def _qkv_spans(attn, parts) -> dict[str, tuple[int, int]]:
+    "Output rows [start, stop) of the given parts ('q', 'k', 'v') in a fused qkv projection."
     hd, H, Hkv = attn.head_dim, attn.n_head, attn.n_kv_head
     spans = dict(q=(0, H * hd), k=(H * hd, (H + Hkv) * hd), v=((H + Hkv) * hd, (H + 2 * Hkv) * hd))
-    return torch.cat([torch.arange(*spans[p]) for p in _QKV_PARTS if p in parts])
+    return {p: spans[p] for p in _QKV_PARTS if p in parts}
+
+def _qkv_rows(attn, parts) -> torch.Tensor:
+    "Output rows of a fused qkv projection that belong to the given parts, as one index."
+    return torch.cat([torch.arange(s, e) for s, e in _qkv_spans(attn, parts).values()])
 
 def apply_lora(model: nn.Module, # a Transformer (or a classifier's backbone); changed in place
                targets: tuple[str, ...] = ("q", "v"), # "q"/"k"/"v" (parts of the fused qkv), or names of nn.Linear layers ("qkv", "proj", "fc", …)
                r: int = 8, # rank
                alpha: float = 16.0, # the update is scaled by alpha / r
                dropout: float = 0.0, # on the update's input
+               shared: bool = False, # True: the qkv parts share ONE update (one A) over their stacked rows — fewer parameters, not the paper's form
               ) -> nn.Module:
-    "Freeze `model` and wrap the targeted linear layers with trainable `LoRALinear` updates."
+    "Freeze `model` and wrap the targeted linear layers with trainable LoRA updates (q, v: one A and B each, as Hu et al.)."
     _check_rank(r, alpha, dropout)
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
     if not targets: raise ConfigError("targets is empty: name the layers to adapt, e.g. ('q', 'v') or ('qkv', 'proj')")
@@ -223,21 +278,37 @@ def apply_lora(model: nn.Module, # a Transformer (or a classifier's backbone); c
         for child_name, child in list(mod.named_children()):
             if not isinstance(child, nn.Linear): continue
             if child_name == "qkv" and qkv_parts and hasattr(mod, "head_dim"):
-                setattr(mod, child_name, LoRALinear(child, r, alpha, dropout, out_index=_qkv_rows(mod, qkv_parts)))
-                hit.update(qkv_parts)
+                lora = (LoRALinear(child, r, alpha, dropout, out_index=_qkv_rows(mod, qkv_parts)) if shared
+                        else FusedLoRALinear(child, _qkv_spans(mod, qkv_parts), r, alpha, dropout))
+                setattr(mod, child_name, lora); hit.update(qkv_parts)
             elif child_name in names:
                 setattr(mod, child_name, LoRALinear(child, r, alpha, dropout)); hit.add(child_name)
     if missing := [t for t in targets if t not in hit]:
-        found = sorted({n for m in model.modules() for n, c in m.named_children() if isinstance(c, (nn.Linear, LoRALinear))})
+        found = sorted({n for m in model.modules() for n, c in m.named_children() if isinstance(c, (nn.Linear, LoRALinear, FusedLoRALinear))})
         raise ConfigError(f"LoRA targets {missing} match no linear layer: use 'q', 'k', 'v' (fused qkv) or one of {found}")
     return model
 
+def lora_param_count(config, # the backbone's ModelConfig
+                     r: int, # rank
+                     parts: tuple[str, ...] = ("q", "v"), # which of the attention's q, k, v are adapted
+                     shared: bool = False, # as `apply_lora(shared=...)`
+                    ) -> int:
+    "Trainable parameters `apply_lora(model, parts, r)` adds: per block Σ_p r·(d_model + d_p), or r·(d_model + Σ_p d_p) when shared."
+    check_int("LoRA rank r", r, example="typical values are 4, 8 or 16")
+    if not parts or any(p not in _QKV_PARTS for p in parts):
+        raise ConfigError(f"parts must be a non-empty subset of ('q', 'k', 'v'), got {parts!r}")
+    d_out = dict(q=config.n_head * config.head_dim, k=config.n_kv_head * config.head_dim, v=config.n_kv_head * config.head_dim)
+    outs = [d_out[p] for p in _QKV_PARTS if p in parts]
+    per_block = r * (config.d_model + sum(outs)) if shared else sum(r * (config.d_model + o) for o in outs)
+    return config.n_layer * per_block
+
 def merge_lora(model: nn.Module) -> nn.Module:
-    "Replace every `LoRALinear` in `model` by its merged nn.Linear (in place); outputs stay the same."
+    "Replace every `LoRALinear`/`FusedLoRALinear` in `model` by its merged nn.Linear (in place); outputs stay the same."
     for mod in list(model.modules()):
         for name, child in list(mod.named_children()):
-            if isinstance(child, LoRALinear): setattr(mod, name, child.merged())
+            if isinstance(child, (LoRALinear, FusedLoRALinear)): setattr(mod, name, child.merged())
     return model
+
 
 # %% ../nbs/16_finetuning.ipynb #50722fc3
 class _OneStep(nn.Module):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from llm_course.core import ConfigError, DataError
 from llm_course.model import ModelConfig, Transformer
-from llm_course.finetune import (SequenceClassifier, LoRALinear, apply_lora, merge_lora, freeze, unfreeze_last_blocks,
+from llm_course.finetune import (SequenceClassifier, LoRALinear, FusedLoRALinear, lora_param_count, apply_lora, merge_lora, freeze, unfreeze_last_blocks,
                                  count_params, confusion_matrix, classification_report, classification_batches,
                                  fit_classifier, predict, encode_bytes, stratified_split, docstring_topics,
                                  balanced_class_weights)
@@ -45,23 +45,82 @@ def test_lora_linear_init_and_formula():
     assert count_params(lora, trainable=True) == 2 * (16 + 24)
 
 
+def randomize_lora_B(model, std=0.1):
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name: p.normal_(0, std)
+
+
 def test_apply_and_merge_lora(backbone):
     clf = SequenceClassifier(backbone, 4, pad_id=0)
     n_all = count_params(clf)
     apply_lora(clf.backbone, ("q", "v"), r=4, alpha=8)
     d = backbone.config.d_model
-    assert count_params(clf.backbone, trainable=True) == 2 * 4 * (d + 2 * d)
-    assert count_params(clf, trainable=True) == 2 * 4 * 3 * d + clf.head.weight.numel() + clf.head.bias.numel()
-    with torch.no_grad():
-        for m in clf.modules():
-            if isinstance(m, LoRALinear): m.lora_B.normal_(0, 0.1)
+    head = clf.head.weight.numel() + clf.head.bias.numel()
+    # the paper's form: q and v each get r·(d_in + d_out), i.e. 2·r·(d_in + d_out) per block
+    assert count_params(clf.backbone, trainable=True) == 2 * (2 * 4 * (d + d)) == lora_param_count(backbone.config, 4)
+    assert count_params(clf, trainable=True) == 2 * 2 * 4 * 2 * d + head
+    randomize_lora_B(clf)
     clf.eval()
     x = torch.randint(1, 256, (3, 12))
     with torch.no_grad():
         before = clf(x); merge_lora(clf); after = clf(x)
     assert (before - after).abs().max() <= 1e-5
-    assert not any(isinstance(m, LoRALinear) for m in clf.modules()) and count_params(clf) == n_all
+    assert not any(isinstance(m, (LoRALinear, FusedLoRALinear)) for m in clf.modules()) and count_params(clf) == n_all
     assert count_params(clf.backbone, trainable=True) == 0  # merged weights stay frozen, as the base layers were
+
+
+@pytest.mark.parametrize("n_kv_head", [None, 2])
+def test_lora_q_v_separate_pairs_k_untouched(n_kv_head):
+    "Hu et al.: W_q and W_v each get their own A and B; W_k (the middle rows of the fused qkv) is left as it was."
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset("tiny", vocab_size=64, block_size=16, n_layer=2, n_head=4, n_kv_head=n_kv_head, d_model=32, d_ff=64)
+    model = apply_lora(Transformer(cfg), ("q", "v"), r=3, alpha=6)
+    attn = model.blocks[0].attn
+    qkv = attn.qkv
+    assert isinstance(qkv, FusedLoRALinear)
+    assert {n for n, p in qkv.named_parameters() if p.requires_grad} == {"lora_A.q", "lora_A.v", "lora_B.q", "lora_B.v"}
+    assert qkv.lora_A["q"].data_ptr() != qkv.lora_A["v"].data_ptr() and qkv.lora_B["q"].data_ptr() != qkv.lora_B["v"].data_ptr()
+    H, K = cfg.n_head * cfg.head_dim, cfg.n_kv_head * cfg.head_dim
+    assert qkv.lora_B["q"].shape == (H, 3) and qkv.lora_B["v"].shape == (K, 3) and qkv.lora_A["q"].shape == (3, cfg.d_model)
+    assert count_params(model, trainable=True) == cfg.n_layer * (3 * (cfg.d_model + H) + 3 * (cfg.d_model + K)) == lora_param_count(cfg, 3)
+    randomize_lora_B(model, 0.5)
+    x = torch.randn(2, 5, cfg.d_model)
+    with torch.no_grad():
+        # the explicit form: three separate nn.Linear layers, q and v updated by their own (alpha/r)·B·A
+        Wq, Wk, Wv = qkv.base.weight.split([H, K, K])
+        q = F.linear(x, Wq) + 2 * x @ qkv.lora_A["q"].T @ qkv.lora_B["q"].T
+        k = F.linear(x, Wk)
+        v = F.linear(x, Wv) + 2 * x @ qkv.lora_A["v"].T @ qkv.lora_B["v"].T
+        y = qkv(x)
+        assert torch.allclose(y, torch.cat([q, k, v], -1), atol=1e-5)
+        assert torch.equal(y[..., H:H + K], qkv.base(x)[..., H:H + K])  # k exactly unchanged
+        assert (qkv.delta_weight()[H:H + K] == 0).all()
+        # gradients reach the adapters, never the frozen base
+        ids = torch.randint(0, 64, (2, 8))
+        before = model(ids)
+    loss = model(ids).logsumexp(-1).mean()
+    loss.backward()
+    assert qkv.lora_A["q"].grad is not None and qkv.lora_B["v"].grad is not None and qkv.base.weight.grad is None
+    with torch.no_grad():
+        merged = merge_lora(model)
+        assert torch.allclose(merged(ids), before, atol=1e-5)
+
+
+def test_lora_shared_variant_counts(backbone):
+    "The older shared form (one A for q and v stacked) keeps its own count r·(d_in + 2·d_out) per block."
+    cfg = backbone.config
+    apply_lora(backbone, ("q", "v"), r=4, alpha=8, shared=True)
+    assert isinstance(backbone.blocks[0].attn.qkv, LoRALinear)
+    assert count_params(backbone, trainable=True) == cfg.n_layer * 4 * (cfg.d_model + 2 * cfg.d_model) == lora_param_count(cfg, 4, shared=True)
+    assert lora_param_count(cfg, 4, shared=True) < lora_param_count(cfg, 4)
+
+
+def test_fused_lora_bad_parts():
+    with pytest.raises(ConfigError, match="non-overlapping"): FusedLoRALinear(nn.Linear(4, 12), {"q": (0, 8), "v": (4, 12)})
+    with pytest.raises(ConfigError, match="non-overlapping"): FusedLoRALinear(nn.Linear(4, 12), {"q": (0, 16)})
+    with pytest.raises(ConfigError, match="empty"): FusedLoRALinear(nn.Linear(4, 12), {})
+    with pytest.raises(ConfigError, match="subset"): lora_param_count(ModelConfig.preset("tiny"), 4, ("o",))
 
 
 def test_lora_other_targets(backbone):
