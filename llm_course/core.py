@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #f7815bdd
 from __future__ import annotations
-import ctypes, errno, functools, hashlib, json, numbers, os, platform, random, shutil, socket, tempfile, time, urllib.request
+import ctypes, errno, functools, hashlib, json, math, numbers, os, platform, random, shutil, socket, tempfile, time, urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,8 +19,8 @@ __all__ = ['SEED_LIMIT', 'CHECKSUMS_NAME', 'CHECKSUMS_FORMAT', 'LLMCourseError',
            'pick_device', 'check_seed', 'seed_everything', 'eval_mode', 'env_report', 'format_env_report', 'ensure_dir',
            'default_mode', 'make_temp_dir', 'write_failed', 'atomic_path', 'atomic_write_bytes', 'save_json',
            'load_json', 'cache_dir', 'sha256_file', 'cached_download', 'write_checksums', 'verify_checksums', 'RunLock',
-           'replace_folder', 'recover_folder', 'Mismatch', 'NotDone', 'CheckResult', 'exercise', 'attempt',
-           'expect_close', 'expect_equal']
+           'replace_folder', 'recover_folder', 'perplexity', 'Mismatch', 'NotDone', 'CheckResult', 'exercise',
+           'attempt', 'expect_close', 'expect_equal']
 
 # %% ../nbs/00_core.ipynb #4fae2f56
 class LLMCourseError(Exception):
@@ -371,6 +371,18 @@ def recover_folder(dest: str | os.PathLike) -> bool:
     dest = Path(dest); old = dest.parent/f".{dest.name}.replaced"
     if old.exists() and not dest.exists(): os.replace(old, dest); return True
     return False
+
+# %% ../nbs/00_core.ipynb #a0d03816
+def perplexity(loss: float | torch.Tensor, # mean cross-entropy in nats per token
+              ) -> float | torch.Tensor:
+    "exp(loss): the effective number of equally likely next tokens."
+    if torch.is_tensor(loss):
+        if torch.isnan(loss).any() or (loss < 0).any():
+            raise ConfigError("loss must be a cross-entropy in nats (≥ 0, not nan): pass the mean loss, not a log-probability")
+        return loss.exp()
+    if not (loss >= 0):  # also catches nan
+        raise ConfigError(f"loss must be a cross-entropy in nats (≥ 0), got {loss}: pass the mean loss, not a log-probability")
+    return math.exp(loss) if loss < 709 else math.inf  # math.exp raises OverflowError beyond ~709
 
 # %% ../nbs/00_core.ipynb #5b78a44e
 class Mismatch(LLMCourseError, AssertionError):

@@ -10,11 +10,11 @@ import math
 
 import torch
 
-from .core import ConfigError, DataError, check_int
+from .core import ConfigError, DataError, check_int, perplexity
 
 # %% auto #0
-__all__ = ['logsumexp', 'log_softmax', 'softmax', 'cross_entropy', 'cross_entropy_grad', 'perplexity', 'bits_per_byte',
-           'ChunkedCrossEntropy', 'chunked_cross_entropy']
+__all__ = ['logsumexp', 'log_softmax', 'softmax', 'cross_entropy', 'cross_entropy_grad', 'bits_per_byte', 'ChunkedCrossEntropy',
+           'chunked_cross_entropy', 'perplexity']
 
 # %% ../nbs/04_cross_entropy.ipynb #e687c7bb
 def logsumexp(x: torch.Tensor, # any shape
@@ -94,16 +94,7 @@ def cross_entropy_grad(logits: torch.Tensor, # [..., V]
     return grad / counted.sum() if reduction == "mean" else grad
 
 # %% ../nbs/04_cross_entropy.ipynb #68970752
-def perplexity(loss: float | torch.Tensor, # mean cross-entropy in nats per token
-              ) -> float | torch.Tensor:
-    "exp(loss): the effective number of equally likely next tokens."
-    if torch.is_tensor(loss):
-        if torch.isnan(loss).any() or (loss < 0).any():
-            raise ConfigError("loss must be a cross-entropy in nats (≥ 0, not nan): pass the mean loss, not a log-probability")
-        return loss.exp()
-    if not (loss >= 0):  # also catches nan
-        raise ConfigError(f"loss must be a cross-entropy in nats (≥ 0), got {loss}: pass the mean loss, not a log-probability")
-    return math.exp(loss) if loss < 709 else math.inf  # math.exp raises OverflowError beyond ~709
+_all_ = ["perplexity"]  # exp(loss) lives in core (chapter 3's n-gram models report it too); exported here as part of this chapter's API
 
 def bits_per_byte(loss_nats_per_token: float, # mean cross-entropy in nats per token
                   n_tokens: int, # tokens the loss was averaged over

@@ -11,8 +11,7 @@ import math
 import numpy as np
 import torch
 
-from .core import ConfigError, DataError, check_int
-from .losses import perplexity as perplexity_from_loss
+from .core import ConfigError, DataError, check_int, perplexity as perplexity_from_loss
 
 # %% auto #0
 __all__ = ['SMOOTHINGS', 'as_token_ids', 'NGramCounts', 'NGramLM']
