@@ -12,12 +12,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError, check_int
+from .core import ConfigError, Mismatch, attempt, check_int, exercise, expect_close, expect_equal
 
 # %% auto #0
 __all__ = ['attention_scores', 'causal_mask', 'padding_mask', 'repeat_kv', 'attention_weights', 'attention', 'check_heads',
            'split_heads', 'merge_heads', 'sinusoidal_positions', 'rope_inv_freq', 'rope_cos_sin', 'apply_rope',
-           'MultiHeadAttention']
+           'MultiHeadAttention', 'check_cached_causal_mask', 'check_rope_rotate', 'check_dot_product_attention']
 
 # %% ../nbs/12_attention.ipynb #0e15ff6f
 def attention_scores(q: torch.Tensor, # queries [..., T, d_k]
@@ -202,3 +202,94 @@ class MultiHeadAttention(nn.Module):
         y, w = attention(q, k, v, causal=causal, mask=mask, dropout_p=self.dropout if self.training else 0.0,
                          need_weights=need_weights)
         return self.out_drop(self.proj(merge_heads(y))), w
+
+# %% ../nbs/12_attention.ipynb #7d1d85b7
+def _mask_hint(got, expected):
+    "Name the usual mistakes of a cached causal mask."
+    if not isinstance(got, torch.Tensor): return "return a torch.Tensor of booleans"
+    T, S = expected.shape
+    if got.shape == (T, T) and S != T: return f"the offset is ignored: {T} new queries attend over the {S - T} cached keys plus themselves, so the mask is [T, offset + T]"
+    if got.shape != expected.shape: return None
+    g = got.bool()
+    if g.equal(expected.tril(-1)) or g.equal(torch.ones_like(expected).tril(S - T - 1)):
+        return "off by one: query i (at position offset + i) may see its own key, j ≤ offset + i, not j < offset + i"
+    if g.equal(torch.ones_like(expected).tril(S - T + 1)): return "off by one: query i sees keys j ≤ offset + i, not one beyond"
+    if g.equal(torch.ones_like(expected).tril()) and S != T:
+        return "the mask is aligned top-left: query i sits at position offset + i, after all cached keys (align it bottom-right)"
+    if g.equal(~expected): return "True means *may attend* here (the convention of F.scaled_dot_product_attention): invert it"
+    return None
+
+@exercise("cached_causal_mask")
+def check_cached_causal_mask(cached_causal_mask):
+    "`cached_causal_mask(T, offset)`: bool [T, offset+T], True where query i (at position offset+i) may see key j."
+    for T, offset in ((4, 0), (1, 0), (3, 2), (1, 6), (5, 11), (2, 1)):
+        case = f"T={T}, offset={offset}"
+        got = attempt(cached_causal_mask, T, offset, case=case)
+        expected = causal_mask(T, offset + T)
+        if isinstance(got, torch.Tensor) and got.dtype != torch.bool:
+            raise Mismatch(f"on {case}: expected a boolean mask (True = may attend), got dtype {got.dtype}: return a bool tensor (e.g. `... .bool()`)")
+        expect_equal(got.tolist() if isinstance(got, torch.Tensor) else got, expected.tolist(), case,
+                     hint=lambda g, e: _mask_hint(got, expected))
+    return "every query sees the cached keys and the new keys up to its own position, for offsets 0 to 11"
+
+def _rope_interleaved(x, pos, theta):
+    "RoFormer's layout: neighbouring channels (0,1), (2,3), … form the pairs."
+    cos, sin = rope_cos_sin(torch.tensor([pos]), x.shape[-1], theta, dtype=torch.float64)
+    cos, sin, a, b = cos[0], sin[0], x[0::2], x[1::2]
+    return torch.stack([a * cos - b * sin, b * cos + a * sin], -1).reshape(x.shape)
+
+def _rope_ref(x, pos, theta):
+    cos, sin = rope_cos_sin(torch.tensor([pos]), x.shape[-1], theta, dtype=torch.float64)
+    return apply_rope(x, cos[0], sin[0])
+
+@exercise("rope_rotate")
+def check_rope_rotate(rope_rotate):
+    "`rope_rotate(x, pos, theta)`: one vector [d] rotated as the course (and Hugging Face's Llama) does."
+    g = torch.Generator().manual_seed(12)
+    cases = [(2, 1, 10000.0), (8, 0, 10000.0), (8, 1, 10000.0), (8, 5, 10000.0), (64, 37, 10000.0), (64, 1000, 500000.0), (128, 4095, 10000.0)]
+    for d, pos, theta in cases:
+        x = torch.randn(d, dtype=torch.float64, generator=g)
+        case = f"d={d}, pos={pos}, theta={theta:g}"
+        got = attempt(rope_rotate, x.clone(), pos, theta, case=case)
+        def hint(got, expected, x=x, pos=pos, theta=theta):
+            if not isinstance(got, torch.Tensor) or got.shape != expected.shape: return None
+            close = lambda t: torch.allclose(got.double(), t, atol=1e-6)
+            if close(_rope_interleaved(x, pos, theta)): return "you paired neighbouring channels (0,1), (2,3), …; the course pairs channel i with i + d/2 (rotate-half, Hugging Face's layout)"
+            if close(_rope_ref(x, -pos, theta)): return "you rotated the wrong way: x1·cos − x2·sin, x2·cos + x1·sin"
+            if theta != 10000.0 and close(_rope_ref(x, pos, 10000.0)): return f"you ignored `theta`: the frequencies are theta^(-2i/d) with theta={theta:g}"
+            i = torch.arange(d // 2, dtype=torch.float64)
+            a, (x1, x2) = pos * theta ** (-i / d), x.chunk(2)
+            if close(torch.cat([x1 * a.cos() - x2 * a.sin(), x2 * a.cos() + x1 * a.sin()])):
+                return "wrong frequencies: pair i turns by pos·theta^(-2i/d) (you used theta^(-i/d))"
+            if torch.allclose(got.double().norm(), x.norm(), atol=1e-6): return "the length is right (a rotation), but the angles differ: pair i turns by pos·theta^(-2i/d)"
+            return "a rotation keeps the vector's length; yours changes it"
+        expect_close(got, _rope_ref(x, pos, theta), case, atol=1e-9, rtol=1e-9, hint=hint)
+    return "rotates like Hugging Face's Llama (rotate-half pairs, frequencies theta^(-2i/d)) for head sizes 2 to 128, positions 0 to 4095, both bases"
+
+@exercise("dot_product_attention")
+def check_dot_product_attention(dot_product_attention):
+    "`dot_product_attention(q, k, v, causal)`: softmax(q·kᵀ/√d)·v over the last two axes, the causal mask aligned bottom-right."
+    g = torch.Generator().manual_seed(0)
+    r = lambda *s, scale=1.0: torch.randn(*s, dtype=torch.float64, generator=g) * scale
+    cases = [("one query, one key", (1, 1, 1, 1, 4), False, 1.0), ("B=2, H=3, T=S=5, d=8", (2, 3, 5, 5, 8), False, 1.0),
+             ("causal, T=S=6, d=16", (2, 2, 6, 6, 16), True, 1.0), ("d=64 (where the scale matters)", (1, 2, 4, 7, 64), False, 1.0),
+             ("causal with a cache: 2 new queries, 7 keys", (1, 2, 2, 7, 8), True, 1.0),
+             ("large scores (|q·k| in the thousands)", (1, 1, 3, 5, 8), True, 30.0)]
+    for case, (B, H, T, S, d), causal, sc in cases:
+        q, k, v = r(B, H, T, d, scale=sc), r(B, H, S, d, scale=sc), r(B, H, S, d)
+        got = attempt(dot_product_attention, q, k, v, causal, case=case)
+        expected = attention(q, k, v, causal=causal)[0]
+        def hint(got, expected, q=q, k=k, v=v, causal=causal, d=d, T=T, S=S):
+            if not isinstance(got, torch.Tensor) or got.shape != expected.shape: return None
+            if not torch.isfinite(got).all(): return "nan/inf: exp overflows on large scores; use torch.softmax (or subtract each row's max before exp)"
+            close = lambda t: torch.allclose(got.double(), t, atol=1e-6)
+            if d > 1 and close(attention(q, k, v, causal=causal, scale=1.0)[0]): return "no 1/√d_k: divide the scores q·kᵀ by √d before the softmax"
+            if d > 1 and close(attention(q, k, v, causal=causal, scale=1.0 / d)[0]): return "you divided by d_k; divide by √d_k"
+            s = attention_scores(q, k)
+            if causal: s = s.masked_fill(~causal_mask(T, S), float("-inf"))
+            if T > 1 and close(s.softmax(-2) @ v): return "the softmax runs over the wrong axis: normalise over the keys (the last axis of the scores)"
+            if causal and T < S and close(attention(q, k, v, mask=torch.ones(T, S, dtype=torch.bool).tril())[0]): return "the causal mask is aligned top-left; with T < S the queries are the last T positions (bottom-right)"
+            if causal and close(attention(q, k, v)[0]): return "`causal=True` should hide the keys after each query"
+            return None
+        expect_close(got, expected, case, atol=1e-8, rtol=1e-7, hint=hint)
+    return "matches the course's attention (and so F.scaled_dot_product_attention) on 6 shapes, causal with and without a cache, and on scores in the thousands"

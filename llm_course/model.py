@@ -14,13 +14,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (ConfigError, CheckpointError, DataError, atomic_path, check_int, ensure_dir, load_json, save_json,
-                             verify_checksums, write_checksums, write_failed)
+from .core import (ConfigError, CheckpointError, DataError, Mismatch, atomic_path, attempt, check_int, ensure_dir, exercise,
+                             expect_close, expect_equal, load_json, save_json, verify_checksums, write_checksums, write_failed)
 from .attention import MultiHeadAttention, check_heads, causal_mask, padding_mask, rope_cos_sin, sinusoidal_positions
 
 # %% auto #0
 __all__ = ['PRESETS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'RMSNorm', 'make_norm', 'MLP', 'SwiGLU', 'Block', 'KVCache',
-           'Transformer', 'save_pretrained', 'load_pretrained', 'hf_architecture', 'to_hf', 'from_hf']
+           'Transformer', 'save_pretrained', 'load_pretrained', 'hf_architecture', 'to_hf', 'from_hf', 'check_rms_norm',
+           'check_prenorm_block', 'check_count_params']
 
 # %% ../nbs/13_transformer.ipynb #728c3e6f
 _STYLES = {"llama": dict(norm="rmsnorm", mlp="swiglu", pos="rope", tie_weights=False, bias=False),
@@ -533,3 +534,99 @@ def from_hf(hf_model, # a `LlamaForCausalLM` / `GPT2LMHeadModel`, or a folder sa
     if c.tie_weights: model.lm_head.weight = model.tok_emb.weight
     w = theirs[next(iter(_hf_pairs(c)))[0]]
     return model.to(device=w.device, dtype=w.dtype).eval()
+
+# %% ../nbs/13_transformer.ipynb #a1f9c468
+def _rms_variants(x, w, eps):
+    "The usual wrong RMSNorms, by the mistake they make."
+    ms = x.pow(2).mean(-1, keepdim=True)
+    return {"no eps: add eps inside the square root (an all-zero vector then gives 0, not nan)": w * x / ms.sqrt(),
+            "eps outside the square root: use 1/√(mean(x²) + eps)": w * x / (ms.sqrt() + eps),
+            "the mean of x, not of x²: RMS is the root of the *mean square*": w * x / (x.mean(-1, keepdim=True) + eps).sqrt(),
+            "the sum of squares, not the mean: divide by d": w * x / (x.pow(2).sum(-1, keepdim=True) + eps).sqrt(),
+            "RMSNorm does not subtract the mean (that is LayerNorm)": w * (x - x.mean(-1, keepdim=True)) / (x.var(-1, unbiased=False, keepdim=True) + eps).sqrt(),
+            "the mean square runs over the wrong axis: normalise each vector over its last dimension": w * x / (x.pow(2).mean(0, keepdim=True) + eps).sqrt(),
+            "multiply by `weight` (the learned gain) at the end": x / (ms + eps).sqrt()}
+
+@exercise("rms_norm")
+def check_rms_norm(rms_norm):
+    "`rms_norm(x, weight, eps)`: x / √(mean(x²) + eps) · weight over the last axis."
+    g = torch.Generator().manual_seed(13)
+    r = lambda *s: torch.randn(*s, dtype=torch.float64, generator=g)
+    cases = [("random [3, 5, 16] with mean 1", r(3, 5, 16) * 3 + 1, r(16), 1e-5), ("a batch of one [1, 8]", r(1, 8), r(8), 1e-5),
+             ("tiny values (1e-3, where eps matters)", r(4, 32) * 1e-3, r(32), 1e-5), ("eps = 0.1", r(2, 6), r(6), 0.1),
+             ("an all-zero vector", torch.zeros(2, 8, dtype=torch.float64), r(8), 1e-6)]
+    for case, x, w, eps in cases:
+        got = attempt(rms_norm, x.clone(), w.clone(), eps, case=case)
+        expected = F.rms_norm(x, (x.shape[-1],), w, eps)
+        def hint(got, expected, x=x, w=w, eps=eps):
+            if not isinstance(got, torch.Tensor) or got.shape != expected.shape: return None
+            for why, wrong in _rms_variants(x, w, eps).items():
+                if torch.allclose(got.double(), wrong, atol=1e-9, equal_nan=True): return why
+            return None
+        expect_close(got, expected, case, atol=1e-9, rtol=1e-6, hint=hint)
+    return "equals torch's F.rms_norm (and so the course's RMSNorm and Hugging Face's LlamaRMSNorm) on 5 inputs, tiny and all-zero vectors included"
+
+def _wirings(x, n1, attn, n2, mlp):
+    "The usual wrong block wirings, by the mistake they make."
+    h = n1(x)
+    return {"post-norm: normalise the sub-layer's input, add its output to the untouched stream (x + attn(norm1(x)))": n2((y := n1(x + attn(x))) + mlp(y)),
+            "parallel branches: the MLP reads the stream after the attention's output was added": x + attn(n1(x)) + mlp(n2(x)),
+            "the residual adds to norm1(x): it must add to x itself, so the stream is never normalised": (y := h + attn(h)) + mlp(n2(y)),
+            "no residual connections: keep x + …": mlp(n2(attn(n1(x)))),
+            "the MLP's input goes through norm2, not norm1": (y := x + attn(h)) + mlp(n1(y)),
+            "the MLP's residual is missing: x + mlp(norm2(x)) after the attention": mlp(n2(x + attn(h)))}
+
+@exercise("prenorm_block")
+def check_prenorm_block(prenorm_block):
+    "`prenorm_block(x, norm1, attn, norm2, mlp)`: x + attn(norm1(x)), then + mlp(norm2(·))."
+    seed_g = torch.Generator().manual_seed(13)
+    for case, cfg, shape in (("a Llama-style block (RMSNorm, SwiGLU), [2, 5, 32]", ModelConfig(d_model=32, n_head=4, n_layer=2), (2, 5, 32)),
+                             ("a GPT-2-style block (LayerNorm, GELU), [1, 7, 32]", ModelConfig(d_model=32, n_head=2, n_layer=2, style="gpt2"), (1, 7, 32)),
+                             ("a batch of one token, [1, 1, 32]", ModelConfig(d_model=32, n_head=4, n_layer=2, n_kv_head=2), (1, 1, 32))):
+        block = Block(cfg).double().eval()
+        with torch.no_grad():   # random weights everywhere, norms included, so no two wirings agree by accident
+            for p in block.parameters(): p.copy_(torch.randn(p.shape, dtype=torch.float64, generator=seed_g) * (0.3 if p.dim() > 1 else 1.0))
+        x = torch.randn(shape, dtype=torch.float64, generator=seed_g)
+        attn = lambda h: block.attn(h)[0]
+        with torch.no_grad():
+            got = attempt(prenorm_block, x.clone(), block.norm1, attn, block.norm2, block.mlp, case=case)
+            expected = block(x)[0]
+            wrong = _wirings(x, block.norm1, attn, block.norm2, block.mlp)
+        def hint(got, expected):
+            if not isinstance(got, torch.Tensor) or got.shape != expected.shape: return None
+            return next((why for why, w in wrong.items() if torch.allclose(got.double(), w, atol=1e-9)), None)
+        expect_close(got, expected, case, atol=1e-9, rtol=1e-9, hint=hint)
+    return "wires norm, attention, MLP and both residuals exactly as the course's Block, in Llama and GPT-2 style"
+
+def _param_parts(c: ModelConfig) -> dict:
+    "Parameter counts of the pieces that learners most often miscount."
+    hd, b = c.head_dim, int(c.bias)
+    return {"the output head: count vocab_size·d_model for it, unless tie_weights (then it *is* the token embedding)": c.vocab_size * c.d_model,
+            "learned positions add block_size·d_model (RoPE and sinusoidal positions have no parameters)": c.block_size * c.d_model,
+            "grouped-query attention: the k and v projections have n_kv_head heads, not n_head": c.n_layer * 2 * (c.n_head - c.n_kv_head) * hd * (c.d_model + b),
+            "SwiGLU has three d_model×d_ff matrices (gate, up, down), GELU's MLP two": c.n_layer * c.d_ff * (c.d_model + b),
+            "the norms: two per block plus a final one, each with d_model weights (LayerNorm with bias: 2·d_model)": (2 * c.n_layer + 1) * c.d_model * (2 if c.norm == "layernorm" and c.bias else 1),
+            "the biases: with bias=True every linear layer but the output head has one per output feature":
+                c.n_layer * ((c.n_head + 2 * c.n_kv_head) * hd + 2 * c.d_model + (2 if c.mlp == "swiglu" else 1) * c.d_ff) * b}
+
+@exercise("count_params")
+def check_count_params(count_params):
+    "`count_params(config)`: the number of parameters of `Transformer(config)`, from the config alone."
+    configs = [("tiny", ModelConfig.preset("tiny")), ("tiny-gpt2", ModelConfig.preset("tiny-gpt2")),
+               ("tiny with GQA (n_kv_head=2)", ModelConfig.preset("tiny", n_kv_head=2)),
+               ("tiny with a tied head", ModelConfig.preset("tiny", tie_weights=True)),
+               ("tiny-gpt2, untied head", ModelConfig.preset("tiny-gpt2", tie_weights=False)),
+               ("Llama style with biases and sinusoidal positions", ModelConfig(d_model=64, n_head=4, bias=True, pos="sinusoidal")),
+               ("GPT-2 style with RMSNorm and multi-query attention", ModelConfig(d_model=64, n_head=4, n_kv_head=1, style="gpt2", norm="rmsnorm")),
+               ("gpt2-small", ModelConfig.preset("gpt2-small")), ("llama-1b", ModelConfig.preset("llama-1b")),
+               ("llama2-7b", ModelConfig.preset("llama2-7b"))]
+    for case, c in configs:
+        got = attempt(count_params, c, case=case)
+        if isinstance(got, torch.Tensor) and got.numel() == 1: got = got.item()
+        expected = sum(p.numel() for p in Transformer(c).parameters()) if c.n_params() < 5_000_000 else c.n_params()
+        def hint(got, expected, c=c):
+            if not isinstance(got, (int, float)): return "return a Python int"
+            diff = abs(got - expected)
+            return next((why for why, n in _param_parts(c).items() if n and diff == n), None)
+        expect_equal(got, expected, case, hint=hint)
+    return "counts every parameter of 10 configs, Llama and GPT-2 style, tied and untied, GQA/MQA, up to llama2-7b (6,738,415,616)"
