@@ -15,7 +15,7 @@ from .pretrain import stream_from_checkpoint
 from .train import add_train_arguments, export_run, run_from_args
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['main', 'check_exit_code', 'check_generate_parser']
 
 # %% ../nbs/20_cli.ipynb #b6aa6eba
 class _Parser(argparse.ArgumentParser):
@@ -181,3 +181,77 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = old_warn
         if old_term is not None: signal.signal(signal.SIGTERM, old_term)
     return 0
+
+# %% ../nbs/20_cli.ipynb #7f04defa
+import contextlib, io
+from .core import ConfigError, DataError, MissingPathError, Mismatch, OutputError, attempt, exercise, expect_equal
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    "The course's own parser of `llm-course <name>`."
+    return next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+
+def _parse(parser, argv: list[str]):
+    "`(namespace as a dict, None)`, or `(None, exit status)` when argparse refuses `argv`; its messages are swallowed."
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        try: return vars(parser.parse_args(argv)), None
+        except SystemExit as e: return None, e.code
+
+@exercise("exit_code")
+def check_exit_code(exit_code):
+    "Check `exit_code(error)`: the exit status `llm-course` returns after `error` (None: success), as `main` decides it."
+    cases = [(None, 0, "success (no error)"), (ConfigError("unknown preset 'huge'"), 2, "a ConfigError"),
+             (DataError("empty corpus"), 2, "a DataError"), (MissingPathError("no such file"), 2, "a MissingPathError (a DataError)"),
+             (OutputError("disk full"), 2, "an OutputError (also an OSError)"), (LLMCourseError("any of ours"), 2, "an LLMCourseError"),
+             (KeyboardInterrupt(), 130, "Ctrl-C (KeyboardInterrupt)"), (BrokenPipeError(), 141, "a closed pipe (`| head`)"),
+             (SystemExit(2), 2, "argparse's usage error, SystemExit(2)"), (SystemExit(0), 0, "`--help`, SystemExit(0)"),
+             (ValueError("a bug"), 1, "an unexpected ValueError"), (RuntimeError("a bug"), 1, "an unexpected RuntimeError"),
+             (OSError("a bug"), 1, "an unexpected OSError")]
+    for err, want, case in cases:
+        got = attempt(exit_code, err, case=case)
+        def hint(got, want):
+            if isinstance(err, LLMCourseError) and got == 1:
+                return "the package's own errors all derive from LLMCourseError: test with isinstance, not type(error) is …"
+            if want == 1 and got == 2: return "only the package's own errors (LLMCourseError) are the user's mistakes; anything else is a bug: 1"
+            if isinstance(err, KeyboardInterrupt): return "a shell reports a process stopped by Ctrl-C as 128 + SIGINT (2) = 130; KeyboardInterrupt is not an Exception"
+            if isinstance(err, BrokenPipeError): return "a shell reports a closed pipe as 128 + SIGPIPE (13) = 141; test BrokenPipeError before OSError"
+            if isinstance(err, LLMCourseError) and isinstance(err, OSError):
+                return f"{type(err).__name__} is an OSError but also one of ours: test LLMCourseError first"
+            if isinstance(err, SystemExit): return "SystemExit carries its own status in .code (argparse: 2 for a usage error, 0 for --help)"
+        expect_equal(got, want, case, hint=hint)
+    return f"{len(cases)} outcomes: success, the package's errors, Ctrl-C, a closed pipe, argparse's exits and bugs"
+
+@exercise("generate_parser")
+def check_generate_parser(generate_parser):
+    "Check `generate_parser()` against the course's parser of `llm-course generate` on valid and invalid command lines."
+    parser = attempt(generate_parser, case="no arguments")
+    if not isinstance(parser, argparse.ArgumentParser):
+        raise Mismatch(f"generate_parser() should return an argparse.ArgumentParser, got {type(parser).__name__}")
+    ref = _subparser("generate")
+    valid = [["--checkpoint", "runs/tiny"],
+             ["--checkpoint", "runs/tiny", "--prompt", "The ", "--max-new-tokens", "50", "--temperature", "0.5",
+              "--top-k", "40", "--top-p", "0.9", "--seed", "3"],
+             ["--top-p", "0.95", "--checkpoint", "r", "--max-new-tokens", "0"]]
+    for argv in valid:
+        case = f"argv {argv}"
+        got, code = _parse(parser, argv)
+        if got is None: raise Mismatch(f"on {case}: your parser refused a valid command line (exit status {code})")
+        want, _ = _parse(ref, argv)
+        def hint(got, want):
+            missing = sorted(set(want) - set(got))
+            if missing: return f"no option stores {missing}: --max-new-tokens is stored as max_new_tokens"
+            for k in want:
+                if want[k] != got.get(k) and isinstance(got.get(k), str) and want[k] is not None:
+                    return f"{k} is {got[k]!r}, a string: give the option type={type(want[k]).__name__}"
+                if want[k] != got.get(k): return f"{k}: expected {want[k]!r} (the default, when not given), got {got.get(k)!r}"
+        expect_equal(got, want, case, hint=hint)
+    invalid = [(["--checkpoint", "r", "--max-new-tokens", "ten"], "a count that is not an integer"),
+               (["--checkpoint", "r", "--temperature", "hot"], "a temperature that is not a number"),
+               (["--prompt", "Once"], "no --checkpoint (it is required)"),
+               (["--checkpoint", "r", "--top-k", "2.5"], "a top-k that is not an integer")]
+    for argv, what in invalid:
+        got, code = _parse(parser, argv)
+        if got is not None:
+            raise Mismatch(f"on argv {argv} ({what}): expected a usage error (exit status 2), your parser accepted it: {got}"
+                           + (" Hint: required=True makes an option compulsory" if "required" in what else " Hint: type=int or type=float rejects it"))
+        if code != 2: raise Mismatch(f"on argv {argv} ({what}): a usage error exits with status 2, got {code!r}")
+    return f"{len(valid)} valid command lines parse like `llm-course generate` (defaults included), {len(invalid)} bad ones are usage errors"

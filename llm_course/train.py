@@ -34,7 +34,8 @@ from .distributed import (PARALLEL, Distributed, ShardedTokens, build_sharded_mo
 __all__ = ['PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'build_tokenizer', 'open_prepared_tokenizer', 'Prepared', 'prepare',
            'TrainJob', 'job_from_dict', 'load_recipe', 'parallel_of', 'job_plan', 'check_job_fits', 'apply_auto_plan',
            'JsonlLogger', 'read_metrics', 'train', 'validate_job', 'dry_run', 'export_run', 'add_train_arguments',
-           'job_from_args', 'run_from_args', 'main', 'start_run', 'watch', 'runs_figure']
+           'job_from_args', 'run_from_args', 'main', 'start_run', 'watch', 'runs_figure', 'check_tokens_per_step',
+           'check_steps_for_tokens', 'check_rank_rows', 'check_global_batch_ids']
 
 # %% ../nbs/19_train_7b.ipynb #e19d0002
 PREPARE_NAME = "prepare.json"  # the settings of a prepare in progress: what a re-run must keep to continue it
@@ -600,3 +601,110 @@ def runs_figure(runs: dict, # name -> metrics.jsonl rows (from `watch` or `read_
 
 # %% ../nbs/19_train_7b.ipynb #74359799
 if __name__ == "__main__" and not {"ipykernel", "execnb"} & set(sys.modules): sys.exit(main())  # `python -m llm_course.train …`, not a notebook
+
+# %% ../nbs/19_train_7b.ipynb #a050dff1
+from .core import Mismatch, attempt, exercise, expect_equal
+from .distributed import rank_rows as _course_rank_rows  # not `rank_rows`: the exercise's answer takes that name
+
+def _ex_settings(seed: int, n: int = 20) -> list[tuple[int, int, int, int]]:
+    "Random (micro_batch, block_size, grad_accum, world_size) for the checks, the same on every run."
+    g = torch.Generator().manual_seed(seed)
+    r = lambda hi: int(torch.randint(1, hi + 1, (), generator=g))
+    return [(r(8), r(4096), r(32), r(64)) for _ in range(n)]
+
+def _ex_step_tokens(mb, T, a, w) -> int:
+    "The reference: chapter 17's `Plan` says how many tokens one optimizer step reads."
+    return Plan("llama2-7b", gpus=w, seq=T, micro_batch=mb, grad_accum=a).global_batch_tokens
+
+@exercise("tokens_per_step")
+def check_tokens_per_step(tokens_per_step):
+    "Check `tokens_per_step(micro_batch, block_size, grad_accum, world_size)` against chapter 17's `Plan`."
+    cases = [((2, 4096, 64, 8), "the 7B recipe (micro-batch 2, block 4096, grad-accum 64, 8 GPUs)"),
+             ((16, 64, 1, 1), "the tiny recipe on one process"), ((1, 1, 1, 1), "a batch of one")]
+    cases += [(s, "micro_batch={}, block_size={}, grad_accum={}, world_size={}".format(*s)) for s in _ex_settings(0)]
+    for (mb, T, a, w), case in cases:
+        got = attempt(tokens_per_step, mb, T, a, w, case=case)
+        def hint(got, want):
+            if got == mb * T * a: return "you left out the world size: every rank reads its own micro-batches"
+            if got == mb * T * w: return "you left out grad_accum: one optimizer step sums grad_accum micro-batches"
+            if got == mb * a * w: return "that counts sequences, not tokens: multiply by block_size"
+        expect_equal(got, _ex_step_tokens(mb, T, a, w), case, hint=hint)
+    return f"{len(cases)} settings, the 7B recipe's 4,194,304 tokens per step among them"
+
+@exercise("steps_for_tokens")
+def check_steps_for_tokens(steps_for_tokens):
+    "Check `steps_for_tokens(tokens, micro_batch, block_size, grad_accum, world_size)`: the fewest steps that read `tokens`."
+    seven_b = (2, 4096, 64, 8)
+    cases = [(1e12, seven_b, "the 7B recipe's budget of 1e12 tokens"),
+             (10 * 4_194_304, seven_b, "exactly 10 steps' worth of tokens"),
+             (4_194_304 + 1, seven_b, "one token more than a step"), (1, (16, 64, 1, 1), "a single token"),
+             (0, (16, 64, 1, 1), "a budget of 0 tokens")]
+    g = torch.Generator().manual_seed(1)
+    for s in _ex_settings(2):
+        k, extra = int(torch.randint(1, 10_000, (), generator=g)), int(torch.randint(0, 2, (), generator=g))
+        cases.append((k * _ex_step_tokens(*s) + extra, s, "{:,} tokens, micro_batch={}, block_size={}, grad_accum={}, world_size={}".format(k * _ex_step_tokens(*s) + extra, *s)))
+    for tokens, (mb, T, a, w), case in cases:
+        got = attempt(steps_for_tokens, tokens, mb, T, a, w, case=case)
+        per = _ex_step_tokens(mb, T, a, w)
+        want = -(-int(tokens) // per)  # ceiling division, in integers
+        if isinstance(got, float) or not isinstance(got, (int, np.integer)):
+            raise Mismatch(f"on {case}: return a whole number of steps as an int, got {got!r} ({type(got).__name__}): e.g. math.ceil(...)")
+        def hint(got, want):
+            if got == int(tokens) // per: return "you rounded down: a budget that ends inside a step still needs that step (round up)"
+            if got == want + 1: return "one step too many: when the budget is an exact multiple of a step, no extra step is needed"
+            if got == -(-int(tokens) // (mb * T * w)): return "you left out grad_accum in the tokens per step"
+            if got == -(-int(tokens) // (mb * T * a)): return "you left out the world size in the tokens per step"
+        expect_equal(int(got), want, case, hint=hint)
+    return f"{len(cases)} budgets, 1e12 tokens → 238,419 steps of the 7B recipe among them, exact multiples and one token over"
+
+@exercise("rank_rows")
+def check_rank_rows(rank_rows_fn):
+    "Check `rank_rows(batch_size, rank, world_size)` (a slice of the global batch) against chapter 18's `rank_rows`."
+    cases = [(1024, 8), (16, 2), (16, 1), (1, 1), (12, 3), (64, 64)]
+    g = torch.Generator().manual_seed(3)
+    for _ in range(15):
+        w = int(torch.randint(1, 17, (), generator=g)); cases.append((w * int(torch.randint(1, 33, (), generator=g)), w))
+    for B, w in cases:
+        rows = np.arange(B)
+        for r in range(w):
+            case = f"batch_size={B}, rank={r}, world_size={w}"
+            got = attempt(rank_rows_fn, B, r, w, case=case)
+            if not isinstance(got, slice): raise Mismatch(f"on {case}: return a slice of the global batch's rows, got {type(got).__name__}: e.g. slice(start, stop)")
+            per = B // w
+            def hint(got, want):
+                if got == list(range(r, B, w)): return "you interleaved the rows (rank r reads r, r+N, …): each rank reads one contiguous block, rows r·B/N … (r+1)·B/N − 1"
+                if len(got) == per + 1: return "the stop of a slice is exclusive: rank r's rows end before (r+1)·B/N"
+            expect_equal(rows[got].tolist(), rows[_course_rank_rows(B, r, w)].tolist(), case, hint=hint)
+    for B, w in [(10, 4), (3, 2), (1, 8)]:
+        try: got = rank_rows_fn(B, 0, w)
+        except Exception: continue  # refused, as it should be (the course raises ConfigError)
+        raise Mismatch(f"on batch_size={B}, world_size={w}: expected an error (the batch cannot be split evenly), got {got!r}; "
+                       f"{B % w} of every {B} rows would be dropped or read twice: raise ConfigError with a multiple of {w} to use")
+    return f"{len(cases)} splits, every rank's rows, and 3 batches that cannot be split evenly refused"
+
+@exercise("global_batch_ids")
+def check_global_batch_ids(global_batch_ids):
+    "Check `global_batch_ids(step, batch_size, n_windows, seed)` against chapter 18's `ShardedTokens.sample_ids`."
+    cases = [(0, 4, 10, 0, "the first step"), (2, 4, 10, 0, "a step that crosses into the second epoch"),
+             (1, 25, 10, 0, "a batch larger than an epoch"), (999, 8, 50, 7, "a resume at step 999"),
+             (5, 1, 1, 3, "one window of data, a batch of one")]
+    g = torch.Generator().manual_seed(4)
+    for _ in range(15):
+        s, B, n, seed = (int(torch.randint(0, hi, (), generator=g)) for hi in (500, 33, 200, 1000))
+        cases.append((s, B + 1, n + 1, seed, f"random step={s}, batch_size={B + 1}, n_windows={n + 1}, seed={seed}"))
+    for step, B, n, seed, case in cases:
+        case = f"{case} (step={step}, batch_size={B}, n_windows={n}, seed={seed})"
+        want = ShardedTokens(np.zeros(n + 1, dtype=np.int64), 1, seed=seed, rank=0, world_size=1).sample_ids(step, B).tolist()
+        got = attempt(global_batch_ids, step, B, n, seed, case=case)
+        try: got = np.asarray(got).astype(np.int64).reshape(-1).tolist()
+        except (TypeError, ValueError): raise Mismatch(f"on {case}: return the window ids as a 1-D array, got {type(got).__name__}") from None
+        pos = step * B + np.arange(B)
+        def hint(got, want):
+            first = np.random.default_rng([seed, 0]).permutation(n)  # (the same as default_rng(seed))
+            if got == first[pos % n].tolist():
+                return "you reused one order for every epoch: position p belongs to epoch p // n_windows, whose order is seeded with [seed, epoch]"
+            p2 = step + np.arange(B)
+            if got == [int(np.random.default_rng([seed, int(p // n)]).permutation(n)[p % n]) for p in p2]:
+                return "step s starts at position s·batch_size, not s"
+        expect_equal(got, want, case, hint=hint)
+    return f"{len(cases)} steps, epoch boundaries, batches larger than an epoch and a resume at step 999"
