@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError, DataError, check_int, eval_mode
+from .core import ConfigError, DataError, Mismatch, attempt, check_int, eval_mode, exercise, expect_close
 from .data import load_default_corpus
 from .model import Transformer
 from .learner import Learner, TrainConfig
@@ -23,7 +23,8 @@ from .learner import Learner, TrainConfig
 __all__ = ['TextClassificationData', 'docstring_topics', 'encode_bytes', 'stratified_split', 'check_n_classes', 'check_labels',
            'SequenceClassifier', 'freeze', 'unfreeze_last_blocks', 'count_params', 'LoRALinear', 'FusedLoRALinear',
            'apply_lora', 'lora_param_count', 'merge_lora', 'classification_batches', 'balanced_class_weights',
-           'fit_classifier', 'predict', 'confusion_matrix', 'classification_report', 'plot_confusion_matrix']
+           'fit_classifier', 'predict', 'confusion_matrix', 'classification_report', 'plot_confusion_matrix',
+           'check_precision_recall_f1', 'check_lora_merge', 'check_last_token_pool']
 
 # %% ../nbs/16_finetuning.ipynb #e18f1873
 @dataclass
@@ -402,3 +403,115 @@ def plot_confusion_matrix(cm: torch.Tensor, # counts from `confusion_matrix`
         for j in range(len(cm)):
             ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if shown[i, j] > 0.5 * shown.max() else "black")
     return ax
+
+# %% ../nbs/16_finetuning.ipynb #5816c92e
+def _as_float(x) -> torch.Tensor: return x.double() if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=torch.float64)
+
+def _label_cases(seed: int = 0) -> list[tuple[str, list[int], list[int], int]]:
+    "Fixed (y_true, y_pred, n_classes) cases with the edge cases, then random ones."
+    cases = [("y_true [0,0,0,1,1], y_pred [0,0,1,1,0]", [0, 0, 0, 1, 1], [0, 0, 1, 1, 0], 2),
+             ("a class that is never predicted (its precision is 0/0)", [0, 1, 2, 2, 1], [0, 0, 0, 2, 2], 3),
+             ("a class that never occurs (its recall is 0/0)", [0, 0, 1, 1], [0, 2, 1, 1], 3),
+             ("a perfect classifier", [2, 0, 1, 1], [2, 0, 1, 1], 3),
+             ("a single example", [1], [1], 2)]
+    g = torch.Generator().manual_seed(seed)
+    for k in range(5):
+        C = int(torch.randint(2, 7, (), generator=g)); n = int(torch.randint(1, 200, (), generator=g))
+        t = torch.randint(0, C, (n,), generator=g)
+        p = torch.where(torch.rand(n, generator=g) < 0.6, t, torch.randint(0, C, (n,), generator=g))
+        cases.append((f"random labels #{k} ({n} examples, {C} classes)", t.tolist(), p.tolist(), C))
+    return cases
+
+@exercise("precision_recall_f1")
+def check_precision_recall_f1(precision_recall_f1): # your `precision_recall_f1(cm) -> (precision, recall, f1)`, each [C]
+    "Per-class precision, recall and F1 from a confusion matrix, against `classification_report` (0 where undefined)."
+    for case, t, p, C in _label_cases():
+        cm = confusion_matrix(t, p, C)
+        rep = classification_report(t, p, C)
+        out = attempt(precision_recall_f1, cm.clone(), case=case)
+        if not (isinstance(out, (tuple, list)) and len(out) == 3):
+            raise Mismatch(f"on {case}: expected a tuple (precision, recall, f1) of three tensors, got {type(out).__name__}")
+        P, R, F1 = (_as_float(rep[k]) for k in ("precision", "recall", "f1"))
+        def hint(got, exp, which):
+            if not isinstance(got, torch.Tensor) or got.shape != exp.shape: return "return one value per class: a tensor of shape [n_classes]"
+            got = got.double()
+            if torch.isnan(got).any(): return "a class never predicted (or never present) gives 0/0: count it as 0, as scikit-learn's zero_division=0"
+            if which == "precision" and torch.allclose(got, R): return "that is the recall: precision divides by the column sum (everything predicted as c), rows are the true classes"
+            if which == "recall" and torch.allclose(got, P): return "that is the precision: recall divides by the row sum (every example that truly is c)"
+            if which == "f1" and torch.allclose(got, (P + R) / 2): return "F1 is the harmonic mean 2·P·R/(P + R), not the arithmetic mean (P + R)/2"
+            return None
+        for got, exp, which in zip(out, (P, R, F1), ("precision", "recall", "f1")):
+            got = _as_float(got) if isinstance(got, (list, tuple)) else got
+            expect_close(got, exp, f"{case} ({which})", atol=1e-6, rtol=1e-6, hint=lambda g, e, w=which: hint(g, e, w))
+    return "precision, recall and F1 agree with classification_report on 10 label sets, 0/0 counted as 0"
+
+def _lora_hint(W, A, B, alpha, r):
+    "Recognise the usual mistakes in a LoRA merge."
+    def hint(got, exp):
+        if not isinstance(got, torch.Tensor): return "return the merged weight matrix, a tensor shaped like W"
+        if got.shape != exp.shape:
+            return (f"W is [d_out, d_in] = {tuple(W.shape)}; the update B @ A is [d_out, r] @ [r, d_in], the same shape — "
+                    "you multiplied in the wrong order or transposed")
+        got, d, W0 = got.detach().double(), (B @ A).double(), W.double()
+        if torch.allclose(got, W0 + d, atol=1e-5): return "you forgot the scale: the update is (alpha / r) · B @ A"
+        if torch.allclose(got, W0 + (r / alpha) * d, atol=1e-5): return "the scale is alpha / r, not r / alpha"
+        if torch.allclose(got, W0 + (alpha / r) * d.T, atol=1e-5): return "the update is B @ A, shaped like W; you transposed it"
+        if torch.allclose(got, W0, atol=1e-6): return "you returned W unchanged: add (alpha / r) · B @ A"
+        return None
+    return hint
+
+@exercise("lora_merge")
+def check_lora_merge(lora_merge): # your `lora_merge(W, A, B, alpha, r) -> W'`
+    "The merged LoRA weight W + (alpha/r)·B·A against `LoRALinear.merged()`, and its outputs against the unmerged layer."
+    g = torch.Generator().manual_seed(0)
+    shapes = [("a square 8×8 layer, r=2, alpha=4", 8, 8, 2, 4.0), ("a 6×10 layer (d_out ≠ d_in), r=3, alpha=6", 10, 6, 3, 6.0),
+              ("rank 1, alpha=1", 5, 7, 1, 1.0), ("a 48×32 layer, r=4, alpha=16", 32, 48, 4, 16.0)]
+    for case, d_in, d_out, r, alpha in shapes:
+        lora = LoRALinear(nn.Linear(d_in, d_out), r=r, alpha=alpha)
+        with torch.no_grad():  # every number from the check's own generator (the global RNG is left alone)
+            for p in (lora.base.weight, lora.base.bias, lora.lora_A, lora.lora_B): p.copy_(torch.randn(p.shape, generator=g))
+        W, A, B = (t.detach().clone() for t in (lora.base.weight, lora.lora_A, lora.lora_B))
+        got = attempt(lora_merge, W, A, B, alpha, r, case=case)
+        if not torch.equal(W, lora.base.weight): raise Mismatch(f"on {case}: you changed W in place: return a new matrix W + …, the frozen base must stay as it was")
+        expect_close(got, lora.merged().weight.detach(), case, atol=1e-5, rtol=1e-5, hint=_lora_hint(W, A, B, alpha, r))
+        x = torch.randn(3, d_in, generator=g)
+        with torch.no_grad(): expect_close(F.linear(x, got, lora.base.bias), lora(x), f"{case}: outputs of the merged layer", atol=1e-5)
+    W, A, B = torch.randn(4, 4, generator=g), torch.randn(2, 4, generator=g), torch.zeros(4, 2)
+    expect_close(attempt(lora_merge, W, A, B, 8.0, 2, case="B = 0 (as at initialisation)"), W, "B = 0 (as at initialisation)", hint=_lora_hint(W, A, B, 8.0, 2))
+    return "W + (alpha/r)·B·A matches LoRALinear.merged() on 5 layers, W untouched, same outputs as the unmerged layer"
+
+class _Pooling:
+    "Stands in for a SequenceClassifier when calling its `pool` (which only reads `pooling`)."
+    pooling = "last"
+
+@exercise("last_token_pool")
+def check_last_token_pool(last_token_pool): # your `last_token_pool(h, mask) -> [B, d]`
+    "The feature vector of each row's last real token, with right, left or no padding, against `SequenceClassifier.pool`."
+    g = torch.Generator().manual_seed(0)
+    def rows(lengths, T, left=False):
+        m = torch.zeros(len(lengths), T, dtype=torch.long)
+        for i, n in enumerate(lengths):
+            if left: m[i, T - n:] = 1
+            else: m[i, :n] = 1
+        return m
+    cases = [("right padding", rows([5, 2, 7], 7)), ("left padding", rows([5, 2, 7], 7, left=True)),
+             ("no padding", torch.ones(2, 6, dtype=torch.long)), ("a batch of one with one token", rows([1], 4)),
+             ("left-padded rows of one token", rows([1, 1, 3], 3, left=True))]
+    for k in range(3):
+        B, T = int(torch.randint(1, 6, (), generator=g)), int(torch.randint(2, 12, (), generator=g))
+        lengths = torch.randint(1, T + 1, (B,), generator=g).tolist()
+        cases.append((f"random {'left' if k % 2 else 'right'} padding #{k}", rows(lengths, T, left=bool(k % 2))))
+    for case, mask in cases:
+        h = torch.randn(*mask.shape, 5, generator=g)
+        exp = SequenceClassifier.pool(_Pooling(), h, mask)
+        def hint(got, exp, h=h, mask=mask):
+            if not isinstance(got, torch.Tensor) or got.shape != exp.shape: return "return one vector per row: shape [batch, d]"
+            ar = torch.arange(len(h))
+            if torch.allclose(got, h[:, -1]): return "position T-1 is padding on right-padded rows: take the last position where mask is 1"
+            if torch.allclose(got, h[ar, (mask.sum(1) - 1).clamp(min=0)]):
+                return "mask.sum(1) - 1 is the last real token only with right padding; on left-padded rows it is the last position, T-1"
+            if torch.allclose(got, h[ar, mask.argmax(1)]): return "argmax of the mask finds the FIRST real token; you need the last"
+            return None
+        expect_close(attempt(last_token_pool, h.clone(), mask.clone(), case=case), exp, case, atol=0, rtol=0, hint=hint)
+    return "the last real token's vector on 8 batches: right, left and no padding, rows of one token, a batch of one"
+
