@@ -15,7 +15,7 @@ from .core import ConfigError, check_int
 from .losses import cross_entropy
 
 # %% auto #0
-__all__ = ['context_windows', 'MLPLMConfig', 'MLPLM']
+__all__ = ['context_windows', 'MLPLMConfig', 'MLPLM', 'check_make_windows', 'check_mlp_forward']
 
 # %% ../nbs/06_neural_lm.ipynb #cc107c89
 def context_windows(idx: torch.Tensor, # [B, T] token ids
@@ -104,3 +104,81 @@ class MLPLM(nn.Module):
         total = sum(cross_entropy(self.window_logits(wins[i:i + chunk_size]).float(), ids[i:i + chunk_size], reduction="sum").item()
                     for i in range(0, len(ids), chunk_size))
         return total / len(ids)
+
+# %% ../nbs/06_neural_lm.ipynb #3b32bdc1
+import math
+from .core import Mismatch, attempt, exercise, expect_close, expect_equal
+
+def _ref_windows(ids: list, context: int, pad_id: int) -> list:
+    if not ids: return []
+    return context_windows(torch.tensor([ids]), context, pad_id)[0].tolist()
+
+def _windows_hint(ids, context, pad_id):
+    "A hint that recognises the usual window mistakes: no padding, right padding, off by one, newest first."
+    def hint(got, exp):
+        if not isinstance(got, list) or len(got) != len(exp):
+            return "one window per token: window t ends at token t, so there are len(ids) of them (pad the first ones)"
+        if exp and got == [w[::-1] for w in exp]: return "keep the window in reading order: oldest token first, token t last"
+        shifted = _ref_windows([pad_id] + ids[:-1], context, pad_id) if ids else []
+        if got == shifted: return "the window for position t ends AT token t (it predicts token t + 1), not at t − 1"
+        right = [(ids[max(0, t - context + 1):t + 1] + [pad_id] * context)[:context] for t in range(len(ids))]
+        if got == right: return "pad on the left: the padding stands for the text before the first token"
+        return None
+    return hint
+
+@exercise("make_windows")
+def check_make_windows(make_windows): # your `make_windows(ids, context, pad_id) -> list[list[int]]`
+    "Check left-padded context windows from a token list against `context_windows`."
+    g = torch.Generator().manual_seed(0)
+    cases = [([3, 1, 4, 1, 5], 3, 9, "[3, 1, 4, 1, 5], context 3"), ([3, 1, 4, 1, 5], 1, 9, "context 1 (each token alone)"),
+             ([7, 2], 4, 0, "a window longer than the text"), ([5], 2, 6, "a single token"), ([], 3, 9, "an empty list"),
+             (torch.randint(0, 50, (40,), generator=g).tolist(), 8, 50, "40 random ids, context 8")]
+    for ids, context, pad_id, case in cases:
+        got = attempt(make_windows, list(ids), context, pad_id, case=case)
+        if isinstance(got, torch.Tensor): got = got.tolist()
+        if isinstance(got, (list, tuple)): got = [list(w) if isinstance(w, (list, tuple)) else w for w in got]
+        expect_equal(got, _ref_windows(ids, context, pad_id), case, hint=_windows_hint(ids, context, pad_id))
+    return "the same windows as context_windows on 6 inputs: context 1, longer than the text, one token, empty"
+
+def _mlp_model(V: int, n: int, m: int, h: int, direct: bool, g: torch.Generator) -> MLPLM:
+    "An MLPLM in float64 with random weights drawn from the generator `g` (so the check is the same every time)."
+    model = MLPLM(vocab_size=V, context=n, emb_dim=m, hidden_size=h, direct=direct).double()
+    with torch.no_grad():
+        for p in model.parameters(): p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) / math.sqrt(p.shape[-1]))
+    return model
+
+def _mlp_slips(model: MLPLM, idx: torch.Tensor) -> dict:
+    "The usual wrong forward passes, as logits: newest token first, no tanh, padding with id 0, direct connection left out."
+    n, pad = model.context, model.pad_id
+    def logits(wins, act=torch.tanh, direct=True):
+        x = model.emb(wins).flatten(-2)
+        y = model.out(act(model.hidden(x)))
+        return y + model.direct(x) if direct and model.direct is not None else y
+    wins = context_windows(idx, n, pad)
+    slips = {"concatenate the embeddings oldest token first (the window's order), not newest first": logits(wins.flip(-1)),
+             "the hidden layer is tanh(d + H x): you left out the tanh": logits(wins, act=lambda t: t),
+             "pad with the extra embedding row (pad id = V = C.shape[0] − 1), not with token 0": logits(context_windows(idx, n, 0))}
+    if model.direct is not None: slips["add the direct connection W x when W is given"] = logits(wins, direct=False)
+    return slips
+
+@exercise("mlp_forward")
+def check_mlp_forward(mlp_forward): # your `mlp_forward(idx, C, H, d, U, b, W=None) -> logits [B, T, V]`
+    "Check Bengio's forward pass from raw weights against `MLPLM` (with and without the direct connection)."
+    g = torch.Generator().manual_seed(0)
+    cases = [(11, 3, 4, 6, False, (2, 7), "V=11, context 3, batch 2 × 7 tokens"),
+             (11, 3, 4, 6, True, (2, 7), "the same with the direct connection W"),
+             (5, 4, 2, 3, False, (1, 1), "a batch of one, one token (all padding but the last)"),
+             (30, 8, 5, 16, True, (3, 20), "random: V=30, context 8, direct connection")]
+    for V, n, m, h, direct, shape, case in cases:
+        model = _mlp_model(V, n, m, h, direct, g)
+        idx = torch.randint(0, V, shape, generator=g)
+        W = model.direct.weight.detach().clone() if direct else None
+        args = (idx.clone(), model.emb.weight.detach().clone(), model.hidden.weight.detach().clone(), model.hidden.bias.detach().clone(),
+                model.out.weight.detach().clone(), model.out.bias.detach().clone(), W)
+        got = attempt(mlp_forward, *args, case=case)
+        with torch.no_grad(): exp, slips = model(idx), _mlp_slips(model, idx)
+        def hint(got, exp):
+            if got.shape != exp.shape: return "logits have shape [B, T, V]: one score per vocabulary entry at every position"
+            return next((msg for msg, s in slips.items() if torch.allclose(got.double(), s, atol=1e-6)), None)
+        expect_close(got, exp, case, atol=1e-6, rtol=1e-6, hint=hint)
+    return "matches MLPLM on 4 cases, with and without the direct connection, down to a batch of one token"

@@ -17,7 +17,7 @@ from .data import sequential_batches
 
 # %% auto #0
 __all__ = ['rnn_step', 'lstm_step', 'RNNCell', 'LSTMCell', 'RNN', 'LSTM', 'detach_state', 'RecurrentLM', 'LSTMLM', 'RNNLM',
-           'evaluate_recurrent', 'train_tbptt']
+           'evaluate_recurrent', 'train_tbptt', 'check_clip_grad_norm', 'check_lstm_cell_step']
 
 # %% ../nbs/07_lstm.ipynb #ab64bd44
 def rnn_step(xw: torch.Tensor, # [B, H] input pre-activation x·W_ihᵀ + b_ih + b_hh
@@ -259,3 +259,99 @@ def train_tbptt(model: RecurrentLM, # a recurrent LM
             if step == steps: break
         state = None  # a new pass over the data starts every stream from the beginning
     return hist
+
+# %% ../nbs/07_lstm.ipynb #9181daa2
+from .core import Mismatch, attempt, exercise, expect_close
+
+def _grad_sets(g: torch.Generator) -> list[tuple[str, list, float]]:
+    "Gradient lists to clip: above and below the threshold, mixed shapes, zeros, a single tensor, none at all."
+    big = [10 * torch.randn(4, 3, generator=g, dtype=torch.float64), 10 * torch.randn(5, generator=g, dtype=torch.float64),
+           torch.randn((), generator=g, dtype=torch.float64)]
+    small = [0.01 * torch.randn(3, 3, generator=g, dtype=torch.float64), 0.01 * torch.randn(2, generator=g, dtype=torch.float64)]
+    return [("three tensors of mixed shapes with a norm far above max_norm=1", big, 1.0),
+            ("two small tensors, norm below max_norm=1", small, 1.0),
+            ("one large and one tiny tensor, max_norm=5", [50 * torch.ones(2, 2, dtype=torch.float64), 1e-3 * torch.ones(3, dtype=torch.float64)], 5.0),
+            ("all-zero gradients", [torch.zeros(3, dtype=torch.float64), torch.zeros(2, 2, dtype=torch.float64)], 1.0),
+            ("a single tensor, max_norm=0.5", [torch.randn(7, generator=g, dtype=torch.float64)], 0.5),
+            ("an empty list", [], 1.0)]
+
+def _clip_hint(grads, max_norm):
+    "A hint that recognises per-tensor clipping and scaling up small gradients."
+    def hint(got, exp):
+        if got.shape != exp.shape: return "return the gradients in the order given, each with its own shape"
+        per_tensor = torch.cat([(t * min(1.0, max_norm / max(t.norm().item(), 1e-12))).flatten() for t in grads])
+        if torch.allclose(got, per_tensor, rtol=1e-4) and not torch.allclose(per_tensor, exp, rtol=1e-4):
+            return "clip by the global norm: one norm over all the tensors together, one scale factor for all of them"
+        flat = torch.cat([t.flatten() for t in grads])
+        if flat.norm() < max_norm and torch.allclose(got, flat * max_norm / flat.norm(), rtol=1e-4):
+            return "only shrink: when the norm is already ≤ max_norm the gradients stay as they are (scale = min(1, max_norm / norm))"
+        return None
+    return hint
+
+@exercise("clip_grad_norm")
+def check_clip_grad_norm(clip_grad_norm): # your `clip_grad_norm(grads, max_norm) -> (clipped, norm)`
+    "Check global gradient-norm clipping against `torch.nn.utils.clip_grad_norm_`."
+    for case, grads, max_norm in _grad_sets(torch.Generator().manual_seed(0)):
+        out = attempt(clip_grad_norm, [t.clone() for t in grads], max_norm, case=case)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise Mismatch(f"on {case}: return a pair (clipped gradients, norm before clipping), got {type(out).__name__}")
+        clipped, norm = out
+        if not isinstance(clipped, (list, tuple)) or not all(isinstance(t, torch.Tensor) for t in clipped):
+            raise Mismatch(f"on {case}: the first item should be a list of tensors, got {type(clipped).__name__}")
+        params = [torch.nn.Parameter(torch.zeros_like(t)) for t in grads]
+        for p, t in zip(params, grads): p.grad = t.clone()
+        ref_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm)) if params else 0.0
+        flat_sum = sum(t.norm().item() for t in grads)
+        expect_close(torch.as_tensor(float(norm), dtype=torch.float64), torch.tensor(ref_norm, dtype=torch.float64),
+                     f"{case} (the returned norm)", rtol=1e-6, atol=1e-9, hint=lambda got, exp: (
+                         "return the norm BEFORE clipping" if exp > max_norm and abs(got - max_norm) < 1e-6 else
+                         "the global norm is √(sum of the squares of every element), not the sum of the tensors' norms" if abs(got - flat_sum) < 1e-6 * flat_sum else
+                         "take the square root of the sum of squares" if abs(got - exp ** 2) < 1e-6 * (1 + exp ** 2) else None))
+        if len(clipped) != len(grads): raise Mismatch(f"on {case}: expected {len(grads)} clipped tensors, got {len(clipped)}")
+        for t, c in zip(grads, clipped):
+            if tuple(c.shape) != tuple(t.shape): raise Mismatch(f"on {case}: a gradient of shape {tuple(t.shape)} came back as {tuple(c.shape)}")
+        got = torch.cat([c.detach().double().flatten() for c in clipped]) if clipped else torch.zeros(0, dtype=torch.float64)
+        exp = torch.cat([p.grad.flatten() for p in params]) if params else torch.zeros(0, dtype=torch.float64)
+        expect_close(got, exp, case, rtol=1e-5, atol=1e-9, hint=_clip_hint(grads, max_norm))
+    return "agrees with torch.nn.utils.clip_grad_norm_ on 6 cases: above and below the threshold, zeros, one tensor, none"
+
+def _lstm_variant(x, h, c, w_ih, w_hh, b_ih, b_hh, order="ifgo", cand=torch.tanh, gate=torch.sigmoid, out_tanh=True):
+    "One LSTM step written with a chosen gate order and activations: the reference, and the usual slips."
+    blocks = dict(zip(order, (x @ w_ih.T + b_ih + h @ w_hh.T + b_hh).chunk(4, dim=-1)))
+    i, f, g, o = gate(blocks["i"]), gate(blocks["f"]), cand(blocks["g"]), gate(blocks["o"])
+    c = f * c + i * g
+    return o * (torch.tanh(c) if out_tanh else c), c
+
+_LSTM_SLIPS = {"PyTorch stacks the gate blocks in the order i, f, g, o (you swapped the input and forget gates)": dict(order="figo"),
+               "PyTorch stacks the gate blocks in the order i, f, g, o (you swapped the candidate g and the output gate o)": dict(order="ifog"),
+               "the candidate g uses tanh and the gates i, f, o use sigmoid: you swapped them": dict(cand=torch.sigmoid, gate=torch.tanh),
+               "the candidate g uses tanh (values in (−1, 1)), not sigmoid": dict(cand=torch.sigmoid),
+               "h = o ⊙ tanh(c): squash the new cell state before the output gate": dict(out_tanh=False)}
+
+@exercise("lstm_cell_step")
+def check_lstm_cell_step(lstm_cell_step): # your `lstm_cell_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> (h, c)`
+    "Check one LSTM step against `nn.LSTMCell` (weights in PyTorch's layout) and this chapter's `lstm_step`."
+    g = torch.Generator().manual_seed(0)
+    for B, I, H, scale, case in [(3, 5, 4, 1.0, "batch 3, 5 inputs, hidden 4"), (1, 2, 3, 1.0, "a batch of one"),
+                                 (4, 6, 8, 4.0, "large weights (saturated gates)"), (2, 3, 1, 1.0, "hidden size 1")]:
+        cell = nn.LSTMCell(I, H).double()
+        with torch.no_grad():
+            for p in cell.parameters(): p.copy_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64) / math.sqrt(H))
+        x, h, c = (torch.randn(B, n, generator=g, dtype=torch.float64) for n in (I, H, H))
+        weights = (cell.weight_ih.detach(), cell.weight_hh.detach(), cell.bias_ih.detach(), cell.bias_hh.detach())
+        out = attempt(lstm_cell_step, x.clone(), h.clone(), c.clone(), *(w.clone() for w in weights), case=case)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise Mismatch(f"on {case}: return the pair (h, c) of the new hidden and cell states, got {type(out).__name__}")
+        with torch.no_grad():
+            h_ref, c_ref = cell(x, (h, c))
+            ours = lstm_step(x @ weights[0].T + weights[2] + weights[3], h, c, weights[1])
+        assert torch.allclose(ours[0], h_ref, atol=1e-12) and torch.allclose(ours[1], c_ref, atol=1e-12)
+        def hint(got, exp, which):
+            if got.shape != exp.shape: return f"{which} has the shape of the state, [batch, hidden] = [{B}, {H}]"
+            for msg, kw in _LSTM_SLIPS.items():
+                slip = _lstm_variant(x, h, c, *weights, **kw)[0 if which == "h" else 1]
+                if torch.allclose(got.double(), slip, atol=1e-6): return msg
+            return None
+        expect_close(out[1], c_ref, f"{case}: the cell state c", atol=1e-6, rtol=1e-6, hint=lambda got, exp: hint(got, exp, "c"))
+        expect_close(out[0], h_ref, f"{case}: the hidden state h", atol=1e-6, rtol=1e-6, hint=lambda got, exp: hint(got, exp, "h"))
+    return "(h, c) match nn.LSTMCell and lstm_step on 4 cases, saturated gates and a batch of one included"

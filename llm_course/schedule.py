@@ -19,7 +19,7 @@ from .core import ConfigError, check_int
 # %% auto #0
 __all__ = ['SCHEDULES', 'constant_schedule', 'step_schedule', 'linear_schedule', 'cosine_schedule', 'wsd_schedule',
            'inverse_sqrt_schedule', 'one_cycle_schedule', 'get_schedule', 'as_scheduler', 'plot_schedules',
-           'LRFinderResult', 'lr_find']
+           'LRFinderResult', 'lr_find', 'check_warmup_cosine', 'check_wsd']
 
 # %% ../nbs/09_schedules.ipynb #7f7781aa
 _HINTS = dict(total_steps="pass the number of optimizer steps of the whole run (batches per epoch × epochs ÷ gradient-accumulation steps)",
@@ -300,3 +300,86 @@ def lr_find(model: torch.nn.Module, # trained for `steps` steps, then restored
     if len(lrs) < 3:
         raise ConfigError(f"the loss was not finite after {len(lrs)} steps: lower start_lr (got {start_lr:g}) or check the model and data")
     return LRFinderResult(lrs, losses, smoothed, *_suggest(lrs, smoothed))
+
+# %% ../nbs/09_schedules.ipynb #45b99404
+from .core import Mismatch, attempt, exercise, expect_close
+
+def _multipliers(fn, steps, case: str, **kwargs) -> torch.Tensor:
+    "The learner's schedule at each of `steps`, as float64 (anything but a number is a `Mismatch`)."
+    out = []
+    for s in steps:
+        v = attempt(fn, s, case=f"{case}, step {s}", **kwargs)
+        if isinstance(v, torch.Tensor) and v.numel() == 1: v = v.item()
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise Mismatch(f"on {case}, step {s}: expected a number (the LR multiplier), got {type(v).__name__}")
+        out.append(float(v))
+    return torch.tensor(out, dtype=torch.float64)
+
+def _schedule_cases(seed: int = 0) -> list[dict]:
+    "Fixed runs (with/without warmup and floor), then random ones from a seeded generator."
+    cases = [dict(total_steps=100, warmup_steps=10, min_ratio=0.1), dict(total_steps=60, warmup_steps=0, min_ratio=0.0),
+             dict(total_steps=40, warmup_steps=8, min_ratio=0.0), dict(total_steps=12, warmup_steps=1, min_ratio=0.25)]
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(4):
+        T = int(torch.randint(20, 300, (), generator=g)); W = int(torch.randint(0, T // 4 + 1, (), generator=g))
+        cases.append(dict(total_steps=T, warmup_steps=W, min_ratio=[0.0, 0.1, 0.3][int(torch.randint(0, 3, (), generator=g))]))
+    return cases
+
+def _cosine_hint(T: int, W: int, r: float):
+    "A hint that recognises the usual mistakes in a warmup–cosine curve sampled at steps 0…T+10."
+    def hint(got, exp):
+        close = lambda a, b: torch.allclose(a, b, atol=1e-9, rtol=1e-7)
+        if W > 0 and abs(got[0]) > 1e-12 and abs(got[0] - 1 / (W + 1)) < 1e-9:
+            return "the warmup is off by one: use step / warmup_steps (0 at step 0, 1 at step warmup_steps), not (step + 1) / (warmup_steps + 1)"
+        if W > 0 and not close(got[:W], exp[:W]): return "during warmup the multiplier is step / warmup_steps"
+        if abs(got[W] - 1) > 1e-9:
+            return ("the cosine starts from 1 at step warmup_steps: measure its progress from the end of the warmup, "
+                    "(step − warmup_steps) / (total_steps − warmup_steps)")
+        if abs(got[T] - r) > 1e-9:
+            return (f"at step total_steps={T} the LR must have reached the floor min_ratio={r}: the progress of the decay is "
+                    "(step − warmup_steps) / (total_steps − warmup_steps), and the cosine is scaled into [min_ratio, 1]")
+        if not close(got[T:], exp[T:]): return "after total_steps the LR stays at the floor: clamp the progress at 1"
+        return None
+    return hint
+
+@exercise("warmup_cosine")
+def check_warmup_cosine(warmup_cosine): # your `warmup_cosine(step, *, total_steps, warmup_steps, min_ratio) -> float`
+    "Check a linear-warmup + cosine-to-a-floor schedule against `cosine_schedule`, at every step of 8 runs and past their end."
+    for kw in _schedule_cases():
+        T, W, r = kw["total_steps"], kw["warmup_steps"], kw["min_ratio"]
+        case = f"total_steps={T}, warmup_steps={W}, min_ratio={r}"
+        steps = range(T + 11)
+        got = _multipliers(warmup_cosine, steps, case, **kw)
+        exp = torch.tensor([cosine_schedule(s, **kw) for s in steps], dtype=torch.float64)
+        expect_close(got, exp, case, atol=1e-9, rtol=1e-7, hint=_cosine_hint(T, W, r))
+    return "matches cosine_schedule at every step of 8 runs (warmup 0 or not, floor 0 or not), including 10 steps past the end"
+
+def _wsd_hint(T: int, W: int, D: int, r: float):
+    "A hint that recognises the usual mistakes in a warmup–stable–decay curve sampled at steps 0…T+10."
+    def hint(got, exp):
+        close = lambda a, b: torch.allclose(a, b, atol=1e-9, rtol=1e-7)
+        S = T - D  # first step of the decay
+        if W > 0 and r > 0 and abs(got[0]) < 1e-12: return f"the warmup starts at the floor min_ratio={r}, not at 0: min_ratio + (1 − min_ratio)·step/warmup_steps"
+        if W > 0 and not close(got[:W], exp[:W]): return "during warmup the multiplier rises linearly from min_ratio to 1 over warmup_steps steps"
+        if not close(got[W:S], exp[W:S]): return f"the stable phase holds 1 from step warmup_steps until step total_steps − decay_steps (here {W}…{S - 1})"
+        if abs(got[S] - 1) > 1e-9: return f"the decay starts at step total_steps − decay_steps = {S} with progress 0 (multiplier 1): it is off by one"
+        if D > 1 and abs(got[T - 1] - r) < 1e-9:
+            return "the floor is reached one step early: the decay's progress is (step − (total_steps − decay_steps)) / decay_steps, reaching 1 at step total_steps"
+        if abs(got[T] - r) > 1e-9: return f"at step total_steps the LR must be at the floor min_ratio={r}"
+        if not close(got[T:], exp[T:]): return "after total_steps the LR stays at the floor min_ratio"
+        return None
+    return hint
+
+@exercise("wsd")
+def check_wsd(wsd): # your `wsd(step, *, total_steps, warmup_steps, decay_steps, min_ratio) -> float`
+    "Check a warmup–stable–decay schedule (linear warmup from the floor, linear decay to it) against `wsd_schedule`."
+    for i, kw in enumerate(_schedule_cases(seed=1)):
+        T, W, r = kw["total_steps"], kw["warmup_steps"], kw["min_ratio"]
+        D = max(1, (T - W) // (5 if i % 2 else 3))
+        case = f"total_steps={T}, warmup_steps={W}, decay_steps={D}, min_ratio={r}"
+        steps = range(T + 11)
+        got = _multipliers(wsd, steps, case, decay_steps=D, **kw)
+        exp = torch.tensor([wsd_schedule(s, decay_steps=D, warmup_type="linear", decay_type="linear", **kw) for s in steps],
+                           dtype=torch.float64)
+        expect_close(got, exp, case, atol=1e-9, rtol=1e-7, hint=_wsd_hint(T, W, D, r))
+    return "matches wsd_schedule (linear warmup and decay) at every step of 8 runs, including 10 steps past the end"

@@ -16,7 +16,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['in_notebook', 'figure_to_png', 'ema', 'loss_figure', 'LossPlot', 'plot_attention', 'synthetic_attention',
-           'AttentionViewer']
+           'AttentionViewer', 'check_smooth', 'check_attention_distance']
 
 # %% ../nbs/10_viz.ipynb #94c45355
 def _in_test() -> bool:
@@ -323,3 +323,85 @@ class AttentionViewer:
         bundle = dict(self.widget._repr_mimebundle_(**kwargs)) if self.live else {}
         return {**bundle, "image/png": base64.b64encode(self.image.value).decode(),
                 "text/plain": f"AttentionViewer({self.selection()})"}
+
+# %% ../nbs/10_viz.ipynb #d61e17a8
+import torch
+from .core import Mismatch, attempt, exercise, expect_close
+
+def _as_float64(got, case: str, what: str) -> torch.Tensor:
+    "The learner's numbers as a float64 tensor (a list, an array or a tensor)."
+    try: return torch.as_tensor(np.asarray(got.detach().cpu() if hasattr(got, "detach") else got, dtype=float), dtype=torch.float64)
+    except (TypeError, ValueError): raise Mismatch(f"on {case}: expected {what}, got {type(got).__name__}") from None
+
+def _smooth_hint(values, beta):
+    "A hint that recognises the usual mistakes of a bias-corrected EMA."
+    def hint(got, exp):
+        if got.shape != exp.shape: return "return one smoothed number per input value"
+        x = torch.tensor(values, dtype=torch.float64)
+        if len(values) and abs(got[0] - (1 - beta) * x[0]) < 1e-9 and beta > 0:
+            return "the first values are pulled towards 0: divide the running average by 1 − beta**t (the bias correction), t counting from 1"
+        m, swapped = 0.0, []  # the update with the weights exchanged, corrected either way
+        for t, v in enumerate(values, 1): m = (1 - beta) * m + beta * v; swapped.append(m / (1 - beta ** t) if beta < 1 else m)
+        variants = [torch.tensor(swapped, dtype=torch.float64), torch.tensor(ema(values, 1 - beta), dtype=torch.float64)]
+        if any(torch.allclose(got, v, atol=1e-9) for v in variants):
+            return "beta weights the past: m = beta·m + (1 − beta)·x, not the other way round"
+        return "the bias correction divides by 1 − beta**t after t values (t = 1 for the first one)"
+    return hint
+
+@exercise("smooth")
+def check_smooth(smooth): # your `smooth(values, beta) -> list[float]`
+    "Check a bias-corrected exponential moving average against the chapter's `ema`."
+    rng = np.random.default_rng(0)
+    cases = [("a constant 2.0, beta 0.9", [2.0] * 5, 0.9), ("[1, 2, 3, 4], beta 0.5", [1.0, 2.0, 3.0, 4.0], 0.5),
+             ("one value, beta 0.99", [3.5], 0.99),
+             ("100 noisy losses, beta 0.98", (2 + 0.3 * rng.standard_normal(100)).tolist(), 0.98),
+             ("50 random values, beta 0.9", rng.normal(size=50).tolist(), 0.9),
+             ("beta 0 (no smoothing)", [4.0, 1.0, 2.0], 0.0), ("an empty list", [], 0.9)]
+    for case, values, beta in cases:
+        got = _as_float64(attempt(smooth, list(values), beta, case=case), case, f"{len(values)} numbers")
+        expect_close(got, torch.tensor(ema(values, beta), dtype=torch.float64).reshape(len(values)), case,
+                     atol=1e-9, rtol=1e-9, hint=_smooth_hint(values, beta))
+    return "matches ema on 7 inputs: constants stay constant, beta 0 is the identity, an empty list gives an empty one"
+
+def _causal_attention(L: int, H: int, T: int, g: torch.Generator, sharpness: float = 3.0) -> torch.Tensor:
+    "Random causal attention [L, H, T, T]: softmax of scaled random scores over the keys each query may see."
+    scores = sharpness * torch.randn(L, H, T, T, generator=g, dtype=torch.float64)
+    return scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+
+def _reference_distance(attn: torch.Tensor) -> torch.Tensor:
+    T = attn.shape[-1]
+    d = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).to(attn.dtype)  # i − j: how far back query i reads
+    return (attn * d).sum(-1).mean(-1)
+
+def _distance_hint(attn: torch.Tensor):
+    "A hint that recognises the usual mistakes of a mean attention distance."
+    def hint(got, exp):
+        if got.shape != exp.shape: return "one number per head: reduce over the keys and the queries, keep [layers, heads]"
+        got, T = got.double(), attn.shape[-1]
+        d = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).to(attn.dtype)
+        if torch.allclose(got, -exp, atol=1e-6) and exp.abs().max() > 1e-6:
+            return "the distance is query − key (i − j), positive for keys in the past"
+        if T > 1 and torch.allclose(got, exp / T, atol=1e-6):
+            return "each row already sums to 1 (a distribution over the keys): sum the weighted distances over the keys, don't average them"
+        if torch.allclose(got, (d.clamp_min(0) * (d >= 0)).sum(-1).div((d >= 0).sum(-1)).mean().expand_as(got), atol=1e-6):
+            return "weight each distance i − j by the attention A[i, j]: the plain average over the visible keys ignores the head"
+        return None
+    return hint
+
+@exercise("attention_distance")
+def check_attention_distance(attention_distance): # your `attention_distance(attn [L, H, T, T]) -> [L, H]`
+    "Check the mean attention distance per head on heads of known pattern and on random causal attention."
+    T = 22
+    known = synthetic_attention(T, layers=1).double()  # previous-token, uniform, sink, self
+    g = torch.Generator().manual_seed(0)
+    cases = [(f"synthetic_attention({T}, layers=1): previous-token, uniform, sink and self heads", known),
+             ("random causal attention, 3 layers × 4 heads × 16 tokens", _causal_attention(3, 4, 16, g)),
+             ("one layer, one head, one token", torch.ones(1, 1, 1, 1, dtype=torch.float64)),
+             ("sharp random heads, 2 layers × 2 heads × 5 tokens", _causal_attention(2, 2, 5, g, sharpness=10.0))]
+    for case, attn in cases:
+        got = attempt(attention_distance, attn.clone(), case=case)
+        if not isinstance(got, torch.Tensor): got = _as_float64(got, case, f"a tensor of shape {tuple(attn.shape[:2])}")
+        expect_close(got, _reference_distance(attn), case, atol=1e-6, rtol=1e-6, hint=_distance_hint(attn))
+    prev, uniform, sink, self_ = _reference_distance(known)[0].tolist()
+    return (f"right on 4 inputs; on {T} tokens: previous-token head {prev:.2f}, uniform {uniform:.2f}, "
+            f"sink {sink:.2f}, self {self_:.2f} tokens back")
