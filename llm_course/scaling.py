@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from matplotlib.figure import Figure
 
-from .core import ConfigError, check_int
+from .core import ConfigError, Mismatch, attempt, check_int, exercise, expect_close, expect_equal
 from .model import PRESETS, ModelConfig, Transformer
 from .viz import figure_to_png, in_notebook
 
@@ -24,7 +24,8 @@ __all__ = ['MiB', 'GiB', 'GPUS', 'CHINCHILLA', 'SHARDINGS', 'PRECISIONS', 'CONTE
            'matmul_params', 'flops_breakdown', 'flops_per_token', 'checkpoint_blocks', 'measure_step',
            'layer_activation_bytes', 'activation_memory', 'logits_memory', 'Accelerator', 'measure_matmul_peak',
            'accelerator', 'device_memory_bytes', 'chinchilla_tokens', 'chinchilla_loss', 'compute_optimal',
-           'implied_mfu', 'Plan', 'auto_plan', 'check_fits', 'plan_figure', 'PlannerWidget']
+           'implied_mfu', 'Plan', 'auto_plan', 'check_fits', 'plan_figure', 'PlannerWidget', 'check_training_days',
+           'check_matmul_flops_per_token', 'check_model_state_bytes']
 
 # %% ../nbs/17_scaling.ipynb #56621d5f
 def param_breakdown(config: ModelConfig) -> dict[str, int]:
@@ -609,3 +610,120 @@ class PlannerWidget:
     def _repr_mimebundle_(self, **kwargs):
         bundle = dict(self.widget._repr_mimebundle_(**kwargs)) if self.live else {}
         return {**bundle, "image/png": base64.b64encode(self.image.value).decode(), "text/plain": "PlannerWidget()"}
+
+# %% ../nbs/17_scaling.ipynb #066c4f98
+def _days_hint(n, tokens, gpus, peak, mfu):
+    "Recognise the usual mistakes in a 6·N·D time estimate."
+    def hint(got, exp):
+        if not isinstance(got, torch.Tensor) or got.numel() != 1: return "return one number: the days"
+        g, e = got.item(), exp.item()
+        close = lambda a, b: abs(a - b) <= 1e-6 * abs(b)
+        if close(g, e / 3): return "training costs 6·N FLOPs per token (forward 2·N, backward 4·N), not 2·N"
+        if close(g, e * mfu): return "the GPUs deliver only mfu × peak FLOP/s: divide by the achieved rate, peak × mfu"
+        if close(g, e * gpus): return "the work is spread over all the GPUs: divide by gpus"
+        if close(g, e * 24) or close(g, e * 86400): return "the answer is in days: FLOPs / (FLOP/s) gives seconds, divide by 86,400"
+        return None
+    return hint
+
+@exercise("training_days")
+def check_training_days(training_days): # your `training_days(n_params, tokens, gpus, peak_flops, mfu) -> float`
+    "Days of a run by the 6·N·D rule, checked through `implied_mfu`: the MFU your days imply must be the MFU you were given."
+    g = torch.Generator().manual_seed(0)
+    cases = [("Llama-2-7B, 2T tokens, 8 × H100 at 40% MFU", 6.74e9, 2e12, 8, GPUS["h100-80gb"].peak_flops, 0.4),
+             ("GPT-2 small, Chinchilla tokens, one A100 at 50%", 1.24e8, 20 * 1.24e8, 1, GPUS["a100-40gb"].peak_flops, 0.5),
+             ("a 1B model on 512 H200s at 100% MFU (the floor)", 1e9, 1e12, 512, GPUS["h200"].peak_flops, 1.0)]
+    for k in range(5):
+        u = torch.rand(4, generator=g).tolist()
+        cases.append((f"random run #{k}", 10 ** (7 + 4 * u[0]), 10 ** (9 + 4 * u[1]), int(2 ** int(10 * u[2])),
+                      GPUS[["a100-40gb", "a100-80gb", "h100-80gb", "h200"][k % 4]].peak_flops, 0.2 + 0.6 * u[3]))
+    for case, n, tokens, gpus, peak, mfu in cases:
+        got = attempt(training_days, n, tokens, gpus, peak, mfu, case=case)
+        if isinstance(got, bool) or not isinstance(got, (int, float)) or isinstance(got, torch.Tensor):
+            raise Mismatch(f"on {case}: expected a number (days), got {type(got).__name__}")
+        exp = tokens * 6 * n / (gpus * mfu * peak) / 86400
+        expect_close(torch.tensor(float(got), dtype=torch.float64), torch.tensor(exp, dtype=torch.float64), case, atol=0, rtol=1e-6,
+                     hint=_days_hint(n, tokens, gpus, peak, mfu))
+        implied = implied_mfu(got * 24 * gpus, tokens, 6 * n, peak)
+        if abs(implied - mfu) > 1e-6 * mfu: raise Mismatch(f"on {case}: your days imply an MFU of {implied:.4f}, not {mfu:.4f}")
+    return "6·N·D / (gpus · mfu · peak) in days on 8 runs; implied_mfu of your answer gives back the MFU"
+
+def _random_configs(seed: int, n: int) -> list[tuple[str, ModelConfig]]:
+    "The presets, then random shapes (GQA, GELU or SwiGLU, tied or not) from a seeded generator."
+    out = [(f"preset {p!r}", ModelConfig.preset(p)) for p in PRESETS]
+    g = torch.Generator().manual_seed(seed)
+    r = lambda lo, hi: int(torch.randint(lo, hi, (), generator=g))
+    for k in range(n):
+        hd, n_kv = 2 * r(2, 17), r(1, 5)
+        style = ("llama", "gpt2")[k % 2]
+        kw = dict(vocab_size=r(50, 5000), block_size=2 ** r(5, 11), n_layer=r(1, 9), n_head=n_kv * (r(1, 4) if style == "llama" else 1),
+                  n_kv_head=n_kv, tie_weights=bool(k % 3 == 0), d_ff=r(16, 600))
+        kw["d_model"] = kw["n_head"] * hd
+        out.append((f"random shape #{k} ({style}, d_model {kw['d_model']}, {kw['n_head']} heads / {n_kv} kv heads)",
+                    ModelConfig.preset("tiny" if style == "llama" else "tiny-gpt2", **kw)))
+    return out
+
+def _flops_hint(c: ModelConfig):
+    "Recognise the usual mistakes in 6 × (matmul weights)."
+    def hint(got, exp):
+        if not isinstance(got, torch.Tensor): return None
+        g, e = got.item(), exp.item()
+        if g == 6 * param_count(c): return "embeddings (a table lookup) and norms are not matmuls: count the blocks' linear layers and the output head"
+        if g * 3 == e: return "that is the forward pass only (2 FLOPs per weight); training adds the backward, twice as much: 6 per weight"
+        wrong_kv = e + 6 * c.n_layer * 2 * c.d_model * (c.n_head - c.n_kv_head) * c.head_dim
+        if c.n_kv_head != c.n_head and g == wrong_kv: return "with grouped-query attention, k and v have n_kv_head heads, not n_head"
+        if c.mlp == "swiglu" and g == e - 6 * c.n_layer * c.d_model * c.d_ff: return "SwiGLU has three matrices (gate, up, down), not two"
+        if g == e - 6 * c.vocab_size * c.d_model: return "the output head multiplies every token by vocab_size × d_model weights (even when tied to the embeddings)"
+        return None
+    return hint
+
+@exercise("matmul_flops_per_token")
+def check_matmul_flops_per_token(matmul_flops_per_token): # your `matmul_flops_per_token(config) -> int`
+    "6 × the weights each token is multiplied by, against `flops_breakdown(config, seq)['matmul']`."
+    for case, c in _random_configs(0, 8):
+        got = attempt(matmul_flops_per_token, c, case=case)
+        if isinstance(got, bool) or not isinstance(got, (int, float)):
+            raise Mismatch(f"on {case}: expected a number (FLOPs per token), got {type(got).__name__}")
+        exp = flops_breakdown(c, c.block_size)["matmul"]
+        expect_close(torch.tensor(float(got), dtype=torch.float64), torch.tensor(float(exp), dtype=torch.float64), case,
+                     atol=0, rtol=1e-12, hint=_flops_hint(c))
+    return "6 × matmul weights on the 6 presets and 8 random shapes (GQA, SwiGLU and GELU, tied and untied heads)"
+
+_STATE_KEYS = ("weights", "master_weights", "gradients", "optimizer")
+
+def _state_hint(n, gpus, sharding, precision, key):
+    "Recognise the usual mistakes in the bytes of the model state."
+    def hint(got, exp):
+        if not isinstance(got, int) or isinstance(got, bool): return "return whole bytes (an int)"
+        sharded = lambda b: -(-n * b // gpus)
+        if key == "master_weights" and precision == "bf16" and got == 0:
+            return "mixed precision keeps an fp32 master copy of the weights (4 bytes a parameter) beside the bf16 copy the matmuls use"
+        if key == "optimizer" and got in (n * 4, sharded(4)): return "AdamW keeps two fp32 moments (m and v): 8 bytes a parameter"
+        if key == "gradients" and sharding == "zero1" and got == sharded(4): return "ZeRO-1 shards only the optimizer state (and master weights); gradients are sharded from ZeRO-2 on"
+        if key == "gradients" and got in (n * 2, sharded(2)): return "gradients are reduced and kept in fp32 here (4 bytes), as FSDP2's reduce_dtype=float32"
+        if got != exp and exp > 0 and any(got == n * b // gpus and exp == sharded(b) for b in (2, 4, 8)):
+            return "round up: a shard holds ceil(bytes / gpus) when the ranks don't divide the parameters evenly"
+        if sharding in ("ddp", "none") and got < exp: return f"{sharding} shards nothing: every rank holds the whole model state"
+        return None
+    return hint
+
+@exercise("model_state_bytes")
+def check_model_state_bytes(model_state_bytes): # your `model_state_bytes(n_params, gpus, sharding, precision) -> dict`
+    "Bytes per GPU of weights, master weights, gradients and AdamW state, against `Plan.memory()` (no FSDP)."
+    g = torch.Generator().manual_seed(0)
+    cases = [("llama2-7b", 1, "none", "bf16"), ("llama2-7b", 8, "ddp", "bf16"), ("llama2-7b", 8, "zero1", "bf16"),
+             ("llama2-7b", 8, "zero2", "bf16"), ("gpt2-small", 1, "none", "fp32"), ("gpt2-small", 3, "zero2", "fp32"),
+             ("tiny", 7, "zero1", "bf16")]   # 3 and 7 ranks: the parameters don't divide evenly
+    for _ in range(5):
+        cases.append((list(PRESETS)[int(torch.randint(0, len(PRESETS), (), generator=g))], int(torch.randint(2, 65, (), generator=g)),
+                      ("ddp", "zero1", "zero2")[int(torch.randint(0, 3, (), generator=g))], ("bf16", "fp32")[int(torch.randint(0, 2, (), generator=g))]))
+    for preset, gpus, sharding, precision in cases:
+        case = f"{preset} on {gpus} GPU{'s' if gpus > 1 else ''}, {sharding}, {precision}"
+        n = param_count(ModelConfig.preset(preset))
+        mem = Plan(preset, gpus=gpus, gpu="h100-80gb", sharding=sharding, precision=precision).memory()
+        got = attempt(model_state_bytes, n, gpus=gpus, sharding=sharding, precision=precision, case=case)
+        if not isinstance(got, dict): raise Mismatch(f"on {case}: expected a dict with keys {_STATE_KEYS}, got {type(got).__name__}")
+        if missing := [k for k in _STATE_KEYS if k not in got]: raise Mismatch(f"on {case}: your dict lacks {missing}")
+        for k in _STATE_KEYS:
+            expect_equal(got[k], mem[k], f"{case}, {k} ({n:,} parameters)", hint=_state_hint(n, gpus, sharding, precision, k))
+    return "weights, master weights, gradients and AdamW state per GPU equal Plan.memory() on 12 runs (none, DDP, ZeRO-1, ZeRO-2; bf16 and fp32)"
+
