@@ -10,6 +10,10 @@ from llm_course.data import get_batch
 from llm_course.learner import (EVENTS, Callback, EarlyStoppingCallback, Learner, LossPlotCallback, ProgressCallback,
                                 TrainConfig, latest_checkpoint, list_checkpoints, load_checkpoint, make_schedule,
                                 rng_state, save_checkpoint, set_rng_state)
+from llm_course.core import ConfigError
+from llm_course.learner import CHUNKED_VOCAB
+from llm_course.losses import cross_entropy
+from llm_course.optim import AdamW
 from llm_course.rnn import LSTMLM
 from llm_course.schedule import get_schedule
 
@@ -45,15 +49,57 @@ def test_fit_returns_metrics_and_learns(ids):
     assert learn.history[0]["loss"] > learn.history[-1]["loss"]
     assert [h["step"] for h in learn.history if "val_loss" in h] == [10, 20, 30]
 
-def test_same_as_bare_loop_bitwise(ids):
-    learn = Learner(lm(), ids, config=cfg(grad_clip=None, seed=3)); learn.fit()
-    ref = lm(); opt = torch.optim.AdamW(ref.parameters(), lr=1e-2, betas=(0.9, 0.99), weight_decay=0.0)
-    g = seed_everything(3)
-    for _ in range(4):
+def bare_loop(ids, opt_cls, loss_fn, seed=3, steps=4):
+    "The loop every script writes, with the given optimizer class and loss, fed the Learner's batches."
+    ref = lm(); opt = opt_cls(ref.parameters(), lr=1e-2, betas=(0.9, 0.99), weight_decay=0.0)
+    g = seed_everything(seed)
+    for _ in range(steps):
         x, y = get_batch(ids, 8, 12, generator=g)
-        F.cross_entropy(ref(x).flatten(0, 1), y.flatten()).backward()  # the plain mean loss
+        loss_fn(ref(x), y).backward()  # the plain mean loss
         opt.step(); opt.zero_grad()
-    assert torch.equal(flat(learn.model), flat(ref))
+    return flat(ref)
+
+torch_ce = lambda logits, y: F.cross_entropy(logits.flatten(0, 1), y.flatten())
+
+@pytest.mark.parametrize("kernels, opt_cls, loss_fn", [("course", AdamW, cross_entropy), ("auto", AdamW, cross_entropy),
+                                                        ("torch", torch.optim.AdamW, torch_ce)])
+def test_same_as_bare_loop_bitwise(ids, kernels, opt_cls, loss_fn):
+    "The Learner adds nothing: with its own kernels it is bit-identical to a bare loop over the same pieces."
+    learn = Learner(lm(), ids, config=cfg(grad_clip=None, seed=3, kernels=kernels)); learn.fit()
+    assert torch.equal(flat(learn.model), bare_loop(ids, opt_cls, loss_fn))
+
+def test_course_kernels_match_torch(ids):
+    "The course's pieces are PyTorch's up to float rounding: AdamW bit for bit, cross-entropy to ~1e-7 per step."
+    learn = Learner(lm(), ids, config=cfg(grad_clip=None, seed=3)); learn.fit()
+    assert learn.kernels["optimizer"] == "llm_course.optim.AdamW (foreach)" and learn.kernels["loss"] == "course"
+    assert torch.equal(bare_loop(ids, AdamW, torch_ce), bare_loop(ids, torch.optim.AdamW, torch_ce))  # the optimizers: bitwise
+    ours, ref = flat(learn.model), bare_loop(ids, torch.optim.AdamW, torch_ce)
+    assert torch.allclose(ours, ref, atol=1e-5) and not torch.equal(ours, ref)  # the losses round differently
+
+def test_kernels_option_and_chunked_loss():
+    "kernels='torch' swaps in PyTorch's pieces; a large vocabulary on a plain Transformer trains through chunked CE."
+    from llm_course.model import ModelConfig, Transformer
+    with pytest.raises(ConfigError, match="kernels"): cfg(kernels="fast")
+    ids = torch.randint(0, CHUNKED_VOCAB + 8, (2000,), generator=torch.Generator().manual_seed(0))
+    runs = {}
+    for k in ("auto", "torch"):
+        torch.manual_seed(0); m = Transformer(ModelConfig.preset("tiny", vocab_size=CHUNKED_VOCAB + 8, n_layer=1, block_size=16))
+        learn = Learner(m, ids, ids, config=cfg(steps=2, batch_size=4, block_size=8, kernels=k)); learn.fit()
+        runs[k] = learn
+    assert runs["auto"].kernels["loss"] == "chunked" and runs["torch"].kernels["loss"] == "torch"
+    assert runs["torch"].kernels["clip"] == "torch.nn.utils.clip_grad.clip_grad_norm_"
+    assert runs["torch"].kernels["optimizer"].startswith("torch.optim")
+    for a, b in zip(runs["auto"].history, runs["torch"].history): assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+    assert runs["auto"].val_loss == pytest.approx(runs["torch"].val_loss, abs=1e-5)
+
+def test_old_torch_optimizer_state_resumes_into_course_adamw(ids, tmp_path):
+    "A checkpoint written with torch.optim.AdamW (before the Learner used the course's) resumes, and continues the same run."
+    full = Learner(lm(), ids, config=cfg(steps=6, grad_clip=None, kernels="torch")); full.fit()
+    Learner(lm(), ids, config=cfg(steps=6, grad_clip=None, kernels="torch", out_dir=tmp_path)).fit(until=3)
+    resumed = Learner(lm(), ids, config=cfg(steps=6, grad_clip=None, kernels="course", out_dir=tmp_path, resume=True))
+    resumed.fit()
+    assert type(resumed.opt) is AdamW and resumed.opt.state[next(resumed.model.parameters())]["step"].item() == 6
+    assert torch.allclose(flat(resumed.model), flat(full.model), atol=1e-5)
 
 @pytest.mark.parametrize("k", [2, 4, 8])
 def test_accumulation_matches_full_batch(ids, k):
