@@ -235,3 +235,110 @@ def test_page_renders_in_browser(nb_name, site, site_browser):
     if want["math"]:
         assert state["math"] > 0, f"{page_file}: the notebook has maths but MathJax rendered none"
     assert not state["mathErrors"], f"{page_file}: {state['mathErrors']} formulas failed to render"
+
+
+# ------------------------------------------------------------------ exercises shown, solutions hidden
+
+SOLUTIONS = ROOT/"solutions"
+
+
+class _Text(HTMLParser):
+    "The text a reader sees on a page (code included, as it reads after syntax highlighting), without scripts and styles."
+    def __init__(self):
+        super().__init__(); self.parts, self._skip = [], 0
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style"): self._skip += 1
+    def handle_endtag(self, tag):
+        if tag in ("script", "style") and self._skip: self._skip -= 1
+    def handle_data(self, data):
+        if not self._skip: self.parts.append(data)
+
+
+def _squash(text: str) -> str: return " ".join(text.split())
+
+
+def page_text(path: Path) -> str:
+    "A page's visible text with whitespace runs squashed to one space (so code compares line-ending- and indent-blind)."
+    p = _Text(); p.feed(path.read_text(encoding="utf-8")); return _squash(" ".join(p.parts).replace("\xa0", " "))
+
+
+def exercise_stubs(nb_path: Path) -> list[str]:
+    "Names defined by the stub cells (`raise NotImplementedError`) under a notebook's `## Exercises` heading."
+    import ast
+    names, inside = [], False
+    for c in nbformat.read(nb_path, as_version=4).cells:
+        if c.cell_type == "markdown" and re.search(r"^## ", c.source, re.M):
+            inside = bool(re.search(r"^## Exercises\b", c.source, re.M)); continue
+        if inside and c.cell_type == "code" and "raise NotImplementedError" in c.source:
+            names += [n.name for n in ast.parse(c.source).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    return names
+
+
+def solution_bodies(path: Path) -> dict[str, str]:
+    """`{function: body}` of a solutions file: each function's code after its signature and docstring, whitespace squashed.
+    The signature and docstring are the stub's too (the pages show those); the body is the answer, which no page may show."""
+    import ast
+    src = path.read_text(encoding="utf-8")
+    lines, out = src.splitlines(), {}
+    for node in ast.walk(ast.parse(src)):
+        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)): continue
+        body = node.body[1:] if ast.get_docstring(node) is not None and len(node.body) > 1 else node.body
+        text = _squash("\n".join(lines[body[0].lineno - 1:node.end_lineno]))
+        if len(text) >= 40: out[node.name] = text   # too short to be told apart from ordinary course code
+    return out
+
+
+def test_solutions_are_outside_what_the_docs_render():
+    "nbdev-docs (Quarto) and tools/build_site.py render the notebooks of nbs/ only: solutions/ is not among them."
+    from nbdev.config import get_config
+    nbs = Path(get_config(ROOT).nbs_path).resolve()
+    assert SOLUTIONS.resolve() != nbs and nbs not in SOLUTIONS.resolve().parents, "solutions/ must not lie inside nbs/"
+    assert not list(nbs.rglob("*solution*")), "nothing in nbs/ may hold solutions: the docs render that folder"
+    quarto = yaml.safe_load((nbs/"_quarto.yml").read_text())
+    render = quarto.get("project", {}).get("render", [])
+    assert not any("solution" in str(r) for r in render), f"_quarto.yml renders solutions: {render}"
+    assert all((nbs/n).parent == nbs for n in NOTEBOOKS), "the static site builds pages from nbs/ alone"
+
+
+def test_chapters_show_their_exercises(site):
+    "Every chapter with an `## Exercises` section shows it on its page: the heading, each stub, and its check's 'not done yet'."
+    by_nb = {p["notebook"]: f for f, p in site.items()}
+    shown = 0
+    for name in NOTEBOOKS:
+        stubs = exercise_stubs(ROOT/"nbs"/name)
+        if not stubs: continue
+        text, html_ = page_text(SITE/by_nb[name]), (SITE/by_nb[name]).read_text(encoding="utf-8")
+        assert re.search(r"<h2[^>]*>\s*Exercises\b", html_), f"{by_nb[name]}: no 'Exercises' heading"
+        for stub in stubs:
+            assert f"def {stub}(" in text or f"class {stub}" in text, f"{by_nb[name]}: exercise stub `{stub}` not on the page"
+        assert "raise NotImplementedError" in text and "check_" in text and "not done yet" in text, \
+            f"{by_nb[name]}: the stubs, their checks or the checks' 'not done yet' are missing"
+        shown += 1
+    if not shown: pytest.skip("no chapter has an Exercises section yet")
+
+
+def taught_code(nb_path: Path) -> str:
+    "The code of a notebook before its `## Exercises` heading, whitespace squashed: what the chapter itself teaches."
+    cells = nbformat.read(nb_path, as_version=4).cells
+    out = []
+    for c in cells:
+        if c.cell_type == "markdown" and re.search(r"^## Exercises\b", c.source, re.M): break
+        if c.cell_type == "code": out.append(c.source)
+    return _squash("\n".join(out))
+
+
+def test_no_page_shows_a_solution(site):
+    """No page is built from solutions/, no file of it is copied into the site, and no solution's code appears on any page
+    (unless a chapter teaches that very code before its exercises: then the page shows the chapter, not the solution)."""
+    assert all(p["notebook"] is None or p["notebook"] in NOTEBOOKS for p in site.values()), "a page from outside nbs/"
+    assert not [p for p in SITE.rglob("*") if "solution" in p.name.lower()], "the site holds a solutions file"
+    bodies = {f"solutions/{p.name}: {fn}": body for p in sorted(SOLUTIONS.glob("*.py")) for fn, body in solution_bodies(p).items()}
+    if not bodies: pytest.skip("no solutions yet")
+    taught = " ".join(taught_code(ROOT/"nbs"/n) for n in NOTEBOOKS)
+    bodies = {where: body for where, body in bodies.items() if body not in taught}
+    leaks = []
+    for f in site:
+        text = page_text(SITE/f)
+        if "try first, then compare" in text and "Solutions to chapter" in text: leaks.append(f"{f}: a solutions file's docstring")
+        leaks += [f"{f}: the body of {where}" for where, body in bodies.items() if body in text]
+    assert not leaks, "solutions shown on the site:\n" + "\n".join(leaks[:20])

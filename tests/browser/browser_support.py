@@ -206,3 +206,24 @@ def static_server(folder: Path):
     try: yield f"http://127.0.0.1:{srv.server_address[1]}"
     finally:
         srv.shutdown(); srv.server_close()
+
+
+# ------------------------------------------------------------------ editing cells (exercises)
+
+def set_cell_source(page, cell_id: str, text: str):
+    "Replace the text of the cell with id `cell_id` in the open notebook (what a learner typing over the stub ends with)."
+    ok = page.evaluate("""([id, text]) => {
+      const cell = window.jupyterapp.shell.currentWidget.content.widgets.find(w => w.model.id === id);
+      if (!cell) return false;
+      cell.model.sharedModel.setSource(text);
+      return true; }""", [cell_id, text])
+    if not ok: raise LookupError(f"no cell with id {cell_id} in the open notebook")
+    page.wait_for_function("""([id, n]) => { const c = window.jupyterapp.shell.currentWidget.content.widgets.find(w => w.model.id === id);
+      return c && c.model.sharedModel.getSource().length === n; }""", arg=[cell_id, len(text)], timeout=10_000)
+
+
+def cell_output_text(page, cell_id: str) -> str:
+    "The text of the outputs of the cell with id `cell_id` in the open notebook, as the page shows them."
+    return page.evaluate("""(id) => {
+      const cell = window.jupyterapp.shell.currentWidget.content.widgets.find(w => w.model.id === id);
+      return cell ? [...cell.node.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText).join('\\n') : null; }""", cell_id) or ""
