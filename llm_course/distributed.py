@@ -15,8 +15,9 @@ import torch
 import torch.nn as nn
 import torch.distributed as dist
 
-from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, OutputError, RunLock, check_int,
-                             ensure_dir, load_json, make_temp_dir, replace_folder, save_json, verify_checksums, write_checksums)
+from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, Mismatch, OutputError, RunLock, attempt,
+                             check_int, ensure_dir, exercise, expect_close, load_json, make_temp_dir, replace_folder, save_json,
+                             verify_checksums, write_checksums)
 from .data import open_memmap
 from .model import ModelConfig, Transformer, to_hf
 from .learner import (Callback, CheckpointCallback, Learner, LossPlotCallback, ProgressCallback, TrainConfig,
@@ -29,7 +30,8 @@ __all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'DCP_FORMAT', 'Distrib
            'barrier', 'on_main', 'rank_rows', 'ShardedTokens', 'activation_bytes', 'checkpoint_blocks', 'parallelize',
            'is_parallel', 'unwrap', 'build_sharded_model', 'local_numel', 'model_class', 'save_sharded_checkpoint',
            'load_sharded_checkpoint', 'load_full_model', 'export_hf', 'Distributed', 'tiny_model', 'train_config',
-           'train_main', 'save_full_weights', 'dry_run_main', 'main']
+           'train_main', 'save_full_weights', 'dry_run_main', 'main', 'check_average_gradients', 'check_shard_flat',
+           'check_ring_all_reduce']
 
 # %% ../nbs/18_distributed.ipynb #f21747c3
 class DistributedError(LLMCourseError, RuntimeError):
@@ -706,3 +708,108 @@ def main(argv: list[str] | None = None):
 
 # %% ../nbs/18_distributed.ipynb #f3fc0e1e
 if __name__ == "__main__" and not {"ipykernel", "execnb"} & set(sys.modules): main()  # `python -m llm_course.distributed …`, not a notebook
+
+# %% ../nbs/18_distributed.ipynb #4a1916a5
+def _per_rank(out, n_ranks: int, case: str, what: str) -> list:
+    "The learner's answer as a list with one tensor per rank."
+    if isinstance(out, torch.Tensor) or not isinstance(out, (list, tuple)):
+        raise Mismatch(f"on {case}: expected a list with one {what} per rank ({n_ranks}), got {type(out).__name__}: "
+                       "every rank ends with its own copy")
+    if len(out) != n_ranks: raise Mismatch(f"on {case}: expected {n_ranks} results (one per rank), got {len(out)}")
+    return list(out)
+
+def _mean_hint(xs):
+    def hint(got, exp):
+        if not isinstance(got, torch.Tensor) or got.shape != exp.shape:
+            return "each rank's result has the shape of its gradient: average across ranks (element by element), not within a tensor"
+        if torch.allclose(got.double(), sum(x.double() for x in xs), atol=1e-6): return "that is the sum: DDP averages, divide by the number of ranks"
+        return None
+    return hint
+
+@exercise("average_gradients")
+def check_average_gradients(average_gradients): # your `average_gradients(grads) -> list`, one tensor per rank
+    "The all-reduce-mean of DDP on simulated ranks: every rank gets the mean, which is the gradient of the whole batch."
+    g = torch.Generator().manual_seed(0)
+    model = nn.Linear(6, 3)
+    with torch.no_grad():
+        for p in model.parameters(): p.copy_(torch.randn(p.shape, generator=g))
+    x, y = torch.randn(8, 6, generator=g), torch.randn(8, 3, generator=g)
+    full = torch.autograd.grad(nn.functional.mse_loss(model(x), y), model.weight)[0]
+    for N in (1, 2, 4, 8):   # DDP: each rank the mean loss of its equal share of the batch, then the average of the gradients
+        grads = [torch.autograd.grad(nn.functional.mse_loss(model(xr), yr), model.weight)[0] for xr, yr in zip(x.chunk(N), y.chunk(N))]
+        case = f"the weight gradient of a batch of 8 split over {N} rank{'s' if N > 1 else ''}"
+        out = _per_rank(attempt(average_gradients, [t.clone() for t in grads], case=case), N, case, "gradient")
+        for r, got in enumerate(out): expect_close(got, full, f"{case}, rank {r} (the full-batch gradient)", atol=1e-6, hint=_mean_hint(grads))
+    for case, N, shape in [("3 ranks, a scalar", 3, ()), ("5 ranks, a [4, 2, 3] tensor", 5, (4, 2, 3)), ("2 ranks, an empty tensor", 2, (0,))]:
+        grads = [torch.randn(shape, generator=g) for _ in range(N)]
+        out = _per_rank(attempt(average_gradients, [t.clone() for t in grads], case=case), N, case, "gradient")
+        for r, got in enumerate(out):
+            expect_close(got, torch.stack(grads).mean(0), f"{case}, rank {r}", atol=1e-6, hint=_mean_hint(grads))
+    return "every rank gets the mean: the full-batch gradient on 1, 2, 4 and 8 ranks; scalars, 3-D and empty tensors"
+
+def _fsdp_reference(flat: torch.Tensor, world_size: int) -> list[torch.Tensor]:
+    "FSDP2's rule along dim 0: torch.chunk, every chunk zero-padded to the size of the first (ceil(n / N)); missing chunks all padding."
+    size = -(-flat.numel() // world_size)
+    chunks = list(torch.chunk(flat, world_size)) if flat.numel() else []
+    chunks += [flat.new_zeros(0)] * (world_size - len(chunks))
+    return [torch.cat([c, c.new_zeros(size - c.numel())]) for c in chunks]
+
+@exercise("shard_flat")
+def check_shard_flat(shard_flat): # your `shard_flat(flat, world_size) -> list of world_size equal shards`
+    "Equal, zero-padded shards of a flat parameter, one per rank, against FSDP2's chunk-and-pad rule."
+    g = torch.Generator().manual_seed(0)
+    cases = [("12 elements on 4 ranks (divides)", 12, 4), ("10 elements on 4 ranks", 10, 4), ("3 elements on 8 ranks (fewer than ranks)", 3, 8),
+             ("9 elements on 4 ranks (torch.chunk gives 3 pieces)", 9, 4), ("one rank", 7, 1), ("one element on 2 ranks", 1, 2),
+             ("an empty parameter on 3 ranks", 0, 3)]
+    cases += [(f"random #{k}", int(torch.randint(0, 200, (), generator=g)), int(torch.randint(1, 17, (), generator=g))) for k in range(5)]
+    for case, n, N in cases:
+        case = f"{case}: numel {n}, world_size {N}"
+        flat = torch.randn(n, generator=g) + 10   # never 0, so padding is recognisable
+        out = _per_rank(attempt(shard_flat, flat.clone(), N, case=case), N, case, "shard")
+        exp = _fsdp_reference(flat, N)
+        size = exp[0].numel()
+        sizes = [int(s.numel()) if isinstance(s, torch.Tensor) else None for s in out]
+        if sizes != [size] * N:
+            why = ("you dropped the tail: the shard size is ceil(numel / world_size), rounded up" if all(s == n // N for s in sizes) else
+                   "torch.chunk/split give unequal (or too few) pieces when numel doesn't divide: pad with zeros to a multiple of world_size first")
+            raise Mismatch(f"on {case}: every rank must hold a shard of {size} elements, got sizes {sizes}. Hint: {why}")
+        padded_in_front = torch.cat([flat.new_zeros(size * N - n), flat])
+        def hint(got, e, out=out, front=padded_in_front):
+            if size * N > n and torch.equal(torch.cat([o.detach() for o in out]), front): return "the padding goes at the end (after the last element), not at the start"
+            return None
+        for r, (got, e) in enumerate(zip(out, exp)): expect_close(got, e, f"{case}, rank {r}", atol=0, rtol=0, hint=hint)
+    return "equal zero-padded shards (ceil(numel / N) each) on 12 cases, as FSDP2 cuts a parameter: divisible, uneven, fewer elements than ranks, empty"
+
+class _Ring:
+    "The wire of a simulated ring: `send(src, dst, tensor)` delivers a copy, only to the right neighbour, and counts the elements."
+    def __init__(self, n: int): self.n, self.sent, self.messages = n, [0] * n, [0] * n
+    def send(self, src: int, dst: int, t: torch.Tensor) -> torch.Tensor:
+        if not (isinstance(src, int) and 0 <= src < self.n): raise Mismatch(f"send: src must be a rank in 0..{self.n - 1}, got {src!r}")
+        if dst != (src + 1) % self.n:
+            raise Mismatch(f"rank {src} sent to rank {dst}: in a ring, rank r sends only to its right neighbour (r + 1) % N = {(src + 1) % self.n}")
+        self.sent[src] += t.numel(); self.messages[src] += 1
+        return t.detach().clone()
+
+@exercise("ring_all_reduce")
+def check_ring_all_reduce(ring_all_reduce): # your `ring_all_reduce(xs, send) -> list`, one tensor per rank
+    "A ring all-reduce on simulated ranks: every rank gets the sum, and no rank sends more than 2(N−1) chunks of ⌈S/N⌉ elements."
+    g = torch.Generator().manual_seed(0)
+    cases = [("2 ranks, 8 elements", 2, 8), ("4 ranks, 12 elements", 4, 12), ("3 ranks, 10 elements (uneven chunks)", 3, 10),
+             ("one rank", 1, 5), ("5 ranks, 3 elements (fewer than ranks)", 5, 3), ("8 ranks, 1000 elements", 8, 1000)]
+    cases += [(f"random #{k}", int(torch.randint(2, 9, (), generator=g)), int(torch.randint(1, 300, (), generator=g))) for k in range(4)]
+    for case, N, S in cases:
+        xs = [torch.randn(S, generator=g) for _ in range(N)]
+        ring = _Ring(N)
+        out = _per_rank(attempt(ring_all_reduce, [x.clone() for x in xs], ring.send, case=case), N, case, "result")
+        total = torch.stack(xs).sum(0)
+        def hint(got, exp):
+            if isinstance(got, torch.Tensor) and got.shape == exp.shape and torch.allclose(got, exp / N, atol=1e-5):
+                return "all-reduce returns the sum (dividing by N is a separate step, DDP's)"
+            return "after the reduce-scatter, rank r holds the complete sum of chunk (r + 1) % N: check which chunk each step sends and adds"
+        for r, got in enumerate(out): expect_close(got, total, f"{case}, rank {r}", atol=1e-5, hint=hint)
+        limit = 2 * (N - 1) * -(-S // N)
+        if max(ring.sent) > limit:
+            raise Mismatch(f"on {case}: rank {ring.sent.index(max(ring.sent))} sent {max(ring.sent)} elements, more than the ring's "
+                           f"2(N−1)·⌈S/N⌉ = {limit}. Hint: send chunks of S/N, not whole tensors: N−1 reduce-scatter steps, then N−1 all-gather steps")
+    return "every rank gets the sum on 10 rings (1 to 8 ranks, uneven and tiny sizes), sending to the right only, at most 2(N−1)·⌈S/N⌉ elements each"
+
