@@ -11,25 +11,30 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
-from .core import ConfigError, check_int, eval_mode
+from .core import ConfigError, Mismatch, attempt, check_int, eval_mode, exercise, expect_close
 from .model import KVCache
 
 # %% auto #0
-__all__ = ['check_sampling', 'top_k_filter', 'top_p_filter', 'sample_next', 'context_size', 'supports_cache', 'iter_tokens',
-           'generate', 'IncrementalDecoder', 'stop_string_filter', 'stream', 'generate_text', 'chat']
+__all__ = ['check_sampling', 'top_k_filter', 'top_p_filter', 'apply_repetition_penalty', 'sample_next', 'context_size',
+           'supports_cache', 'iter_tokens', 'generate', 'IncrementalDecoder', 'stop_string_filter', 'stream',
+           'generate_text', 'chat', 'check_keep_top_k', 'check_keep_top_p', 'check_penalize_repeats']
 
 # %% ../nbs/14_generation.ipynb #ee603786
 def check_sampling(temperature: float = 1.0, # must be ≥ 0 (0 means greedy)
                    top_k: int | None = None, # an int ≥ 1, or None
                    top_p: float | None = None, # must be in (0, 1] or None
+                   repetition_penalty: float = 1.0, # must be > 0 (1 means none)
                   ) -> None:
-    "Raise `ConfigError` (with a fix) for a temperature, top-k or top-p that cannot be sampled with."
+    "Raise `ConfigError` (with a fix) for a temperature, top-k, top-p or repetition penalty that cannot be sampled with."
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or math.isnan(temperature) or temperature < 0:
         raise ConfigError(f"temperature must be a number ≥ 0, got {temperature!r}: "
                           "use 0 for greedy decoding, 1 to sample the model's own distribution")
     check_int("top_k", top_k, example="use None to keep every token, 1 for greedy", allow_none=True)
     if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
         raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}: use None or 1.0 to keep every token, e.g. 0.9 for nucleus sampling")
+    rp = repetition_penalty
+    if isinstance(rp, bool) or not isinstance(rp, (int, float)) or not 0 < rp < float("inf"):
+        raise ConfigError(f"repetition_penalty must be a number > 0, got {rp!r}: use 1.0 for none, e.g. 1.2 to discourage repeats")
 
 # %% ../nbs/14_generation.ipynb #775d5d1c
 def top_k_filter(logits: torch.Tensor, # [..., V] scores
@@ -52,6 +57,19 @@ def top_p_filter(logits: torch.Tensor, # [..., V] scores
     drop_sorted = mass_above >= p  # the tokens above it already reach p
     drop_sorted[..., 0] = False  # the most likely token always stays
     return logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+
+# %% ../nbs/14_generation.ipynb #6c4fbd08
+def apply_repetition_penalty(logits: torch.Tensor, # [B, V] scores for the next token
+                             seen: torch.Tensor, # [B, T] token ids already in each row (prompt and generated)
+                             penalty: float, # > 1 discourages repeats, < 1 encourages them, 1 changes nothing
+                            ) -> torch.Tensor:
+    "CTRL's repetition penalty, as transformers' `RepetitionPenaltyLogitsProcessor`: a seen token's positive logit is divided by `penalty`, a negative one multiplied."
+    check_sampling(repetition_penalty=penalty)
+    if penalty == 1: return logits
+    seen = torch.as_tensor(seen, device=logits.device).long().reshape(logits.shape[0], -1)
+    if seen.numel() == 0: return logits
+    score = logits.gather(-1, seen)
+    return logits.scatter(-1, seen, torch.where(score < 0, score * penalty, score / penalty))
 
 # %% ../nbs/14_generation.ipynb #01b86b99
 def sample_next(logits: torch.Tensor, # [B, V] scores for the next token
@@ -124,9 +142,10 @@ def iter_tokens(model, # a language model: forward(idx[B, T]) -> logits[B, T, V]
                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                 stop_ids=None, # a token id or ids that end a row
                 use_cache: bool = True, generator: torch.Generator | None = None, crop_prompt: bool = False,
+                repetition_penalty: float = 1.0, # > 1: tokens already in the row (prompt included) become less likely
                ) -> Iterator[torch.Tensor]:
     "Yield the next token of every row [B], one step at a time; rows that stopped repeat their stop id."
-    check_sampling(temperature, top_k, top_p)
+    check_sampling(temperature, top_k, top_p, repetition_penalty)
     seq = _as_prompt(idx, max_new_tokens, context_size(model), crop_prompt)
     device = next(model.parameters()).device
     seq = seq.to(device)
@@ -138,6 +157,7 @@ def iter_tokens(model, # a language model: forward(idx[B, T]) -> logits[B, T, V]
         step = _step_fn(model, use_cache, B, device)
         logits = step(seq, seq.size(1))
         for i in range(max_new_tokens):
+            if repetition_penalty != 1: logits = apply_repetition_penalty(logits, seq, repetition_penalty)
             nxt = torch.where(done, fill, sample_next(logits, temperature, top_k, top_p, generator))
             seq = torch.cat([seq, nxt[:, None]], 1)
             yield nxt
@@ -158,11 +178,13 @@ def generate(model, # a language model: forward(idx[B, T]) -> logits[B, T, V]
              use_cache: bool = True, # reuse keys/values (`KVCache`) instead of re-reading the prefix
              generator: torch.Generator | None = None, # seeds sampling: same seed, same tokens
              crop_prompt: bool = False, # prompt longer than the context: keep its last block_size tokens instead of raising
+             repetition_penalty: float = 1.0, # > 1: tokens already in the row become less likely (transformers' rule)
             ) -> torch.Tensor:
     "Prompt + up to `max_new_tokens` new tokens [B, T + n] (LongTensor); rows that stopped early are filled with their stop id."
     prompt = _as_prompt(idx, max_new_tokens, context_size(model), crop_prompt)
     new = list(iter_tokens(model, prompt, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                           stop_ids=stop_ids, use_cache=use_cache, generator=generator, crop_prompt=crop_prompt))
+                           stop_ids=stop_ids, use_cache=use_cache, generator=generator, crop_prompt=crop_prompt,
+                           repetition_penalty=repetition_penalty))
     prompt = prompt.to(next(model.parameters()).device)
     return torch.cat([prompt, torch.stack(new, 1)], 1) if new else prompt
 
@@ -240,6 +262,7 @@ def stream(model, # a language model: forward(idx[B, T]) -> logits[B, T, V]
            stop_ids=None, # token ids that end the text (not yielded)
            stop_strings=None, # strings that end the text (not yielded)
            use_cache: bool = True, generator: torch.Generator | None = None, crop_prompt: bool = False,
+           repetition_penalty: float = 1.0, # > 1: tokens already in the text become less likely
           ) -> Iterator[str]:
     "Yield the generated text in pieces as it is produced (whole UTF-8 characters only)."
     idx = _encode_prompt(tokenizer_or_decode, prompt_ids)
@@ -249,7 +272,8 @@ def stream(model, # a language model: forward(idx[B, T]) -> logits[B, T, V]
     stops = _stop_tensor(stop_ids, "cpu")
     def pieces():
         for tok in iter_tokens(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                               stop_ids=stop_ids, use_cache=use_cache, generator=generator, crop_prompt=crop_prompt):
+                               stop_ids=stop_ids, use_cache=use_cache, generator=generator, crop_prompt=crop_prompt,
+                               repetition_penalty=repetition_penalty):
             if stops is not None and int(tok) in stops.tolist(): break
             if piece := decoder.push(tok): yield piece
         if tail := decoder.flush(): yield tail
@@ -265,6 +289,7 @@ def chat(model, # a language model
          *,
          max_new_tokens: int = 200, # longest answer, in tokens
          temperature: float = 0.8, top_k: int | None = None, top_p: float | None = 0.95,
+         repetition_penalty: float = 1.0, # > 1: discourage repeating the transcript's tokens
          user: str = "User", bot: str = "Bot", # speaker names in the transcript
          system: str = "", # text placed before the conversation
          input_fn: Callable[[str], str] = input, # reads the user's line (EOFError ends the chat)
@@ -282,9 +307,115 @@ def chat(model, # a language model
         output_fn(f"{bot}:")
         answer = ""
         for piece in stream(model, tokenizer, transcript, max_new_tokens, temperature=temperature, top_k=top_k,
-                            top_p=top_p, stop_strings=[f"\n{user}:"], generator=generator, crop_prompt=True):
+                            top_p=top_p, repetition_penalty=repetition_penalty, stop_strings=[f"\n{user}:"], generator=generator,
+                            crop_prompt=True):
             answer += piece; output_fn(piece)
         output_fn("\n")
         transcript += answer + "\n"
         turns.append((line, answer))
     return turns
+
+# %% ../nbs/14_generation.ipynb #b0d88961
+def _kept(t: torch.Tensor) -> torch.Tensor: return ~torch.isneginf(t)
+
+def _filter_case(name, got, expected, logits, case, wrongs):
+    "Compare a filter's output with the reference: same kept set, kept logits untouched, -inf elsewhere."
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        expect_close(got, expected, case)  # explains the type or shape
+    hint = next((why for why, w in wrongs.items() if torch.equal(_kept(got), _kept(w))), None)
+    if torch.isnan(got).any(): raise Mismatch(f"on {case}: your output has nan.{' Hint: ' + hint if hint else ''}")
+    if not torch.equal(_kept(got), _kept(expected)):
+        k, e = _kept(got), _kept(expected)
+        if hint is None and not torch.isneginf(got).any(): hint = "set the dropped logits to -inf (0 or a probability is still a score the softmax turns into a chance)"
+        row = int((k != e).any(-1).nonzero()[0])
+        n = lambda m: f"{int(m.sum())} token{'s' if int(m.sum()) != 1 else ''}" + (f" {m.nonzero().flatten().tolist()}" if m.numel() <= 10 else "")
+        raise Mismatch(f"on {case}: row {row} keeps {n(k[row])}, expected {n(e[row])}.{' Hint: ' + hint if hint else ''}")
+    if (got[_kept(got)] == 0).all() and (logits[_kept(got)] != 0).any():
+        raise Mismatch(f"on {case}: the kept entries are 0. Hint: return the logits themselves for the kept tokens, -inf for the others")
+    expect_close(got[_kept(got)], logits[_kept(expected)], case + " (the kept logits)", atol=0, rtol=0,
+                 hint="leave the kept logits unchanged: the filter only sets the others to -inf")
+    bad = got[~_kept(expected)]
+    if not torch.isneginf(bad).all():
+        raise Mismatch(f"on {case}: dropped tokens must be -inf (probability 0 after the softmax), got values like {bad[~torch.isneginf(bad)][0].item():.4g}")
+
+def _filter_inputs(seed: int):
+    "Fixed and random logit rows: ties, extreme values, a batch of one, a vocabulary of two."
+    g = torch.Generator().manual_seed(seed)
+    yield "logits [2, 1, 1, 0] (a tie)", torch.tensor([[2.0, 1.0, 1.0, 0.0]])
+    yield "a peaked row and a flat row", torch.tensor([[8.0, 1.0, 0.5, 0.0, -1.0], [0.1, 0.0, 0.05, -0.1, 0.02]])
+    yield "a vocabulary of two", torch.tensor([[0.3, -0.2]])
+    yield "logits of ±1000", torch.tensor([[1000.0, -1000.0, 999.0, 0.0, 998.0]])
+    for i in range(20):
+        V = int(torch.randint(2, 300, (1,), generator=g))
+        yield f"random rows #{i} (V={V})", torch.randn(3, V, generator=g) * float(torch.rand(1, generator=g) * 6 + 0.1)
+
+@exercise("keep_top_k")
+def check_keep_top_k(keep_top_k):
+    "`keep_top_k(logits, k)`: every logit below the k-th largest of its row set to -inf (ties with the k-th kept)."
+    from transformers import TopKLogitsWarper
+    for case, z in _filter_inputs(14):
+        V = z.shape[-1]
+        for k in sorted({1, 2, min(5, V), V, V + 3}):
+            c = f"{case}, k={k}"
+            got = attempt(keep_top_k, z.clone(), k, case=c)
+            idx = z.topk(min(k, V), -1).indices
+            wrongs = {"keep every token tied with the k-th largest (compare with the k-th value, don't take exactly k indices)": torch.full_like(z, float("-inf")).scatter(-1, idx, z.gather(-1, idx)),
+                      **({"off by one: keep the k largest, not k - 1": top_k_filter(z, k - 1)} if k > 1 else {}),
+                      "off by one: keep the k largest, not k + 1": top_k_filter(z, k + 1),
+                      "keep the *largest* logits, not the smallest": z.masked_fill(z > z.topk(min(k, V), -1, largest=False).values[..., -1:], float("-inf"))}
+            expected = top_k_filter(z, k)
+            assert torch.equal(_kept(expected), _kept(TopKLogitsWarper(k)(None, z.clone())))  # the course's filter is transformers'
+            _filter_case("keep_top_k", got, expected, z, c, wrongs)
+    return "keeps exactly transformers' TopKLogitsWarper's tokens on 24 inputs (ties, ±1000, k ≥ vocabulary size), kept logits unchanged"
+
+@exercise("keep_top_p")
+def check_keep_top_p(keep_top_p):
+    "`keep_top_p(logits, p)`: the nucleus — the smallest set of most likely tokens whose probability reaches p — kept, the rest -inf."
+    from transformers import TopPLogitsWarper
+    for case, z in _filter_inputs(15):
+        for p in (0.01, 0.5, 0.9, 0.999, 1.0):
+            c = f"{case}, p={p}"
+            got = attempt(keep_top_p, z.clone(), p, case=c)
+            probs = z.softmax(-1)
+            sp, order = probs.sort(-1, descending=True)
+            def nucleus(sorted_probs, order):   # drop a token once the mass ranked before it reaches p
+                drop = (sorted_probs.cumsum(-1) - sorted_probs) >= p
+                return z.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+            asc = probs.sort(-1)
+            wrongs = {"keep the token that makes the mass reach p: keep i while the mass *above* it is below p":
+                          z.masked_fill((sp.cumsum(-1) >= p).scatter(-1, order, sp.cumsum(-1) >= p), float("-inf")),
+                      "sort the tokens by probability before accumulating the mass": nucleus(probs, torch.arange(z.shape[-1]).expand_as(z)),
+                      "accumulate from the most likely token down (sort descending)": nucleus(asc.values, asc.indices)}
+            expected = top_p_filter(z, p)
+            assert torch.equal(_kept(expected), _kept(TopPLogitsWarper(p)(None, z.clone())) if p < 1 else _kept(z))
+            _filter_case("keep_top_p", got, expected, z, c, wrongs)
+    return "keeps exactly transformers' TopPLogitsWarper's nucleus on 24 inputs × 5 values of p (the crossing token, ties, ±1000, p=1), kept logits unchanged"
+
+@exercise("penalize_repeats")
+def check_penalize_repeats(penalize_repeats):
+    "`penalize_repeats(logits, seen, penalty)`: transformers' repetition penalty on logits [B, V] given the ids seen so far [B, T]."
+    from transformers import RepetitionPenaltyLogitsProcessor
+    g = torch.Generator().manual_seed(14)
+    cases = [("logits [2, -2, 1, 0.5], seen [0, 1, 1], penalty 2", torch.tensor([[2.0, -2.0, 1.0, 0.5]]), torch.tensor([[0, 1, 1]]), 2.0),
+             ("penalty 1 (no change)", torch.tensor([[1.0, -1.0, 3.0]]), torch.tensor([[2, 0]]), 1.0),
+             ("penalty 0.5 (encourages repeats)", torch.tensor([[1.5, -0.5, 0.0, -3.0]]), torch.tensor([[1, 3, 3]]), 0.5),
+             ("two rows that saw different tokens", torch.tensor([[1.0, 2.0, -1.0], [1.0, 2.0, -1.0]]), torch.tensor([[0, 0], [2, 1]]), 1.5)]
+    for i in range(15):
+        B, V, T = int(torch.randint(1, 4, (1,), generator=g)), int(torch.randint(2, 200, (1,), generator=g)), int(torch.randint(1, 30, (1,), generator=g))
+        cases.append((f"random batch #{i} (B={B}, V={V}, T={T})", torch.randn(B, V, generator=g) * 3, torch.randint(0, V, (B, T), generator=g),
+                      round(float(torch.rand(1, generator=g)) * 2 + 0.1, 3)))
+    for case, z, seen, pen in cases:
+        got = attempt(penalize_repeats, z.clone(), seen.clone(), pen, case=case)
+        expected = RepetitionPenaltyLogitsProcessor(pen)(seen, z.clone())
+        assert torch.equal(expected, apply_repetition_penalty(z, seen, pen))  # the course's own is transformers'
+        hit = torch.zeros_like(z, dtype=torch.bool).scatter(-1, seen, True)
+        counts = torch.zeros_like(z).scatter_add(-1, seen, torch.ones_like(seen, dtype=z.dtype))
+        union = hit.any(0, keepdim=True).expand_as(hit)
+        wrongs = {"a negative logit divided by the penalty moves *up* (towards 0): multiply negative logits by the penalty instead": torch.where(hit, z / pen, z),
+                  "penalise each seen token once, however often it appeared": torch.where(z < 0, z * pen ** counts, z / pen ** counts),
+                  "each row is penalised for its own tokens only, not for the other rows'": torch.where(union, torch.where(z < 0, z * pen, z / pen), z),
+                  "positive logits are divided by the penalty and negative ones multiplied, not the other way round": torch.where(hit, torch.where(z < 0, z / pen, z * pen), z),
+                  "only tokens in `seen` are penalised; the others keep their logits": torch.where(z < 0, z * pen, z / pen)}
+        hint = lambda got, exp: next((why for why, w in wrongs.items() if isinstance(got, torch.Tensor) and got.shape == w.shape and torch.allclose(got, w)), None)
+        expect_close(got, expected, case, atol=1e-6, rtol=1e-6, hint=hint)
+    return "equals transformers' RepetitionPenaltyLogitsProcessor on 19 batches: repeated ids, penalties below and above 1, rows with different histories"
