@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .core import ConfigError, DataError, DownloadError, MissingPathError, OutputError, atomic_path, sha256_file, check_int, save_json, load_json
+from .core import Mismatch, attempt, exercise, expect_close
 
 # %% auto #0
 __all__ = ['DEFAULT_CORPUS_SHA256', 'CORPUS_NAMES', 'TEXT_SUFFIXES', 'SEPARATORS', 'TOPIC_LEXICON', 'MEMMAP_FORMAT',
@@ -27,7 +28,8 @@ __all__ = ['DEFAULT_CORPUS_SHA256', 'CORPUS_NAMES', 'TEXT_SUFFIXES', 'SEPARATORS
            'sequential_batches', 'n_sequential_batches', 'token_dtype', 'memmap_meta_path', 'pack_memmap',
            'open_memmap', 'DocumentSource', 'document_source', 'shard_name', 'is_val_document', 'write_shard',
            'ShardWriter', 'write_manifest', 'load_manifest', 'check_tokenizer', 'manifest_tokenizer',
-           'check_vocab_size', 'TokenShards', 'open_shards', 'check_shards_folder']
+           'check_vocab_size', 'TokenShards', 'open_shards', 'check_shards_folder', 'check_train_val_split',
+           'check_get_batch', 'check_sequential_batches']
 
 # %% ../nbs/01_data.ipynb #cfe04c80
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x84\x86-\x9f]")  # Unicode category Cc minus \t \n (and \x0c, \x85: line breaks)
@@ -902,3 +904,129 @@ def check_shards_folder(out: str | os.PathLike) -> Path:
                           "choose an empty or new --out; nothing was changed")
     return out
 
+
+# %% ../nbs/01_data.ipynb #bf48c360
+_split_text_ref, _sequential_batches_ref = split_text, sequential_batches  # the references, safe from a learner's redefinition
+
+def _pair(got, what: str, case: str):
+    if not (isinstance(got, (tuple, list)) and len(got) == 2):
+        raise Mismatch(f"on {case}: expected a pair {what}, got {type(got).__name__}: return both, e.g. `return x, y`")
+    return got
+
+def _as_ids(t, name: str, case: str) -> torch.Tensor:
+    if isinstance(t, np.ndarray): t = torch.from_numpy(t)
+    if isinstance(t, list): t = torch.tensor(t, dtype=torch.long)
+    if not isinstance(t, torch.Tensor):
+        raise Mismatch(f"on {case}: `{name}` should be a tensor of token ids, got {type(t).__name__}")
+    return t
+
+@exercise("train_val_split")
+def check_train_val_split(train_val_split):
+    "Check `train_val_split(ids, val_fraction) -> (train, val)` against `split_text(ids, (1 - f, f))`."
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.arange(10), 0.1, "ids 0…9 with val_fraction=0.1"),
+             (torch.arange(1000), 0.05, "1,000 ids with val_fraction=0.05"),
+             (torch.randint(0, 50, (737,), generator=g), 0.2, "737 random ids with val_fraction=0.2"),
+             (torch.arange(20), 0.0, "val_fraction=0 (an empty validation piece)"),
+             (torch.arange(0), 0.1, "an empty stream")]
+    for ids, f, case in cases:
+        train, val = _pair(attempt(train_val_split, ids.clone(), f, case=case), "(train, val)", case)
+        train, val = _as_ids(train, "train", case), _as_ids(val, "val", case)
+        want_train, want_val = _split_text_ref(ids, (1 - f, f))
+        if len(train) + len(val) != len(ids):
+            raise Mismatch(f"on {case}: {len(train)} + {len(val)} tokens returned for {len(ids)}: every token belongs to exactly "
+                           "one piece, none is lost or repeated at the cut")
+        if 0 < len(val) < len(ids) and torch.equal(torch.cat([val, train]), ids):
+            raise Mismatch(f"on {case}: your `val` is the start of the stream: return (train, val), train first")
+        if not torch.equal(torch.cat([train, val]), ids):
+            if torch.equal(torch.cat([train, val]).sort().values, ids.sort().values):
+                raise Mismatch(f"on {case}: train + val hold the right tokens, but not in one contiguous cut: don't shuffle "
+                               "tokens; a random split puts the same sentences on both sides, and validation then measures memory")
+            raise Mismatch(f"on {case}: train followed by val should give back `ids` unchanged")
+        if len(train) != len(want_train):
+            raise Mismatch(f"on {case}: expected {len(want_train)} training and {len(want_val)} validation tokens, got "
+                           f"{len(train)} and {len(val)}: cut at round(len(ids) * (1 - val_fraction)), as split_text does "
+                           "(int() truncates: 589.6 must become 590)")
+    return "train is the first round(N·(1 − f)) tokens and val the rest, on 5 streams (empty and f=0 included)"
+
+@exercise("get_batch")
+def check_get_batch(get_batch):
+    "Check `get_batch(data, batch_size, block_size, generator) -> (x, y)`: windows and shifted targets, every offset, reproducible."
+    data = torch.arange(100, 112, dtype=torch.int32)  # distinct ids: a window's first value names its offset
+    T, seen, n_off = 4, set(), len(data) - 4
+    for call in range(8):
+        case = f"12 ids, batch_size=64, block_size={T} (call {call + 1})"
+        x, y = _pair(attempt(get_batch, data, 64, T, torch.Generator().manual_seed(call), case=case), "(x, y)", case)
+        x, y = _as_ids(x, "x", case), _as_ids(y, "y", case)
+        for name, t in (("x", x), ("y", y)):
+            if t.shape != (64, T):
+                raise Mismatch(f"on {case}: `{name}` should have shape (batch_size, block_size) = (64, {T}), got {tuple(t.shape)}")
+            if t.dtype != torch.long:
+                raise Mismatch(f"on {case}: `{name}` has dtype {t.dtype}; embeddings and cross-entropy want int64 ids: "
+                               "convert with .long() (the data here is int32, as a memmap of uint16 would be)")
+        for r in range(64):
+            o = int(x[r, 0]) - 100
+            if not (0 <= o < len(data)) or not torch.equal(x[r], data[o:o + T].long()):
+                raise Mismatch(f"on {case}: row {r} of x is {x[r].tolist()}, not {T} consecutive tokens of data: "
+                               "each row is one window data[o : o + block_size]")
+            if torch.equal(y[r], x[r]):
+                raise Mismatch(f"on {case}: y equals x in row {r}: the targets are the NEXT tokens, y = data[o + 1 : o + block_size + 1]")
+            if o >= 1 and torch.equal(y[r], data[o - 1:o - 1 + T].long()):
+                raise Mismatch(f"on {case}: row {r}: y is shifted the wrong way (the previous tokens): y = data[o + 1 : o + block_size + 1]")
+            if not torch.equal(y[r], data[o + 1:o + 1 + T].long()):
+                raise Mismatch(f"on {case}: row {r}: x = {x[r].tolist()} should have targets {data[o + 1:o + 1 + T].tolist()}, "
+                               f"got {y[r].tolist()}")
+            seen.add(o)
+    missing = sorted(set(range(n_off)) - seen)
+    if missing:
+        raise Mismatch(f"in 512 windows of a 12-token stream with block_size={T}, offsets {missing} never came: every offset "
+                       f"0 … len(data) - block_size - 1 = {n_off - 1} must be possible (torch.randint's high is exclusive: "
+                       "use torch.randint(len(data) - block_size, …))")
+    case = f"a stream of exactly block_size + 1 = {T + 1} tokens (one window fits)"
+    x, y = _pair(attempt(get_batch, data[:T + 1], 1, T, torch.Generator().manual_seed(0), case=case), "(x, y)", case)
+    expect_close(_as_ids(x, "x", case), data[None, :T].long(), case, atol=0, rtol=0)
+    expect_close(_as_ids(y, "y", case), data[None, 1:T + 1].long(), case, atol=0, rtol=0)
+    big = torch.randint(0, 1000, (5000,), generator=torch.Generator().manual_seed(1))
+    case = "5,000 random ids, batch_size=8, block_size=16, two generators seeded 7"
+    a = _pair(attempt(get_batch, big, 8, 16, torch.Generator().manual_seed(7), case=case), "(x, y)", case)
+    b = _pair(attempt(get_batch, big, 8, 16, torch.Generator().manual_seed(7), case=case), "(x, y)", case)
+    if not (torch.equal(_as_ids(a[0], "x", case), _as_ids(b[0], "x", case))):
+        raise Mismatch(f"on {case}: the two batches differ: draw the offsets from the generator you are given "
+                       "(torch.randint(…, generator=generator)), so a seeded run is reproducible")
+    return "x rows are windows, y the next tokens, int64, every offset reachable, the exact-fit stream, and the generator is used"
+
+def _listed(fn):
+    "Call `fn` and collect what it yields (a generator raises only when iterated)."
+    def call(*args): return list(fn(*args))
+    call.__name__ = getattr(fn, "__name__", "your function")
+    return call
+
+@exercise("sequential_batches")
+def check_sequential_batches(sequential_batches):
+    "Check `sequential_batches(data, batch_size, block_size)` (yielding (x, y)) against the chapter's `sequential_batches`."
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.arange(103), 4, 10, "103 ids, batch_size=4, block_size=10"),
+             (torch.arange(100), 4, 10, "100 ids, batch_size=4, block_size=10 (len(data) a multiple of batch_size)"),
+             (torch.arange(50), 1, 7, "50 ids, batch_size=1, block_size=7"),
+             (torch.randint(0, 300, (997,), generator=g), 8, 16, "997 random ids, batch_size=8, block_size=16"),
+             (torch.arange(21), 4, 64, "21 ids, batch_size=4, block_size=64 (one short step)")]
+    for data, B, T, case in cases:
+        got = attempt(_listed(sequential_batches), data, B, T, case=case)
+        want = list(_sequential_batches_ref(data, B, T))
+        covered = sum(int(_pair(p, "(x, y)", case)[1].numel()) for p in got)
+        L = (len(data) - 1) // B
+        if len(got) != len(want):
+            hint = (" — keep the last, shorter step: evaluation must score every token once" if len(got) == len(want) - 1 else "")
+            raise Mismatch(f"on {case}: expected {len(want)} batches, got {len(got)} ({covered} targets instead of {B * L}){hint}")
+        for k, ((x, y), (wx, wy)) in enumerate(zip(got, want)):
+            x, y = _as_ids(x, "x", case), _as_ids(y, "y", case)
+            if x.shape == wx.shape and torch.equal(y, x):
+                raise Mismatch(f"on {case}, batch {k}: y equals x: the targets are the next tokens (x shifted left by one)")
+            if x.shape == wx.shape and not torch.equal(x, wx) and B > 1 and torch.equal(x[:, 0], torch.as_tensor(data[k * T * B:k * T * B + B]).long()):
+                raise Mismatch(f"on {case}, batch {k}: the rows interleave the data (row b takes data[b::batch_size]); each row "
+                               "must be one contiguous stream: stream b is data[b·L : b·L + L + 1] with L = (len(data) - 1) // batch_size")
+            expect_close(x, wx, f"{case}, batch {k}, x", atol=0, rtol=0,
+                         hint="cut data into batch_size contiguous streams of L = (len(data) - 1) // batch_size tokens each "
+                              "(the -1 leaves room for the last target), and walk them block_size tokens at a time")
+            expect_close(y, wy, f"{case}, batch {k}, y", atol=0, rtol=0, hint="y is x shifted left by one token")
+    return "same batches as the chapter's on 5 streams: every target exactly once, the short last step, batch of one"
