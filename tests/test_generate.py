@@ -1,12 +1,13 @@
 "Generation: sampling filters vs transformers, cache parity, HF greedy parity, stops, streaming, chat."
 import pytest
 import torch
-from transformers import TopKLogitsWarper, TopPLogitsWarper
+from transformers import RepetitionPenaltyLogitsProcessor, TopKLogitsWarper, TopPLogitsWarper
 
 from llm_course.model import ModelConfig, Transformer, to_hf
 from llm_course.rnn import LSTMLM
+from llm_course.core import ConfigError
 from llm_course.generate import (top_k_filter, top_p_filter, sample_next, generate, stream, generate_text, chat,
-                                 IncrementalDecoder, stop_string_filter, iter_tokens)
+                                 IncrementalDecoder, stop_string_filter, iter_tokens, apply_repetition_penalty)
 
 torch.set_num_threads(1)
 
@@ -42,7 +43,8 @@ def test_sample_next_greedy_and_seeded():
     assert torch.equal(a, b) and a.dtype == torch.long and a.shape == (4,)
 
 
-@pytest.mark.parametrize("kw", [dict(temperature=0), dict(temperature=1.0, top_k=10), dict(temperature=0.7, top_p=0.8)])
+@pytest.mark.parametrize("kw", [dict(temperature=0), dict(temperature=1.0, top_k=10), dict(temperature=0.7, top_p=0.8),
+                                dict(temperature=0.9, top_p=0.95, repetition_penalty=1.3)])
 def test_cache_parity_including_sliding(model, kw):
     p = torch.randint(0, 256, (2, 5), generator=torch.Generator().manual_seed(2))
     a = generate(model, p, 40, use_cache=True, generator=torch.Generator().manual_seed(3), **kw)  # slides past 32
@@ -58,6 +60,32 @@ def test_greedy_matches_hf_generate(model):
     with torch.no_grad():
         ref = hf.generate(p, max_new_tokens=20, do_sample=False, attention_mask=torch.ones_like(p))
     assert torch.equal(generate(model, p, 20, temperature=0), ref)
+
+
+def test_repetition_penalty_matches_transformers(model):
+    g = torch.Generator().manual_seed(5)
+    for _ in range(100):
+        B, V, T = int(torch.randint(1, 4, (1,), generator=g)), int(torch.randint(2, 100, (1,), generator=g)), int(torch.randint(1, 20, (1,), generator=g))
+        z, seen = torch.randn(B, V, generator=g) * 3, torch.randint(0, V, (B, T), generator=g)
+        pen = float(torch.rand(1, generator=g)) * 2 + 0.1
+        assert torch.equal(apply_repetition_penalty(z, seen, pen), RepetitionPenaltyLogitsProcessor(pen)(seen, z.clone()))
+    z = torch.tensor([[2.0, -2.0, 1.0]])
+    assert apply_repetition_penalty(z, torch.tensor([[0, 1, 1]]), 2.0).tolist() == [[1.0, -4.0, 1.0]]   # negatives multiplied, once
+    assert apply_repetition_penalty(z, torch.tensor([[0]]), 1.0) is z
+    hf = to_hf(model).eval()
+    hf.generation_config.eos_token_id = None
+    hf.generation_config.pad_token_id = 0
+    p = torch.randint(0, 256, (2, 6), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ref = hf.generate(p, max_new_tokens=20, do_sample=False, repetition_penalty=1.5, attention_mask=torch.ones_like(p))
+    ours = generate(model, p, 20, temperature=0, repetition_penalty=1.5)
+    assert torch.equal(ours, ref) and not torch.equal(ours, generate(model, p, 20, temperature=0))
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), True, "1.2"])
+def test_repetition_penalty_bad_values(model, bad):
+    with pytest.raises(ConfigError, match="repetition_penalty must be a number > 0"):
+        generate(model, torch.tensor([[1, 2]]), 3, repetition_penalty=bad)
 
 
 def test_generate_1d_prompt_and_zero_tokens(model):
