@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/tokenizer.html.md"""
 
 # %% ../nbs/02_tokenizer.ipynb #4a96151a
 from __future__ import annotations
-import hashlib, heapq, json, os, warnings
+import hashlib, heapq, json, os, random, warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -14,11 +14,13 @@ from typing import Iterable, Iterator
 import regex  # the `regex` package (a dependency of transformers): `re` has no \p{L} classes
 
 from .core import ConfigError, DataError, MissingPathError, TokenizerError, atomic_write_bytes, check_int, ensure_dir, load_json, save_json
+from .core import Mismatch, attempt, exercise, expect_equal
 
 # %% auto #0
 __all__ = ['EOT_CHAR', 'GPT2_SPLIT_PATTERN', 'EOT_NAMES', 'TokenizerConfigError', 'CharTokenizer', 'pretoken_counts',
            'bytes_to_unicode', 'learn_bpe_merges', 'BPETokenizer', 'bpe_to_tokenizers', 'stream_pretokens',
-           'newline_cut', 'HFTokenizer']
+           'newline_cut', 'HFTokenizer', 'check_pair_counts', 'check_merge_step', 'check_bpe_encode',
+           'check_bpe_decode']
 
 # %% ../nbs/02_tokenizer.ipynb #24d88402
 class TokenizerConfigError(ConfigError, TokenizerError):
@@ -533,3 +535,137 @@ class HFTokenizer:
         "Write the tokenizer.json bytes it was read from (so `sha256_file(path) == checksum`)."
         return atomic_write_bytes(path, self.data)
 
+
+# %% ../nbs/02_tokenizer.ipynb #374dc608
+_TIE_WORDS = {(97, 97, 97): 2, (97, 98): 2, (98, 97): 2, (104, 101, 108, 108, 111): 5, (104, 101, 121): 3, (120,): 7}
+
+def _pair_counts_ref(words: dict) -> dict:
+    counts = defaultdict(int)
+    for w, f in words.items():
+        for p in zip(w, w[1:]): counts[p] += f
+    return dict(counts)
+
+def _merge_step_ref(words: dict, new_id: int):
+    counts = _pair_counts_ref(words)
+    if not counts: return None, dict(words)
+    a, b = min(counts, key=lambda p: (-counts[p], p))  # most frequent; ties to the smaller (left, right) ids
+    return (a, b), {tuple(_merge_word(list(w), a, b, new_id)): f for w, f in words.items()}
+
+def _random_words(seed: int, n: int = 40, alphabet: int = 4, longest: int = 7) -> dict:
+    "Words over a tiny alphabet (many repeats and ties), with random frequencies."
+    rng, words = random.Random(seed), {}
+    for _ in range(n):
+        w = tuple(97 + rng.randrange(alphabet) for _ in range(rng.randint(1, longest)))
+        words[w] = words.get(w, 0) + rng.randint(1, 8)
+    return words
+
+def _plain_dict(got, what: str, case: str) -> dict:
+    if not isinstance(got, dict):
+        raise Mismatch(f"on {case}: expected a dict {what}, got {type(got).__name__}")
+    return {k: v for k, v in got.items() if v}
+
+@exercise("pair_counts")
+def check_pair_counts(pair_counts):
+    "Check `pair_counts(words) -> {(a, b): count}` against the naive loop's counting."
+    cases = [(_TIE_WORDS, "hello×5, hey×3, aaa×2, ab×2, ba×2, x×7"), ({}, "no words"), ({(1,): 3, (2,): 1}, "one-token words only")]
+    cases += [(_random_words(s), f"40 random words (seed {s})") for s in range(3)]
+    for words, case in cases:
+        got = _plain_dict(attempt(pair_counts, dict(words), case=case), "{(a, b): count}", case)
+        want = _pair_counts_ref(words)
+        def hint(got, want, words=words):
+            if got == _pair_counts_ref({w: 1 for w in words}): return "weight each pair by its word's frequency"
+            per_word = defaultdict(int)
+            for w, f in words.items():
+                for p in set(zip(w, w[1:])): per_word[p] += f
+            if got == dict(per_word): return "count every position: (97, 97, 97) holds the pair (97, 97) twice"
+            if any(len(w) > 1 and (w[-1], w[0]) in got and (w[-1], w[0]) not in want for w in words):
+                return "pairs are adjacent tokens inside one word; the last token does not pair with the first"
+            return None
+        expect_equal(got, want, case, hint=hint)
+    return "weighted counts of adjacent pairs on 6 word sets (repeats, one-token words, empty)"
+
+@exercise("merge_step")
+def check_merge_step(merge_step):
+    "Check `merge_step(words, new_id) -> (pair, new_words)` against the naive loop: most frequent pair, ties to the smaller ids, left-to-right merging."
+    cases = [(_TIE_WORDS, 256, "hello×5, hey×3, aaa×2, ab×2, ba×2, x×7"),
+             ({(97, 97, 97, 97, 97): 1}, 256, "one word aaaaa"),
+             ({(98, 99): 4, (97, 98): 4, (99, 100): 4}, 300, "three pairs tied at 4"),
+             ({(1,): 3, (2,): 1}, 256, "one-token words only (nothing to merge)")]
+    cases += [(_random_words(s), 256 + s, f"40 random words (seed {s})") for s in range(4)]
+    for words, new_id, case in cases:
+        got = attempt(merge_step, dict(words), new_id, case=case)
+        if not (isinstance(got, (tuple, list)) and len(got) == 2):
+            raise Mismatch(f"on {case}: expected a pair (pair, new_words), got {type(got).__name__}: `return (a, b), new_words`")
+        pair, new_words = got
+        want_pair, want_words = _merge_step_ref(words, new_id)
+        counts = _pair_counts_ref(words)
+        def pair_hint(got, want):
+            if got in counts and counts[got] == counts.get(want): return (f"{got} and {want} are tied at {counts[want]}: "
+                                                                         "ties go to the smaller pair, (left id, right id) compared in order")
+            if got in counts and counts[got] < counts[want]: return "pick the pair with the highest count, weighted by word frequency"
+            return None
+        expect_equal(tuple(pair) if isinstance(pair, (tuple, list)) else pair, want_pair, f"{case}: the pair", hint=pair_hint)
+        def words_hint(got, want):
+            if isinstance(got, dict) and any(len(w) >= 3 and any(w[i:i + 3] == (want_pair[0],) * 3 for i in range(len(w) - 2))
+                                             for w in words) and want_pair[0] == want_pair[1]:
+                return f"merge left to right without overlaps: (97, 97, 97) with the pair (97, 97) becomes ({new_id}, 97)"
+            if isinstance(got, dict) and set(got) == set(want) and got != want: return "keep each word's frequency"
+            return None
+        expect_equal(_plain_dict(new_words, "{word: frequency}", case), want_words, f"{case}: the merged words", hint=words_hint)
+    return "the right pair (ties included) and the merged words on 8 word sets; nothing to merge returns (None, words)"
+
+_ENCODE_LEXICON = {" the": 40, " tokenizer": 9, " token": 12, " tokens": 8, " lower": 6, " lowest": 5, " newer": 6,
+                   " newest": 7, " widest": 4, " café": 5, " naïve": 3, " 世界": 4, " 你好": 3, "ing": 10, " merges": 6}
+
+def _encode_merges() -> list[tuple[int, int]]:
+    "Merges learnt on a small lexicon, cut before any merge that would reuse an id (so merge k makes token 256 + k)."
+    merges = learn_bpe_merges(_ENCODE_LEXICON, 60)
+    while len(BPETokenizer(merges).vocab) != 256 + len(merges): merges = merges[:-1]
+    return merges
+
+@exercise("bpe_encode")
+def check_bpe_encode(bpe_encode):
+    "Check `bpe_encode(text, merges) -> ids` against `BPETokenizer`'s encoding of one pre-token."
+    merges = _encode_merges()
+    ref = BPETokenizer(merges)
+    texts = [" the", " tokenizers", " lowest", " café", " 世界", "lowering", " the the", " widest newest", "x", "", " zebra"]
+    rng, pieces = random.Random(0), list(_ENCODE_LEXICON)
+    texts += ["".join(rng.choices(pieces, k=3)) for _ in range(6)]
+    hand = [(98, 99), (97, 98)]  # "bc" was learnt before "ab": in "abc" the later pair comes first
+    runs = [(t, merges, ref, f"{t!r} with {len(merges)} merges") for t in texts]
+    runs += [(t, hand, BPETokenizer(hand), f"{t!r} with the merges [(98, 99), (97, 98)] (b+c first, then a+b)") for t in ("abc", "abcbc")]
+    for text, merges, ref, case in runs:
+        got = attempt(bpe_encode, text, list(merges), case=case)
+        want = ref._encode_chunk(text) if text else []
+        def hint(got, want, text=text):
+            if not isinstance(got, list): return "return a list of ints"
+            if got and max(got) < len(merges) and max(want, default=0) >= 256: return "merge k creates token 256 + k: ids 0–255 are the bytes"
+            if got == list(text.encode("utf-8")): return "apply the merges: repeatedly merge the adjacent pair learnt first (lowest rank)"
+            if len(got) > len(want): return ("keep merging until no adjacent pair is in `merges`: a merge can create a pair "
+                                             "that a later merge joins")
+            return ("always merge the adjacent pair that was learnt FIRST (lowest rank), not the leftmost pair that has a merge: "
+                    "the merges must be replayed in training order")
+        expect_equal(list(got) if isinstance(got, tuple) else got, want, case, hint=hint)
+    return f"the same ids as BPETokenizer on {len(runs)} pieces of text (non-ASCII, unseen words, empty, merges out of reading order)"
+
+@exercise("bpe_decode")
+def check_bpe_decode(bpe_decode):
+    "Check `bpe_decode(ids, merges) -> str` against `BPETokenizer.decode`, cut characters included."
+    merges = _encode_merges()
+    ref = BPETokenizer(merges)
+    cases = [(ref.encode("the tokenizer's merges"), "the ids of \"the tokenizer's merges\""),
+             (ref.encode(" café 世界 你好"), "the ids of \" café 世界 你好\""),
+             (list("世".encode("utf-8")), "three byte tokens that spell one character, 世"),
+             (list("世".encode("utf-8"))[:2], "ids that stop in the middle of a character"),
+             ([], "no ids")]
+    rng = random.Random(0)
+    cases += [([rng.randrange(256 + len(merges)) for _ in range(12)], f"12 random ids (draw {k})") for k in range(4)]
+    for ids, case in cases:
+        got = attempt(bpe_decode, list(ids), list(merges), case=case)
+        want = ref.decode(ids)
+        def hint(got, want, ids=ids):
+            if isinstance(got, str) and got.count("\ufffd") > want.count("\ufffd"):
+                return "join the bytes of all tokens first, then decode once: one character can span several tokens"
+            return "token 256 + k spells the bytes of merges[k][0] followed by those of merges[k][1]"
+        expect_equal(got, want, case, hint=hint)
+    return "the same text as BPETokenizer.decode on 9 id sequences (characters split across tokens, cut characters, random ids)"
