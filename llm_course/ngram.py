@@ -12,9 +12,11 @@ import numpy as np
 import torch
 
 from .core import ConfigError, DataError, check_int, perplexity as perplexity_from_loss
+from .core import Mismatch, attempt, exercise, expect_close
 
 # %% auto #0
-__all__ = ['SMOOTHINGS', 'as_token_ids', 'NGramCounts', 'NGramLM']
+__all__ = ['SMOOTHINGS', 'as_token_ids', 'NGramCounts', 'NGramLM', 'check_perplexity_from_log_probs', 'check_bigram_mle',
+           'check_continuation_counts', 'check_kn_bigram']
 
 # %% ../nbs/03_ngram.ipynb #31bba3a0
 def as_token_ids(ids, # list, 1-D np.ndarray or tensor of integer token ids
@@ -243,3 +245,115 @@ class NGramLM:
             out.append(tok)
             hist = (hist + [tok])[len(hist) + 1 - min(len(hist) + 1, self.n - 1):]
         return out
+
+# %% ../nbs/03_ngram.ipynb #d9a987cc
+_EX_TEXT = "the cat sat on the mat. the dog sat on the log. the cat saw the dog on the mat."
+
+def _ex_streams(V_extra: int = 2):
+    "(ids, V, words) cases: the small text (with V_extra ids never seen), random streams, and one repeated token."
+    chars = sorted(set(_EX_TEXT))
+    ids = np.array([chars.index(c) for c in _EX_TEXT], np.int64)
+    cases = [(ids, len(chars) + V_extra, f"the small text ({len(ids)} chars, V={len(chars) + V_extra} with {V_extra} ids never seen)")]
+    g = torch.Generator().manual_seed(0)
+    for V, N in ((5, 40), (12, 300), (30, 200)):
+        cases.append((torch.randint(0, V, (N,), generator=g).numpy(), V, f"{N} random ids, V={V}"))
+    cases.append((np.array([3, 3, 3, 3], np.int64), 4, "the stream 3 3 3 3, V=4"))
+    return cases
+
+def _as_array(got, shape, case: str) -> torch.Tensor:
+    if isinstance(got, (np.ndarray, list)): got = torch.as_tensor(np.asarray(got, dtype=np.float64))
+    if not isinstance(got, torch.Tensor):
+        raise Mismatch(f"on {case}: expected an array of shape {shape}, got {type(got).__name__}")
+    return got.double()
+
+@exercise("perplexity_from_log_probs")
+def check_perplexity_from_log_probs(perplexity_from_log_probs):
+    "Check `perplexity_from_log_probs(log_probs) -> float` against `NGramLM.perplexity` and `core.perplexity`."
+    chars = sorted(set(_EX_TEXT)); ids = np.array([chars.index(c) for c in _EX_TEXT], np.int64)
+    lm = NGramLM(3, len(chars), "kn").fit(ids[:60])
+    lp = lm.token_log_probs(ids[60:])
+    cases = [(lp, lm.perplexity(ids[60:]), "a Kneser–Ney trigram's log-probs of the text's last 21 characters"),
+             (np.log(np.full(7, 1 / 50)), 50.0, "seven tokens of probability 1/50"),
+             (np.array([-0.5]), math.exp(0.5), "a single token"),
+             (np.array([-1.0, -np.inf, -2.0]), math.inf, "a token of probability 0 (log-prob -inf)"),
+             (np.full(3, -800.0), math.inf, "log-probs of -800 (perplexity overflows a float)")]
+    g = torch.Generator().manual_seed(0)
+    for k in range(3):
+        x = -torch.rand(int(torch.randint(1, 200, (1,), generator=g)), generator=g, dtype=torch.float64) * 6
+        cases.append((x.numpy(), perplexity_from_loss(float(-x.mean())), f"{len(x)} random log-probs in (-6, 0] (draw {k})"))
+    for lp, want, case in cases:
+        got = attempt(perplexity_from_log_probs, lp.copy(), case=case)
+        try: got = float(got)
+        except (TypeError, ValueError): raise Mismatch(f"on {case}: expected a number, got {type(got).__name__}") from None
+        if math.isinf(want) and got == want: continue
+        if not math.isclose(got, want, rel_tol=1e-9):
+            mean = float(np.mean(lp)) if np.isfinite(lp).all() else None
+            hint = ""
+            if mean is not None and math.isclose(got, math.exp(mean), rel_tol=1e-9): hint = " Hint: perplexity is exp of MINUS the mean log-probability (it is ≥ 1)."
+            elif mean is not None and math.isclose(got, math.exp(-float(np.sum(lp))), rel_tol=1e-9) and len(lp) > 1: hint = " Hint: average over tokens (the mean, not the sum)."
+            elif mean is not None and math.isclose(got, 2 ** (-mean), rel_tol=1e-9): hint = " Hint: the log-probs are natural logs (nats): use exp, not 2**."
+            raise Mismatch(f"on {case}: expected {want:.6g}, got {got:.6g}.{hint}")
+    return f"exp(−mean log p) on {len(cases)} inputs, with −inf (→ inf) and overflow (→ inf, not an exception)"
+
+@exercise("bigram_mle")
+def check_bigram_mle(bigram_mle):
+    "Check `bigram_mle(ids, vocab_size) -> P[V, V]` (P[a, b] = P(b | a)) against `NGramLM(2, V, 'mle')`."
+    for ids, V, case in _ex_streams():
+        got = _as_array(attempt(bigram_mle, ids.copy(), V, case=case), (V, V), case)
+        lm = NGramLM(2, V, "mle").fit(ids)
+        want = torch.as_tensor(np.stack([lm.distribution([a]) for a in range(V)]))
+        pairs = np.zeros((V, V)); np.add.at(pairs, (ids[:-1], ids[1:]), 1)
+        unigram = np.bincount(ids, minlength=V) / len(ids)
+        def hint(got, want, pairs=pairs, ids=ids, unigram=unigram):
+            if got.shape == want.shape and torch.allclose(got.T, want): return "rows are contexts: P[a, b] = P(b | a), so each row sums to 1"
+            seen = pairs.sum(1) > 0
+            if not torch.allclose(got[seen], want[seen]):
+                per_a = np.bincount(ids, minlength=len(pairs))
+                bad = torch.as_tensor(pairs / np.maximum(per_a, 1)[:, None])
+                if torch.allclose(got[seen], bad[seen]): return ("divide by how often a is FOLLOWED by a token (the row's sum of pair counts), "
+                                                                 "not by count(a): the last token of the stream has no successor")
+                return "P(b | a) = count(a b) / Σ_b' count(a b')"
+            return ("a context never followed by a token (never seen, or only as the last token) has no counts: "
+                    "give it the unigram distribution count(b) / N, as NGramLM backs off to the longest seen context")
+        expect_close(got, want, case, atol=1e-12, rtol=1e-9, hint=hint)
+    return "P(b | a) = count(a b) / count(a ·) on 5 streams, unseen contexts backing off to the unigram"
+
+@exercise("continuation_counts")
+def check_continuation_counts(continuation_counts):
+    "Check `continuation_counts(ids, vocab_size) -> N[V]` (distinct left neighbours of each token) against `NGramCounts`."
+    for ids, V, case in _ex_streams():
+        got = _as_array(attempt(continuation_counts, ids.copy(), V, case=case), (V,), case)
+        c = NGramCounts(ids, 2, V)
+        want = torch.zeros(V, dtype=torch.float64)
+        want[torch.as_tensor(c.keys[1] % V)] = torch.as_tensor(c.cont[1], dtype=torch.float64)
+        def hint(got, want, ids=ids, V=V):
+            if got.shape != want.shape: return None
+            if torch.allclose(got, torch.as_tensor(np.bincount(ids, minlength=V), dtype=torch.float64)): return "count distinct left neighbours, not occurrences"
+            if torch.allclose(got, torch.as_tensor(np.bincount(ids[1:], minlength=V), dtype=torch.float64)): return "count DISTINCT left neighbours: each pair type (x, w) once"
+            right = np.zeros(V); np.add.at(right, np.unique(np.stack([ids[:-1], ids[1:]]), axis=1)[0], 1)
+            if torch.allclose(got, torch.as_tensor(right)): return "count the tokens seen BEFORE w (left neighbours), not after it"
+            return None
+        expect_close(got, want, case, atol=0, rtol=0, hint=hint)
+    return "N₁₊(· w) = |{x : count(x w) > 0}| on 5 streams (repeats, tokens never seen, a stream's first token)"
+
+@exercise("kn_bigram")
+def check_kn_bigram(kn_bigram):
+    "Check `kn_bigram(ids, vocab_size, discount) -> P[V, V]` against `NGramLM(2, V, 'kn', discount=discount)`."
+    for ids, V, case in _ex_streams():
+        for D in (0.75, 0.3):
+            case_d = f"{case}, discount {D}"
+            got = _as_array(attempt(kn_bigram, ids.copy(), V, D, case=case_d), (V, V), case_d)
+            lm = NGramLM(2, V, "kn", discount=D).fit(ids)
+            want = torch.as_tensor(np.stack([lm.distribution([a]) for a in range(V)]))
+            def hint(got, want, ids=ids, V=V, D=D):
+                if got.shape != want.shape: return None
+                if not torch.isfinite(got).all(): return "a context with no counts passes the lower order through: no 0/0"
+                unseen = torch.as_tensor(np.bincount(ids, minlength=V) == 0)
+                if unseen.any() and (got[:, unseen] == 0).all(): return ("interpolate the unigram level with the uniform 1/V (the same "
+                                                                        "discount formula one level down), so ids never seen get probability > 0")
+                if not torch.allclose(got.sum(1), torch.ones(V, dtype=got.dtype)): return ("each row must sum to 1: the discount mass "
+                                                                                             "D · N₁₊(a ·) / count(a ·) goes to the lower order")
+                return ("below the top order use continuation counts N₁₊(· w), not raw counts: the lower order is only asked about "
+                        "what the longer context did not cover")
+            expect_close(got, want, case_d, atol=1e-12, rtol=1e-9, hint=hint)
+    return "interpolated Kneser–Ney P(b | a) on 5 streams × 2 discounts: continuation unigram, uniform floor, unseen contexts"
