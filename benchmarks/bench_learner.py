@@ -1,10 +1,14 @@
-"""Overhead of the Learner: tokens/s of training steps through `Learner.fit()` vs a bare PyTorch loop.
+"""The Learner's speed: a bare PyTorch loop vs the Learner with PyTorch's pieces (BEFORE) vs the course's own (AFTER).
 
-Run: python benchmarks/bench_learner.py [--quick] [--threads N]
-Same model (LSTMLM on the default corpus, character level), same batches (get_batch with the same seeded
-generator), same AdamW and global-norm clipping; evaluation and checkpoints off. Prints tokens/s of both and
-the ratio Learner / bare loop (target ≥ 0.95): the median over interleaved repeats of each Learner run divided by
-the bare run just before it, and the ratio of the best runs (best-of, the least disturbed by other processes).
+Run: python benchmarks/bench_learner.py [--quick] [--threads N] [--steps N] [--repeats N]
+Same models, same batches (get_batch with the same seeded generator), same settings; evaluation and checkpoints off.
+  bare     the loop every script writes: F.cross_entropy, clip_grad_norm_, torch.optim.AdamW
+  torch    Learner(kernels="torch"): the same PyTorch pieces, behind the callbacks (what the Learner ran before)
+  course   Learner(kernels="course"): chapter 4's cross_entropy, chapter 8's clip_grad_norm and AdamW (foreach)
+Prints tokens/s (medians over interleaved repeats) and two ratios: Learner(torch) / bare (the Learner's own
+overhead, target >= 0.95) and course / torch (the price of running the course's code, target >= 0.9). Each ratio is
+the median over repeats of one run divided by the run just before it (so a load spike hits both alike), and the
+ratio of the best runs (best-of, the least disturbed).
 """
 from __future__ import annotations
 import argparse, platform, statistics, time
@@ -15,6 +19,7 @@ import torch.nn.functional as F
 from llm_course.core import seed_everything
 from llm_course.data import get_batch, load_default_corpus
 from llm_course.learner import Learner, TrainConfig
+from llm_course.model import ModelConfig, Transformer
 from llm_course.rnn import LSTMLM
 
 def corpus_ids() -> tuple[torch.Tensor, int]:
@@ -22,8 +27,14 @@ def corpus_ids() -> tuple[torch.Tensor, int]:
     stoi = {c: i for i, c in enumerate(sorted(set(text)))}
     return torch.tensor([stoi[c] for c in text], dtype=torch.long), len(stoi)
 
-def make_model(V, emb, hidden):
-    seed_everything(0); return LSTMLM(V, emb_dim=emb, hidden_size=hidden)
+MODELS = {  # name: (builder(V), batch, block)
+    "LSTM h128": (lambda V: LSTMLM(V, emb_dim=32, hidden_size=128), 32, 64),
+    "LSTM h64 (tiny step)": (lambda V: LSTMLM(V, emb_dim=16, hidden_size=64), 8, 32),
+    "Transformer tiny": (lambda V: Transformer(ModelConfig.preset("tiny", vocab_size=V, block_size=64)), 16, 64),
+}
+
+def make(name, V):
+    seed_everything(0); return MODELS[name][0](V)
 
 def bare_loop(model, ids, steps, B, T, lr, clip):
     "The loop every script writes: batch, forward, loss, backward, clip, step, log the loss."
@@ -39,37 +50,38 @@ def bare_loop(model, ids, steps, B, T, lr, clip):
         loss.item()
     return steps * B * T / (time.perf_counter() - t0)
 
-def learner_loop(model, ids, steps, B, T, lr, clip, progress):
-    cfg = TrainConfig(steps=steps, batch_size=B, block_size=T, lr=lr, grad_clip=clip, progress=progress, seed=0)
+def learner_loop(model, ids, steps, B, T, lr, clip, kernels):
+    cfg = TrainConfig(steps=steps, batch_size=B, block_size=T, lr=lr, grad_clip=clip, progress=False, seed=0, kernels=kernels)
     learn = Learner(model, ids, config=cfg)
     t0 = time.perf_counter(); learn.fit()
-    return steps * B * T / (time.perf_counter() - t0)
+    return steps * B * T / (time.perf_counter() - t0), learn
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps and repeats")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    steps, repeats = (10, 3) if args.quick else (args.steps, args.repeats)
+    steps, repeats = (8, 3) if args.quick else (args.steps, args.repeats)
     ids, V = corpus_ids()
-    shapes = [(32, 64, 32, 128), (8, 32, 16, 64)]  # (batch, block, emb, hidden): a realistic step and a tiny one (worst case)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, threads={torch.get_num_threads()}, "
           f"{steps} steps x {repeats} interleaved repeats, medians")
-    print(f"{'B':>3} {'T':>3} {'H':>4} | {'bare tok/s':>10} {'Learner':>10} {'+progress':>10} | {'ratio':>6} {'ratio+bar':>9} {'best-of':>7}")
-    for B, T, E, H in shapes:
-        bare, lrn, bar = [], [], []
+    print(f"{'model':<22} {'B':>3} {'T':>3} | {'bare tok/s':>10} {'torch':>10} {'course':>10} | "
+          f"{'torch/bare':>10} {'course/torch':>12} {'best-of':>7} | loss torch vs course")
+    for name, (_, B, T) in MODELS.items():
+        bare, tor, cou = [], [], []
         for _ in range(repeats):  # interleaved, so a load spike on the shared machine hits all three alike
-            bare.append(bare_loop(make_model(V, E, H), ids, steps, B, T, 3e-3, 1.0))
-            lrn.append(learner_loop(make_model(V, E, H), ids, steps, B, T, 3e-3, 1.0, progress=False))
-            bar.append(learner_loop(make_model(V, E, H), ids, steps, B, T, 3e-3, 1.0, progress=True))
+            bare.append(bare_loop(make(name, V), ids, steps, B, T, 3e-3, 1.0))
+            t, lt = learner_loop(make(name, V), ids, steps, B, T, 3e-3, 1.0, "torch"); tor.append(t)
+            c, lc = learner_loop(make(name, V), ids, steps, B, T, 3e-3, 1.0, "course"); cou.append(c)
         med = statistics.median
-        paired = med([l / b for l, b in zip(lrn, bare)])  # each Learner run against the bare run just before it
-        paired_bar = med([p / b for p, b in zip(bar, bare)])
-        print(f"{B:>3} {T:>3} {H:>4} | {med(bare):>10,.0f} {med(lrn):>10,.0f} {med(bar):>10,.0f} | "
-              f"{paired:>6.3f} {paired_bar:>9.3f} {max(lrn) / max(bare):>7.3f}")
+        gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(lt.history, lc.history))
+        print(f"{name:<22} {B:>3} {T:>3} | {med(bare):>10,.0f} {med(tor):>10,.0f} {med(cou):>10,.0f} | "
+              f"{med([t / b for t, b in zip(tor, bare)]):>10.3f} {med([c / t for c, t in zip(cou, tor)]):>12.3f} "
+              f"{max(cou) / max(tor):>7.3f} | max |Δloss| {gap:.1e} over {steps} steps")
+    print(f"kernels: torch = {lt.kernels}\n         course = {lc.kernels}")
 
 if __name__ == "__main__":
     main()
