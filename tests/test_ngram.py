@@ -196,3 +196,14 @@ def test_sampling_accepts_generators():
     t1, t2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     assert lm.sample(40, seed=t1) == lm.sample(40, seed=t2)
     assert lm.sample(40, seed=np.random.default_rng(2)) == lm.sample(40, seed=np.random.default_rng(2))
+
+
+def test_floors_ngram_needs_no_later_chapter():
+    "Chapter 03's module stands on core alone: importing it loads neither losses (chapter 04) nor anything above."
+    import subprocess, sys
+    code = "import sys, llm_course.ngram; print(sorted(m for m in sys.modules if m.startswith('llm_course.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert eval(out) == ["llm_course.core", "llm_course.ngram"], out
+    from llm_course.core import perplexity
+    from llm_course.losses import perplexity as from_losses
+    assert from_losses is perplexity  # defined once, in core; losses re-exports it
