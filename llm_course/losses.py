@@ -10,11 +10,12 @@ import math
 
 import torch
 
-from .core import ConfigError, DataError, check_int, perplexity
+from .core import ConfigError, DataError, attempt, check_int, exercise, expect_close, perplexity
 
 # %% auto #0
 __all__ = ['logsumexp', 'log_softmax', 'softmax', 'cross_entropy', 'cross_entropy_grad', 'bits_per_byte', 'ChunkedCrossEntropy',
-           'chunked_cross_entropy', 'perplexity']
+           'chunked_cross_entropy', 'check_stable_log_softmax', 'check_ce_grad', 'check_masked_cross_entropy',
+           'perplexity']
 
 # %% ../nbs/04_cross_entropy.ipynb #e687c7bb
 def logsumexp(x: torch.Tensor, # any shape
@@ -178,3 +179,90 @@ def chunked_cross_entropy(hidden: torch.Tensor, # [N, d] (or [..., d]) last hidd
     out = ChunkedCrossEntropy.apply(hidden.reshape(-1, hidden.shape[-1]), weight, targets.reshape(-1),
                                     chunk_size, ignore_index, float(label_smoothing), reduction)
     return out.reshape(targets.shape) if reduction == "none" else out
+
+# %% ../nbs/04_cross_entropy.ipynb #4752ed71
+def _close(a, b, **kw) -> bool:
+    "Same shape and values within tolerance (False instead of an error when shapes differ)."
+    return torch.is_tensor(a) and a.shape == b.shape and torch.allclose(a.double(), b.double(), equal_nan=True, **kw)
+
+@exercise("stable_log_softmax")
+def check_stable_log_softmax(stable_log_softmax):
+    "Check `stable_log_softmax(x, dim)` against `torch.log_softmax`, extreme logits and other dims included."
+    g = torch.Generator().manual_seed(0)
+    cases = [("[[1, 2, 3]]", torch.tensor([[1.0, 2.0, 3.0]]), -1),
+             ("random logits [4, 10]", 3 * torch.randn(4, 10, generator=g), -1),
+             ("a batch of one [1, 7]", torch.randn(1, 7, generator=g), -1),
+             ("logits of ±1000 [[1000, 0, -1000], [-1000, -1000, -999]]",
+              torch.tensor([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, -999.0]]), -1),
+             ("[B, T, V] = [2, 3, 5] logits, dim=-1", torch.randn(2, 3, 5, generator=g), -1),
+             ("[5, 3] logits with dim=0 (normalise each column)", torch.randn(5, 3, generator=g), 0)]
+    for case, x, dim in cases:
+        def hint(got, exp, x=x, dim=dim):
+            if not torch.is_tensor(got): return "return a tensor of the same shape as x"
+            if not torch.isfinite(got).all():
+                return ("subtract the max along `dim` (x.amax(dim, keepdim=True)) before exp: exp(1000) overflows to inf, "
+                        "and a max over the whole tensor still underflows whole rows to log(0) = -inf")
+            for other in range(x.ndim):
+                if other != dim % x.ndim and _close(got, torch.log_softmax(x, other), atol=1e-4):
+                    return f"you normalised along dim {other}: reduce along `dim` (= {dim}) with keepdim=True"
+        got = attempt(stable_log_softmax, x.clone(), dim, case=case)
+        expect_close(got, torch.log_softmax(x, dim), case, atol=1e-4, rtol=1e-5, hint=hint)
+    return "matches torch.log_softmax on 6 inputs: ordinary, ±1000 logits, a batch of one, 3-D, and dim=0"
+
+@exercise("ce_grad")
+def check_ce_grad(ce_grad):
+    "Check `ce_grad(logits, targets)` against `cross_entropy_grad` and autograd of the mean loss."
+    g = torch.Generator().manual_seed(1)
+    cases = [("logits [[2, 1, 0], [0, 0, 3]], targets [0, 2]", torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64),
+              torch.tensor([0, 2])),
+             ("random logits [8, 11]", 3 * torch.randn(8, 11, generator=g, dtype=torch.float64), torch.randint(0, 11, (8,), generator=g)),
+             ("a batch of one [1, 5], target 4", torch.randn(1, 5, generator=g, dtype=torch.float64), torch.tensor([4])),
+             ("logits of ±1000 [3, 4], confident and wrong", 1000 * torch.randn(3, 4, generator=g, dtype=torch.float64).sign(),
+              torch.tensor([0, 1, 2]))]
+    for case, z, t in cases:
+        N = len(t)
+        expected = cross_entropy_grad(z, t)
+        zz = z.clone().requires_grad_(); torch.nn.functional.cross_entropy(zz, t).backward()
+        assert torch.allclose(expected, zz.grad, atol=1e-12)  # the chapter's formula is autograd's
+        def hint(got, exp, N=N, z=z, t=t):
+            if not torch.is_tensor(got): return "return a tensor of the logits' shape [N, V]"
+            if got.shape != exp.shape: return "the gradient has the logits' shape [N, V]: F.one_hot(targets, num_classes=V)"
+            if not torch.isfinite(got).all(): return "compute the softmax after subtracting each row's max"
+            if N > 1 and _close(got, exp * N, atol=1e-9): return "divide by N, the number of positions: the loss is a mean"
+            if _close(got, -exp, atol=1e-9): return "the gradient is softmax − one-hot, not one-hot − softmax"
+            if not torch.allclose(got.sum(-1), torch.zeros(N, dtype=got.dtype), atol=1e-9):
+                return "each row of softmax − one-hot sums to 0 and yours does not: subtract exactly 1 at each row's target"
+        expect_close(attempt(ce_grad, z.clone(), t.clone(), case=case), expected, case, atol=1e-9, rtol=1e-6, hint=hint)
+    return "equals (softmax − one-hot) / N and autograd on 4 inputs, logits of ±1000 and a batch of one included"
+
+@exercise("masked_cross_entropy")
+def check_masked_cross_entropy(masked_cross_entropy):
+    "Check `masked_cross_entropy(logits, targets, ignore_index)` against `F.cross_entropy`."
+    g = torch.Generator().manual_seed(2)
+    B, T, V = 2, 5, 7
+    z = 2 * torch.randn(B, T, V, generator=g, dtype=torch.float64)
+    t = torch.randint(0, V, (B, T), generator=g)
+    t_pad = t.clone(); t_pad[0, 3:] = -100; t_pad[1, 0] = -100
+    t_five = t.clone(); t_five[:, -1] = 5; t_five[0, 0] = 5
+    t_one = t.clone(); t_one[1, 2] = -100
+    cases = [("[B, T, V] = [2, 5, 7], nothing ignored", z, t, -100),
+             ("[2, 5, 7] with 3 of 10 targets = -100 (padding)", z, t_pad, -100),
+             ("[2, 5, 7] with ignore_index=5", z, t_five, 5),
+             ("a batch of one [1, 5, 7] with its last 2 targets ignored", z[:1], torch.cat([t[0, :3], torch.tensor([-100, -100])])[None], -100),
+             ("logits of ±1000 with 1 target ignored", 1000 * z.sign(), t_one, -100)]
+    for case, logits, targets, ii in cases:
+        expected = cross_entropy(logits, targets, ignore_index=ii)
+        counted = targets != ii
+        def hint(got, exp, logits=logits, targets=targets, ii=ii, counted=counted):
+            if not torch.is_tensor(got) or got.ndim: return "return the mean loss as a 0-d tensor (a scalar)"
+            if not torch.isfinite(got): return "use log_softmax (or logsumexp), not log(softmax): a probability of e^-2000 underflows to 0"
+            if not counted.all() and _close(got, exp * counted.sum() / counted.numel(), atol=1e-6):
+                return "divide by the number of counted positions, not by all positions"
+            if ii != -100 and _close(got, cross_entropy(logits, targets.masked_fill(targets == -100, 0)), atol=1e-6):
+                return "use the `ignore_index` argument instead of a hard-coded -100"
+            if not counted.all() and _close(got, cross_entropy(logits, targets.masked_fill(~counted, 0)), atol=1e-6):
+                return "ignored positions still count (as class 0?): mask them out of the sum and the count"
+        got = attempt(masked_cross_entropy, logits.clone(), targets.clone(), ignore_index=ii, case=case)
+        expect_close(got, expected, case, atol=1e-6, rtol=1e-6, hint=hint)
+        assert torch.allclose(expected, torch.nn.functional.cross_entropy(logits.movedim(-1, 1), targets, ignore_index=ii))
+    return "matches F.cross_entropy on 5 inputs: padding, another ignore_index, a batch of one, logits of ±1000"
