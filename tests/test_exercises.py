@@ -58,7 +58,7 @@ def test_solutions_pass_the_checks(nb_path):
     answers = solutions(nb_path.stem)
     missing = [n for n in stub_names(stubs) if n not in answers]
     assert not missing, f"solutions/{nb_path.stem}.py lacks {missing}"
-    module = re.search(r"#\|\s*default_exp\s+(\S+)", nb.cells[0].source + "".join(c.source for c in nb.cells[:3]))
+    module = re.search(r"#\|\s*default_exp\s+(\S+)", "\n".join(c.source for c in nb.cells[:3]))
     ns = vars(importlib.import_module(f"llm_course.{module.group(1)}")).copy()
     ns.update(answers)
     for c in checks:
