@@ -15,7 +15,7 @@ from .pretrain import stream_from_checkpoint
 from .train import add_train_arguments, export_run, run_from_args
 
 # %% auto #0
-__all__ = ['main', 'check_exit_code', 'check_generate_parser']
+__all__ = ['main', 'check_exit_code', 'check_generate_parser', 'check_as_flags']
 
 # %% ../nbs/20_cli.ipynb #b6aa6eba
 class _Parser(argparse.ArgumentParser):
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 # %% ../nbs/20_cli.ipynb #7f04defa
-import contextlib, io
+import contextlib, io, random
 from .core import ConfigError, DataError, MissingPathError, Mismatch, OutputError, attempt, exercise, expect_equal
 
 def _subparser(name: str) -> argparse.ArgumentParser:
@@ -255,3 +255,31 @@ def check_generate_parser(generate_parser):
                            + (" Hint: required=True makes an option compulsory" if "required" in what else " Hint: type=int or type=float rejects it"))
         if code != 2: raise Mismatch(f"on argv {argv} ({what}): a usage error exits with status 2, got {code!r}")
     return f"{len(valid)} valid command lines parse like `llm-course generate` (defaults included), {len(invalid)} bad ones are usage errors"
+
+@exercise("as_flags")
+def check_as_flags(as_flags):
+    "Check `as_flags(message, parser)` against the rewriting `main` applies to every error of `llm-course train`."
+    parser = _subparser("train")
+    opts = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    valued = [a.dest for a in opts if not isinstance(a, argparse._StoreTrueAction) and a.nargs != 0]
+    bare = [a.dest for a in opts if isinstance(a, argparse._StoreTrueAction)]
+    messages = ["steps=0 is not a positive integer: e.g. steps=100", "the recipe's max_steps=5 and warmup_steps=10 are not options",
+                "the global batch_size=10 cannot be split evenly over 4 processes: use a multiple of 4 (e.g. batch_size=8)",
+                "activation_checkpointing=True needs parallel='fsdp'", "tokenizer='bpe' with bpe_vocab_size=512 and vocab_size=None",
+                "compile=True or overwrite=True",
+                "seed=0, lr=3e-4", "no settings here: a plain sentence", ""]
+    rng = random.Random(5)  # seeded: the same random messages on every run
+    for _ in range(12):
+        name, flag, v = rng.choice(valued), rng.choice(bare), rng.randrange(5000)
+        messages.append(f"{name}={v} conflicts with {flag}=True; try {name}={v // 2 + 1}")
+    for m in messages:
+        case = f"message {m!r}"
+        got = attempt(as_flags, m, parser, case=case)
+        def hint(got, want):
+            if not isinstance(got, str): return "return the rewritten message, a str"
+            if re.search(r"\w--\w", got): return "you rewrote a name inside a longer one (max_steps=… holds steps=…): match a name only where it starts"
+            if re.search(r"--[\w-]+ True\b", got): return "a store_true option takes no value: compile=True is just --compile"
+            if re.search(r"--(max-steps|warmup-steps)\b", got): return "max_steps and warmup_steps are not options of this command: leave them as they are"
+            if "--" in got and "_" in got.split("--", 1)[1].split()[0]: return "flags are written with dashes: use the option's own flag (a.option_strings[-1])"
+        expect_equal(got, _as_flags(m, _parser(), "train"), case, hint=hint)
+    return f"{len(messages)} messages: valued options, store_true options, names inside longer names and names that are no option"

@@ -1,5 +1,5 @@
 """Solutions to chapter 20's exercises — try first, then compare."""
-import argparse
+import argparse, re
 
 from llm_course.core import LLMCourseError
 
@@ -25,3 +25,16 @@ def generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     return p
+
+
+def as_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    "`message` with each `dest=value` of one of `parser`'s options written as the command-line flag."
+    for action in parser._actions:
+        if not action.option_strings or action.dest == "help": continue
+        flag = action.option_strings[-1]                       # the long form, e.g. --batch-size
+        if isinstance(action, argparse._StoreTrueAction):
+            # `compile=True` is the bare flag; the lookbehind keeps `max_steps=` from matching `steps=`
+            message = re.sub(rf"(?<![\w.\-]){action.dest}=True\b", flag, message)
+        else:
+            message = re.sub(rf"(?<![\w.\-]){action.dest}=", flag + " ", message)
+    return message

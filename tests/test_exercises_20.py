@@ -2,7 +2,7 @@
 import argparse
 
 from conftest import solutions
-from llm_course.cli import check_exit_code, check_generate_parser
+from llm_course.cli import check_as_flags, check_exit_code, check_generate_parser
 from llm_course.core import ConfigError, DataError, LLMCourseError
 
 S = solutions("20_cli")
@@ -46,3 +46,26 @@ def test_generate_parser():
     rejected(check_generate_parser(lambda: _parser(drop=("--seed",))), "seed")
     rejected(check_generate_parser(lambda: _parser(**{"--top-k": dict(type=float, default=None)})), "usage error", "top-k")
     rejected(check_generate_parser(lambda: "not a parser"), "ArgumentParser")
+
+
+def test_as_flags():
+    import re
+    assert check_as_flags(S["as_flags"])
+    options = lambda p: [a for a in p._actions if a.option_strings and a.dest != "help"]
+    def naive(m, p):                # str.replace: `steps=` inside `max_steps=`
+        for a in options(p): m = m.replace(f"{a.dest}=", a.option_strings[-1] + " ")
+        return m
+    def no_bare(m, p):              # store_true options keep their value
+        for a in options(p): m = re.sub(rf"(?<![\w.\-]){a.dest}=", a.option_strings[-1] + " ", m)
+        return m
+    def any_name(m, p):             # every name=… becomes a flag, option or not
+        return re.sub(r"(?<![\w.\-])(\w+)=(True\b)?", lambda x: "--" + x.group(1).replace("_", "-") + ("" if x.group(2) else " "), m)
+    def underscores(m, p):          # the dest, not the flag
+        for a in options(p):
+            if isinstance(a, argparse._StoreTrueAction): m = re.sub(rf"(?<![\w.\-]){a.dest}=True\b", "--" + a.dest, m)
+            else: m = re.sub(rf"(?<![\w.\-]){a.dest}=", "--" + a.dest + " ", m)
+        return m
+    rejected(check_as_flags(naive), "inside a longer one")
+    rejected(check_as_flags(no_bare), "store_true option takes no value")
+    rejected(check_as_flags(any_name), "not options of this command")
+    rejected(check_as_flags(underscores), "dashes")
