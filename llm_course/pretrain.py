@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/pretraining.html.md"""
 
 # %% ../nbs/15_pretraining.ipynb #1129b9c3
 from __future__ import annotations
-import contextlib, dataclasses, math, os, shutil, time
+import contextlib, dataclasses, importlib.resources, math, os, shutil, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, OutputError, TokenizerError, RunLock,
+                             Mismatch, attempt, exercise, expect_close, expect_equal,
                              atomic_write_bytes, check_int, check_seed, ensure_dir, eval_mode, load_json, pick_device, recover_folder,
                              replace_folder, save_json, seed_everything, verify_checksums, write_checksums)
 from .data import check_tokenizer, check_vocab_size, load_corpus, open_shards, split_text
@@ -27,12 +28,13 @@ from .viz import ema, figure_to_png
 from .scaling import check_fits, device_memory_bytes
 
 # %% auto #0
-__all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'TOKENIZER_NAME', 'RUN_NAME', 'RESUME_KEEPS', 'causal_lm_loss',
-           'mask_tokens', 'make_nsp_pairs', 'TrainRun', 'validate_run', 'staging_folder', 'holds_run',
+__all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'TOKENIZER_NAME', 'RUN_NAME', 'RESUME_KEEPS', 'DEMO_MODEL_DIR',
+           'causal_lm_loss', 'mask_tokens', 'make_nsp_pairs', 'TrainRun', 'validate_run', 'staging_folder', 'holds_run',
            'check_output_folder', 'TimeBudgetCallback', 'load_tokenizer', 'train_tokenizer', 'run_figure',
            'check_resume', 'resume_settings', 'process_rank', 'train_language_model', 'check_fits_one_device',
-           'load_trained', 'stream_from_checkpoint', 'stream_cross_entropy', 'previous_token_scores',
-           'induction_scores', 'repeated_random_tokens']
+           'load_trained', 'stream_from_checkpoint', 'demo_model_path', 'demo_model', 'stream_cross_entropy',
+           'previous_token_scores', 'induction_scores', 'repeated_random_tokens', 'check_bits_per_byte',
+           'check_bert_mask', 'check_markov_entropy_rate']
 
 # %% ../nbs/15_pretraining.ipynb #611fa40c
 def causal_lm_loss(logits: torch.Tensor, # [B, T, V] scores, position t read ids[:, :t+1]
@@ -519,6 +521,22 @@ def stream_from_checkpoint(checkpoint: str | os.PathLike, # a folder written by 
     return stream(model, tok, ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                   generator=g, crop_prompt=True)
 
+# %% ../nbs/15_pretraining.ipynb #5d826131
+DEMO_MODEL_DIR = "demo_model" # the packaged demo model's folder, under llm_course/data/
+
+def demo_model_path() -> Path:
+    "Where the packaged demo model lies (llm_course/data/demo_model)."
+    return Path(str(importlib.resources.files("llm_course")))/"data"/DEMO_MODEL_DIR
+
+def demo_model(device: str = "cpu", # where to put the model
+              ):
+    "The course's trained demo model and its tokenizer: `tiny` preset, characters, tools/train_demo_model.sh, seed 0, 1,500 steps (__WALL__ on a shared CPU)."
+    folder = demo_model_path()
+    if not (folder/WEIGHTS_NAME).exists():
+        raise CheckpointError(f"the demo model is missing from {str(folder)!r}: reinstall llm_course, or rebuild it with "
+                              "tools/train_demo_model.sh (about 15 minutes on a CPU)")
+    return load_trained(folder, device)
+
 # %% ../nbs/15_pretraining.ipynb #3c49c7b9
 @torch.no_grad()
 def stream_cross_entropy(model, # forward(idx[B, T]) -> logits[B, T, V]
@@ -578,3 +596,122 @@ def repeated_random_tokens(period: int, # tokens per copy
     pool = torch.as_tensor(token_ids, dtype=torch.long)
     r = pool[torch.randint(len(pool), (batch_size, period), generator=generator)]
     return torch.cat([r, r], 1)
+
+# %% ../nbs/15_pretraining.ipynb #c2d5b461
+def _number(got, case: str) -> float:
+    "The learner's scalar answer as a float (a Python number or a one-element tensor), or a Mismatch saying what came back."
+    if torch.is_tensor(got) and got.numel() == 1: got = got.item()
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        raise Mismatch(f"on {case}: expected a number (float), got {type(got).__name__}: return a float, e.g. float(x)")
+    return float(got)
+
+def _close(got: float, expected: float, case: str, hint=None, rtol: float = 1e-6, atol: float = 1e-9):
+    expect_close(torch.tensor(got, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), case, atol=atol, rtol=rtol, hint=hint)
+
+@exercise("bits_per_byte")
+def check_bits_per_byte(fn): # your `bits_per_byte(loss, n_tokens, text)`
+    "Check `fn(loss, n_tokens, text)` (nats per token → bits per UTF-8 byte) against `losses.bits_per_byte` on ASCII, accented, Chinese and random cases."
+    from llm_course.losses import bits_per_byte as reference
+    def hint(loss, n_tokens, text):
+        def why(got, expected):
+            g, nb, nc = float(got), len(text.encode("utf-8")), len(text)
+            if math.isclose(g, expected * math.log(2), rel_tol=1e-4): return "that is nats per byte: divide by ln 2 to get bits"
+            if math.isclose(g, expected * math.log(2) / math.log(10), rel_tol=1e-4): return "that is log base 10: bits use log base 2 (nats / ln 2)"
+            if math.isclose(g, loss / math.log(2), rel_tol=1e-4): return "that is bits per *token*: multiply by n_tokens and divide by the number of bytes"
+            if nc != nb and math.isclose(g, loss * n_tokens / (nc * math.log(2)), rel_tol=1e-4):
+                return "you divided by characters, not bytes: count UTF-8 bytes with len(text.encode('utf-8'))"
+            if math.isclose(g, loss * nb / (n_tokens * math.log(2)), rel_tol=1e-4): return "the ratio is upside down: total bits = loss·n_tokens/ln 2, then divide by bytes"
+            return None
+        return why
+    g = torch.Generator().manual_seed(15)
+    words = ["the ", "café ", "naïve ", "数据 ", "λ ", "loss ", "token ", "🙂 "]
+    cases = [(1.58, 10_000, "a" * 10_000, "1.58 nats/char on 10,000 ASCII characters"),
+             (3.2, 1_000, "héllo wörld, " * 300, "3.2 nats/token, 1,000 BPE tokens of accented text"),
+             (2.0, 4, "数据科学", "2 nats/char on 4 Chinese characters (3 bytes each)"),
+             (0.0, 5, "hello", "a perfect model (loss 0)")]
+    for k in range(20):
+        text = "".join(words[int(i)] for i in torch.randint(len(words), (int(torch.randint(1, 30, (1,), generator=g)),), generator=g))
+        n_tokens = int(torch.randint(1, len(text) + 1, (1,), generator=g))
+        cases.append((float(torch.rand((), generator=g)) * 5, n_tokens, text, f"random case {k}: {n_tokens} tokens of {text[:24]!r}…"))
+    for loss, n_tokens, text, case in cases:
+        got = _number(attempt(fn, loss, n_tokens, text, case=case), case)
+        _close(got, reference(loss, n_tokens, len(text.encode("utf-8"))), case, hint=hint(loss, n_tokens, text))
+    return f"matches losses.bits_per_byte on {len(cases)} cases (ASCII, accented, Chinese, emoji, loss 0)"
+
+@exercise("bert_mask")
+def check_bert_mask(fn): # your `bert_mask(ids, pick, kind, random_ids, mask_id, prob=0.15)`
+    "Check `fn` (BERT's 80/10/10 rule, given its random draws) against `mask_tokens` with the same draws, on random batches and edge cases."
+    def one(ids, V, mask_id, seed, prob, case):
+        g = torch.Generator().manual_seed(seed)   # mask_tokens draws pick, kind, then the random tokens, in this order
+        pick, kind, rnd = torch.rand(ids.shape, generator=g), torch.rand(ids.shape, generator=g), torch.randint(V, ids.shape, generator=g)
+        want_inp, want_lab = mask_tokens(ids, V, mask_id, prob=prob, generator=torch.Generator().manual_seed(seed))
+        before = ids.clone()
+        got = attempt(fn, ids, pick, kind, rnd, mask_id, prob, case=case)
+        if not torch.equal(ids, before): raise Mismatch(f"on {case}: your function changed `ids` in place: build new tensors (ids.clone(), torch.where)")
+        if not (isinstance(got, tuple) and len(got) == 2 and all(torch.is_tensor(t) for t in got)):
+            raise Mismatch(f"on {case}: expected a tuple (inputs, labels) of two tensors, got {type(got).__name__}")
+        inp, lab = got
+        for name, t in (("inputs", inp), ("labels", lab)):
+            if t.shape != ids.shape: raise Mismatch(f"on {case}: {name} should have the shape of ids {tuple(ids.shape)}, got {tuple(t.shape)}")
+        picked = pick < prob
+        if not torch.equal(lab.long(), want_lab):
+            if (lab[~picked] != -100).any(): raise Mismatch(f"on {case}: labels must be -100 wherever a token was not picked (pick ≥ prob): only picked tokens are predicted")
+            if picked.any() and torch.equal(lab[picked].long(), want_inp[picked]) and not torch.equal(want_inp[picked], ids[picked]):
+                raise Mismatch(f"on {case}: at picked positions the labels must be the ORIGINAL ids, not the corrupted inputs")
+            expect_equal(lab.long().tolist(), want_lab.tolist(), case, hint="labels = ids where pick < prob, -100 elsewhere")
+        if not torch.equal(inp.long(), want_inp):
+            kinds = [(~picked, "a token that was not picked changed: only picked positions (pick < prob) are corrupted"),
+                     (picked & (kind < 0.8), "picked positions with kind < 0.8 (80%) must become mask_id"),
+                     (picked & (kind >= 0.8) & (kind < 0.9), "picked positions with 0.8 ≤ kind < 0.9 (10%) must take random_ids"),
+                     (picked & (kind >= 0.9), "picked positions with kind ≥ 0.9 (the last 10%) must stay unchanged")]
+            for where, why in kinds:
+                if (inp.long()[where] != want_inp[where]).any(): raise Mismatch(f"on {case}: {why}")
+        return int(picked.sum())
+    g = torch.Generator().manual_seed(0)
+    n = one(torch.randint(0, 98, (4, 64), generator=g), 100, 99, 1, 0.15, "4 × 64 random ids, prob 0.15")
+    n += one(torch.randint(0, 30, (1, 20), generator=g), 31, 30, 2, 0.5, "a batch of one, prob 0.5")
+    n += one(torch.randint(0, 50, (3, 40), generator=g), 51, 50, 3, 0.0, "prob 0 (nothing picked)")
+    n += one(torch.randint(0, 50, (3, 40), generator=g), 51, 50, 4, 1.0, "prob 1 (every token picked)")
+    n += one(torch.randint(0, 1000, (64, 128), generator=g), 1001, 1000, 5, 0.15, "64 × 128 ids from a vocabulary of 1,001")
+    one(torch.zeros(2, 0, dtype=torch.long), 10, 9, 6, 0.15, "an empty batch [2, 0]")
+    return f"same inputs and labels as mask_tokens on 6 batches ({n:,} picked tokens), prob 0 and 1, a batch of one, an empty batch"
+
+def _stationary(P: torch.Tensor) -> torch.Tensor:
+    "π with π P = π and Σπ = 1 (float64), by one least-squares solve."
+    P = torch.as_tensor(P, dtype=torch.float64); n = len(P)
+    A = torch.cat([P.T - torch.eye(n, dtype=P.dtype), torch.ones(1, n, dtype=P.dtype)])
+    return torch.linalg.lstsq(A, torch.cat([torch.zeros(n, dtype=P.dtype), torch.ones(1, dtype=P.dtype)])[:, None]).solution[:, 0].clamp_min(0)
+
+def _markov_entropy_rate(P: torch.Tensor) -> float:
+    "Entropy rate in nats per step of a Markov chain with P[i, j] = p(next = j | now = i): Σᵢ πᵢ H(P[i]), π the stationary distribution."
+    P = torch.as_tensor(P, dtype=torch.float64)
+    return float(_stationary(P) @ -torch.xlogy(P, P).sum(1))
+
+@exercise("markov_entropy_rate")
+def check_markov_entropy_rate(fn): # your `markov_entropy_rate(P)`
+    "Check `fn(P)`, the entropy rate of a Markov chain (the loss floor of its text), on hand-made and random chains."
+    def hint(P):
+        def why(got, expected):
+            g = float(got)
+            if not math.isfinite(g): return "0·log 0 must count as 0 (a zero probability adds no surprise): use torch.xlogy(P, P) or mask the zeros"
+            if math.isclose(g, expected / math.log(2), rel_tol=1e-4) and expected > 0: return "that is in bits: use the natural log (nats)"
+            rows, cols = -torch.xlogy(P, P).sum(1), -torch.xlogy(P, P).sum(0)
+            if math.isclose(g, float(_stationary(P) @ cols), rel_tol=1e-4):
+                return "rows of P are the next-state distributions (P[i, j] = p(j | i)): take the entropy along dim 1"
+            if math.isclose(g, float(rows.mean()), rel_tol=1e-4): return "each row's entropy must be weighted by the stationary distribution π (π P = π, Σπ = 1), not uniformly"
+            return "entropy rate = Σᵢ πᵢ · (−Σⱼ P[i, j] ln P[i, j]), with π the stationary distribution"
+        return why
+    cases = [(torch.tensor([[0.9, 0.1], [0.5, 0.5]]), "the two-state chain [[0.9, 0.1], [0.5, 0.5]]"),
+             (torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]), "a deterministic 3-cycle (rate 0)"),
+             (torch.tensor([[1.0]]), "a single state"),
+             (torch.tensor([[0.2, 0.3, 0.5]] * 3), "i.i.d. draws (every row the same)"),
+             (torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.1, 0.9], [0.8, 0.0, 0.2]]), "a chain with zero transitions")]
+    g = torch.Generator().manual_seed(15)
+    for k, n in enumerate((4, 8, 16)):
+        P = torch.rand(n, n, generator=g) ** 3
+        P[torch.rand(n, n, generator=g) < 0.3] = 0; P[torch.arange(n), (torch.arange(n) + 1) % n] += 0.1  # sparse, still irreducible
+        cases.append((P / P.sum(1, keepdim=True), f"a random sparse {n}-state chain"))
+    for P, case in cases:
+        got = _number(attempt(fn, P.clone(), case=case), case)
+        _close(got, _markov_entropy_rate(P), case, hint=hint(P.double()), rtol=1e-5, atol=1e-6)
+    return f"entropy rates match on {len(cases)} chains (2 states, a cycle, one state, i.i.d., zeros, random sparse ones)"
