@@ -20,11 +20,11 @@ from .model import Transformer
 from .learner import Learner, TrainConfig
 
 # %% auto #0
-__all__ = ['TextClassificationData', 'docstring_topics', 'encode_bytes', 'stratified_split', 'check_n_classes', 'check_labels',
-           'SequenceClassifier', 'freeze', 'unfreeze_last_blocks', 'count_params', 'LoRALinear', 'FusedLoRALinear',
-           'apply_lora', 'lora_param_count', 'merge_lora', 'classification_batches', 'balanced_class_weights',
-           'fit_classifier', 'predict', 'confusion_matrix', 'classification_report', 'plot_confusion_matrix',
-           'check_precision_recall_f1', 'check_lora_merge', 'check_last_token_pool']
+__all__ = ['TextClassificationData', 'docstring_topics', 'encode_bytes', 'encode_texts', 'stratified_split', 'check_n_classes',
+           'check_labels', 'SequenceClassifier', 'freeze', 'unfreeze_last_blocks', 'count_params', 'LoRALinear',
+           'FusedLoRALinear', 'apply_lora', 'lora_param_count', 'merge_lora', 'classification_batches',
+           'balanced_class_weights', 'fit_classifier', 'predict', 'confusion_matrix', 'classification_report',
+           'plot_confusion_matrix', 'check_precision_recall_f1', 'check_lora_merge', 'check_last_token_pool']
 
 # %% ../nbs/16_finetuning.ipynb #e18f1873
 @dataclass
@@ -67,6 +67,22 @@ def encode_bytes(texts: list[str], # texts to encode
         ids[i, :len(b)], mask[i, :len(b)] = torch.tensor(b), 1
     return ids, mask
 
+def encode_texts(texts: list[str], # texts to encode
+                 tokenizer, # anything with encode(text) -> list of ids (e.g. the demo model's CharTokenizer)
+                 max_len: int, # rows are cut to this many tokens
+                 pad_id: int = -1, # fills the rest of each row; -1 is never a token id (SequenceClassifier masks it)
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Token ids of each text, right-padded: ids [N, max_len] and attention mask [N, max_len] (1 = token)."
+    check_int("max_len", max_len, example="the model's block_size, e.g. max_len=128")
+    ids = torch.full((len(texts), max_len), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, t in enumerate(texts):
+        row = list(tokenizer.encode(t))[:max_len]
+        if not row: raise DataError(f"text {i} is empty: drop empty texts before encoding")
+        if pad_id in row: raise DataError(f"text {i} contains the pad id {pad_id}: pick a pad_id outside the vocabulary (e.g. -1)")
+        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+    return ids, mask
+
 def stratified_split(labels: torch.Tensor, # [N] class ids
                      test_fraction: float = 0.3, # share of every class that goes to the test set
                      seed: int = 0, # seeds the shuffle
@@ -102,7 +118,7 @@ class SequenceClassifier(nn.Module):
     def __init__(self, backbone: Transformer, # any module with features(idx, attention_mask=...) -> [B, T, d]
                  n_classes: int, # number of classes (≥ 2)
                  pooling: str = "last", # "last": the last real token; "mean": the average over real tokens
-                 pad_id: int | None = None, # if set, a missing attention_mask is derived as idx != pad_id
+                 pad_id: int | None = None, # if set, a missing attention_mask is derived as idx != pad_id (it may be -1, outside the vocabulary)
                  dropout: float = 0.0): # on the pooled vector (training only)
         super().__init__()
         check_n_classes(n_classes)
@@ -124,6 +140,7 @@ class SequenceClassifier(nn.Module):
         "Class logits [B, n_classes]."
         if attention_mask is None:
             attention_mask = (idx != self.pad_id).long() if self.pad_id is not None else torch.ones_like(idx)
+        idx = idx.masked_fill(attention_mask == 0, 0)  # padded positions: any valid id (the mask hides them), so pad_id may be -1
         h = self.backbone.features(idx, attention_mask=attention_mask)
         return self.head(self.drop(self.pool(h, attention_mask)))
 

@@ -11,7 +11,7 @@ from llm_course.core import ConfigError, DataError
 from llm_course.model import ModelConfig, Transformer
 from llm_course.finetune import (SequenceClassifier, LoRALinear, FusedLoRALinear, lora_param_count, apply_lora, merge_lora, freeze, unfreeze_last_blocks,
                                  count_params, confusion_matrix, classification_report, classification_batches,
-                                 fit_classifier, predict, encode_bytes, stratified_split, docstring_topics,
+                                 fit_classifier, predict, encode_bytes, encode_texts, stratified_split, docstring_topics,
                                  balanced_class_weights)
 
 torch.set_num_threads(1)
@@ -246,3 +246,18 @@ def test_other_bad_input(backbone):
 
 def test_encode_bytes_rejects_non_positive_max_len():
     with pytest.raises(ConfigError, match="max_len must be an int ≥ 1"): encode_bytes(["abc"], 0)
+
+
+def test_pad_id_outside_the_vocabulary(backbone):
+    "A character tokenizer uses every id, so encode_texts pads with -1; the classifier masks it and never embeds it."
+    from llm_course.tokenizer import CharTokenizer
+    tok = CharTokenizer.train("abc xyz.")
+    ids, mask = encode_texts(["abc", "xyz. abc"], tok, 12)
+    assert (ids[mask == 0] == -1).all() and ids[0, :3].tolist() == tok.encode("abc")
+    clf = SequenceClassifier(backbone, 2, pad_id=-1).eval()
+    with torch.no_grad():
+        assert torch.allclose(clf(ids), clf(ids, mask), atol=1e-6)
+        assert torch.allclose(clf(ids[:1, :3]), clf(ids[:1]), atol=1e-5)   # padding changes nothing
+    with pytest.raises(DataError, match="empty"): encode_texts(["abc", ""], tok, 8)
+    m = fit_classifier(clf, ids, torch.tensor([0, 1]), steps=2, batch_size=2)   # the Learner passes ids with -1 in them
+    assert m["step"] == 2
