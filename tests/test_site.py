@@ -5,6 +5,8 @@ The session fixture `site` builds the site once (nbdev's processing into _proc/,
 `python -m pytest` needs no separate build step. Every test here is in the xdist group "site": one worker
 builds the site and starts one browser. Browser checks: each page loads with no script error, no failed
 request and no request leaving 127.0.0.1 (no CDN); saved widget state renders; maths renders; pictures load.
+Exercises: every chapter page with an `## Exercises` section shows the heading, the stubs and the checks' saved
+"not done yet"; solutions/ lies outside what nbdev-docs and build_site render, and no solution's code is on any page.
 Screenshots: artifacts/screenshots/site-<page>.png.
 Run:  python -m pytest -p no:xdist tests/test_site.py
 """
