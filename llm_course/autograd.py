@@ -12,12 +12,15 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .core import ConfigError, LLMCourseError, check_int
+from .core import ConfigError, LLMCourseError, Mismatch, attempt, check_int, exercise, expect_close
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'Value', 'topological_order', 'sigmoid', 'sigmoid_grad', 'tanh', 'tanh_grad', 'relu', 'relu_grad',
            'gelu', 'gelu_grad', 'gelu_tanh', 'gelu_tanh_grad', 'silu', 'silu_grad', 'GradcheckError', 'numerical_grads',
-           'gradcheck', 'layer_grad_norms', 'Neuron', 'Layer', 'MLP']
+           'gradcheck', 'layer_grad_norms', 'Neuron', 'Layer', 'MLP', 'linear_backward',
+           'softmax_cross_entropy_backward', 'layer_norm_backward', 'rms_norm_backward', 'attention_backward',
+           'init_std', 'depth_stds', 'residual_stream_stds', 'check_value_tanh', 'check_numerical_gradient',
+           'check_swiglu_backward']
 
 # %% ../nbs/05_backprop.ipynb #7b9a24b6
 class Value:
@@ -322,3 +325,238 @@ class MLP:
             mods.append(lin)
             if layer.neurons[0].act: mods.append({"tanh": nn.Tanh(), "relu": nn.ReLU(), "sigmoid": nn.Sigmoid()}[layer.neurons[0].act])
         return nn.Sequential(*mods)
+
+# %% ../nbs/05_backprop.ipynb #e579e771
+def _check_pair(name: str, grad_out: torch.Tensor, shape) -> None:
+    "grad_out must have the layer output's shape."
+    if tuple(grad_out.shape) != tuple(shape):
+        raise ConfigError(f"{name}: grad_out has shape {tuple(grad_out.shape)} but the layer's output has shape "
+                          f"{tuple(shape)}: pass ∂L/∂output, which always has the output's shape")
+
+def linear_backward(x: torch.Tensor, # [..., d_in] the layer's input
+                    weight: torch.Tensor, # [d_out, d_in], as in nn.Linear
+                    grad_out: torch.Tensor, # [..., d_out] ∂L/∂y
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "∂L/∂x, ∂L/∂W, ∂L/∂b of y = x Wᵀ + b, given ∂L/∂y."
+    if weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
+        raise ConfigError(f"linear_backward: weight must be [d_out, d_in] with d_in = x.shape[-1] = {x.shape[-1]}, "
+                          f"got {tuple(weight.shape)}: pass nn.Linear's weight as it is, not its transpose")
+    _check_pair("linear_backward", grad_out, (*x.shape[:-1], weight.shape[0]))
+    g, xs = grad_out.reshape(-1, weight.shape[0]), x.reshape(-1, weight.shape[1])
+    return grad_out @ weight, g.T @ xs, g.sum(0)
+
+# %% ../nbs/05_backprop.ipynb #a6859f10
+def softmax_cross_entropy_backward(logits: torch.Tensor, # [..., V] logits
+                                   targets: torch.Tensor, # [...] class ids
+                                  ) -> torch.Tensor:
+    "∂/∂logits of the mean cross-entropy over all positions: (softmax − one-hot) / N."
+    if tuple(targets.shape) != tuple(logits.shape[:-1]) or targets.is_floating_point():
+        raise ConfigError(f"softmax_cross_entropy_backward: targets must be integer ids of shape {tuple(logits.shape[:-1])}, "
+                          f"got {targets.dtype} {tuple(targets.shape)}: classes go on the last dimension of logits")
+    if targets.numel() and (targets.min() < 0 or targets.max() >= logits.shape[-1]):
+        raise ConfigError(f"softmax_cross_entropy_backward: target ids must lie in [0, {logits.shape[-1]}): "
+                          "check the vocabulary size (ignored positions are not supported here)")
+    onehot = torch.zeros_like(logits).scatter_(-1, targets.unsqueeze(-1), 1.0)
+    return (torch.softmax(logits, -1) - onehot) / max(targets.numel(), 1)
+
+# %% ../nbs/05_backprop.ipynb #3b535f79
+def _check_norm(name: str, x: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor) -> None:
+    if weight.shape != x.shape[-1:]:
+        raise ConfigError(f"{name}: weight must have shape ({x.shape[-1]},) = x's last dimension, got {tuple(weight.shape)}")
+    _check_pair(name, grad_out, x.shape)
+
+def layer_norm_backward(x: torch.Tensor, # [..., D] the layer's input
+                        weight: torch.Tensor, # [D] the scale γ
+                        grad_out: torch.Tensor, # [..., D] ∂L/∂y
+                        eps: float = 1e-5, # as in nn.LayerNorm
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "∂L/∂x, ∂L/∂γ, ∂L/∂β of y = γ·(x − mean)/sqrt(var + eps) + β over the last dimension."
+    _check_norm("layer_norm_backward", x, weight, grad_out)
+    mu = x.mean(-1, keepdim=True)
+    rstd = (x.var(-1, unbiased=False, keepdim=True) + eps).rsqrt()  # 1/σ
+    xhat = (x - mu) * rstd
+    g = grad_out * weight
+    dx = rstd * (g - g.mean(-1, keepdim=True) - xhat * (g * xhat).mean(-1, keepdim=True))
+    D = x.shape[-1]
+    return dx, (grad_out * xhat).reshape(-1, D).sum(0), grad_out.reshape(-1, D).sum(0)
+
+# %% ../nbs/05_backprop.ipynb #fb795282
+def rms_norm_backward(x: torch.Tensor, # [..., D] the layer's input
+                      weight: torch.Tensor, # [D] the scale γ
+                      grad_out: torch.Tensor, # [..., D] ∂L/∂y
+                      eps: float = 1e-6, # added to the mean square
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    "∂L/∂x, ∂L/∂γ of y = γ·x/sqrt(mean(x²) + eps) over the last dimension."
+    _check_norm("rms_norm_backward", x, weight, grad_out)
+    rinv = (x.pow(2).mean(-1, keepdim=True) + eps).rsqrt()  # 1/r
+    xhat = x * rinv
+    g = grad_out * weight
+    dx = rinv * (g - xhat * (g * xhat).mean(-1, keepdim=True))
+    return dx, (grad_out * xhat).reshape(-1, x.shape[-1]).sum(0)
+
+# %% ../nbs/05_backprop.ipynb #219b2854
+def attention_backward(q: torch.Tensor, # [..., T, d] queries
+                       k: torch.Tensor, # [..., S, d] keys
+                       v: torch.Tensor, # [..., S, d_v] values
+                       grad_out: torch.Tensor, # [..., T, d_v] ∂L/∂O
+                       causal: bool = True, # mask future positions (query i sees keys 0..i)
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "∂L/∂Q, ∂L/∂K, ∂L/∂V of O = softmax(QKᵀ/√d [+ causal mask]) V."
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2] or q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+        raise ConfigError(f"attention_backward: expected q [..., T, d], k [..., S, d], v [..., S, d_v], got "
+                          f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}: one head, keys and values of equal length")
+    _check_pair("attention_backward", grad_out, (*q.shape[:-1], v.shape[-1]))
+    scale = 1 / math.sqrt(q.shape[-1])
+    s = q @ k.transpose(-2, -1) * scale
+    if causal: s = s.masked_fill(~torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril(), float("-inf"))
+    p = torch.softmax(s, -1)
+    dv = p.transpose(-2, -1) @ grad_out
+    dp = grad_out @ v.transpose(-2, -1)
+    ds = p * (dp - (dp * p).sum(-1, keepdim=True))
+    return ds @ k * scale, ds.transpose(-2, -1) @ q * scale, dv
+
+# %% ../nbs/05_backprop.ipynb #d6e108a6
+def init_std(scheme: str, # "lecun", "xavier", "kaiming" (for ReLU) or "default" (nn.Linear's uniform init)
+             fan_in: int, # inputs of the layer
+             fan_out: int | None = None, # outputs of the layer (needed for "xavier")
+            ) -> float:
+    "Standard deviation of a layer's initial weights under a named scheme."
+    check_int("fan_in", fan_in, example=256)
+    if scheme == "xavier":
+        check_int("fan_out", fan_out, example=256)
+        return math.sqrt(2 / (fan_in + fan_out))
+    stds = {"lecun": math.sqrt(1 / fan_in), "kaiming": math.sqrt(2 / fan_in), "default": math.sqrt(1 / (3 * fan_in))}
+    if scheme not in stds: raise ConfigError(f"unknown init scheme {scheme!r}: use 'lecun', 'xavier', 'kaiming' or 'default'")
+    return stds[scheme]
+
+def depth_stds(act: Callable[[torch.Tensor], torch.Tensor], # nonlinearity after every layer
+               std: float, # std of the N(0, std²) weights
+               depth: int = 50, # layers
+               width: int = 256, # features per layer
+               batch: int = 256, # inputs
+               seed: int = 0,
+              ) -> tuple[list[float], list[float]]:
+    "Std of each layer's pre-activations (forward) and of the gradient reaching them (backward), in a deep bias-free stack."
+    for name, val, example in (("depth", depth, 50), ("width", width, 256), ("batch", batch, 256)): check_int(name, val, example=example)
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(batch, width, generator=g, dtype=torch.float64, requires_grad=True)
+    pre = []
+    for _ in range(depth):
+        y = h @ (std * torch.randn(width, width, generator=g, dtype=torch.float64)).T
+        y.retain_grad(); pre.append(y)
+        h = act(y)
+    h.backward(torch.randn(h.shape, generator=g, dtype=torch.float64))  # a unit-variance gradient arrives at the top
+    return [y.std().item() for y in pre], [y.grad.std().item() for y in pre]
+
+# %% ../nbs/05_backprop.ipynb #40d84d8b
+def residual_stream_stds(n_layer: int, # blocks; each adds two branches (attention's and the MLP's place)
+                         d_model: int = 128, # width of the residual stream
+                         scaled: bool = True, # divide the branches' output projections by sqrt(2·n_layer), as GPT-2 does
+                         init_std: float = 0.02, # GPT-2's std for every weight (and the input stream)
+                         tokens: int = 256, # rows of the stream
+                         seed: int = 0,
+                        ) -> list[float]:
+    "Std of the residual stream before and after each of the 2·n_layer branches LayerNorm → Linear → GELU → Linear."
+    check_int("n_layer", n_layer, example=12); check_int("d_model", d_model, example=128); check_int("tokens", tokens, example=256)
+    g = torch.Generator().manual_seed(seed)
+    w = lambda *shape, std: std * torch.randn(*shape, generator=g, dtype=torch.float64)
+    proj_std = init_std / math.sqrt(2 * n_layer) if scaled else init_std
+    x = w(tokens, d_model, std=init_std)  # the embeddings: N(0, 0.02²) like GPT-2's wte
+    out = [x.std().item()]
+    for _ in range(2 * n_layer):
+        a = torch.nn.functional.layer_norm(x, (d_model,))
+        x = x + torch.nn.functional.gelu(a @ w(4 * d_model, d_model, std=init_std).T) @ w(d_model, 4 * d_model, std=proj_std).T
+        out.append(x.std().item())
+    return out
+
+# %% ../nbs/05_backprop.ipynb #cf7c6144
+@exercise("value_tanh")
+def check_value_tanh(value_tanh):
+    "Check `value_tanh(v)` (a new Value node with its backward closure) against torch on several graphs."
+    cases = [("x = 0.5, y = tanh(x)", lambda x, th: th(x)),
+             ("x = -1.3, y = 3·tanh(x) (the gradient arriving at tanh is 3)", lambda x, th: th(x) * 3),
+             ("x = 0.7, y = x·tanh(x) + tanh(2x) (x feeds three nodes)", lambda x, th: x * th(x) + th(x * 2)),
+             ("x = 0.4, y = tanh(tanh(x)) (tanh of a tanh)", lambda x, th: th(th(x))),
+             ("x = 30, y = tanh(x) (saturated)", lambda x, th: th(x))]
+    xs = [0.5, -1.3, 0.7, 0.4, 30.0]
+    for (case, build), x0 in zip(cases, xs):
+        x = Value(x0)
+        y = attempt(lambda: build(x, value_tanh), case=case)
+        if not isinstance(y, Value): raise Mismatch(f"on {case}: value_tanh must return a Value, got {type(y).__name__}")
+        xt = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+        yt = build(xt, torch.tanh); yt.backward()
+        if abs(y.data - yt.item()) > 1e-12:
+            raise Mismatch(f"on {case}: expected y = {yt.item():.12g}, got {y.data:.12g}. Hint: the output's data is math.tanh(v.data)")
+        attempt(y.backward, case=case)
+        if abs(x.grad - xt.grad.item()) <= 1e-9: continue
+        t, got, want = math.tanh(x0), x.grad, xt.grad.item()
+        if got == 0.0: hint = "nothing reached x: pass (v,) as the new Value's parents and set out._backward to your closure"
+        elif "three nodes" in case:  # the single-node cases before this one passed, so a path was lost
+            hint = "a path was lost: x feeds several nodes, so accumulate with v.grad += …, never v.grad = …"
+        elif "3·tanh" in case and abs(got - (1 - t * t)) < 1e-9: hint = "multiply the local derivative by out.grad (the chain rule)"
+        elif abs(got - (1 - x0 * x0)) < 1e-9: hint = "tanh'(x) = 1 − tanh(x)², in terms of the output t = tanh(x), not 1 − x²"
+        else: hint = "tanh'(x) = 1 − t² with t = tanh(x); add (1 − t²)·out.grad to v.grad"
+        raise Mismatch(f"on {case}: expected dy/dx = {want:.10g}, got {got:.10g}. Hint: {hint}")
+    return "value, gradient, chain rule, accumulation over two paths and saturation match torch on 5 graphs"
+
+@exercise("numerical_gradient")
+def check_numerical_gradient(numerical_gradient):
+    "Check `numerical_gradient(f, x, eps)` against autograd, for central differences, on several shapes."
+    g = torch.Generator().manual_seed(0)
+    cubic = lambda x: (x ** 3).sum() + (x[..., :1] * x).sum()  # a large second derivative: forward differences show
+    cases = [("f = Σx³ + Σ x₀·x, x of shape [3, 4], eps=1e-4", cubic, torch.randn(3, 4, generator=g, dtype=torch.float64) * 2, 1e-4),
+             ("f = Σ sin(x)·exp(x/3), x of shape [5], eps=1e-6", lambda x: (x.sin() * (x / 3).exp()).sum(), torch.randn(5, generator=g, dtype=torch.float64), 1e-6),
+             ("a 0-d x = 0.7, f = x⁴, eps=1e-5", lambda x: x ** 4, torch.tensor(0.7, dtype=torch.float64), 1e-5),
+             ("f = logsumexp(W x), x of shape [2, 3], eps=1e-5", lambda x: torch.logsumexp(x.flatten() @ torch.arange(12.0, dtype=torch.float64).view(6, 2), 0),
+              torch.randn(2, 3, generator=g, dtype=torch.float64), 1e-5)]
+    for case, f, x, eps in cases:
+        x_before = x.clone()
+        got = attempt(numerical_gradient, f, x, eps=eps, case=case)
+        if not torch.equal(x, x_before):
+            raise Mismatch(f"on {case}: your function changed x (max change {(x - x_before).abs().max().item():.3g}). "
+                           "Hint: restore each element after perturbing it (or perturb a copy)")
+        xl = x.clone().requires_grad_(); (expected,) = torch.autograd.grad(f(xl), xl)
+        def hint(got, exp, f=f, x=x, eps=eps):
+            if not torch.is_tensor(got) or got.shape != exp.shape: return "return a tensor of x's shape"
+            fwd = torch.zeros_like(x).flatten(); xf = x.clone().flatten()
+            for j in range(xf.numel()):
+                xp = xf.clone(); xp[j] += eps; fwd[j] = (f(xp.view_as(x)) - f(x)) / eps
+            if torch.allclose(got, exp * 2, atol=1e-6): return "divide by 2·eps: the two points x ± eps are 2·eps apart"
+            if torch.allclose(got, fwd.view_as(x), atol=1e-9):
+                return "use central differences (f(x+eps) − f(x−eps)) / (2·eps): the forward difference is off by about eps·f''/2"
+        expect_close(got, expected, case, atol=1e-6, rtol=1e-6, hint=hint)
+    return "central differences match autograd to 1e-6 on 4 functions (0-d input included), and x is left unchanged"
+
+@exercise("swiglu_backward")
+def check_swiglu_backward(swiglu_backward):
+    "Check `swiglu_backward(x, w1, w3, grad_out)` against torch.autograd of silu(x w1ᵀ) ⊙ (x w3ᵀ)."
+    g = torch.Generator().manual_seed(1)
+    rnd = lambda *s, scale=1.0: scale * torch.randn(*s, generator=g, dtype=torch.float64)
+    cases = [("x [5, 8], hidden 6", rnd(5, 8), rnd(6, 8), rnd(6, 8), rnd(5, 6)),
+             ("x [2, 3, 8] (batch and time), hidden 4", rnd(2, 3, 8), rnd(4, 8), rnd(4, 8), rnd(2, 3, 4)),
+             ("a batch of one x [1, 8], hidden 16", rnd(1, 8), rnd(16, 8), rnd(16, 8), rnd(1, 16)),
+             ("large pre-activations (x·10) [4, 8], hidden 6", rnd(4, 8, scale=10.0), rnd(6, 8), rnd(6, 8), rnd(4, 6))]
+    for case, x, w1, w3, gy in cases:
+        leaves = [t.clone().requires_grad_() for t in (x, w1, w3)]
+        y = torch.nn.functional.silu(leaves[0] @ leaves[1].T) * (leaves[0] @ leaves[2].T)
+        expected = torch.autograd.grad(y, leaves, gy)
+        got = attempt(swiglu_backward, x.clone(), w1.clone(), w3.clone(), gy.clone(), case=case)
+        if not (isinstance(got, (tuple, list)) and len(got) == 3):
+            raise Mismatch(f"on {case}: return the three gradients (grad_x, grad_w1, grad_w3), got {type(got).__name__}")
+        a, b = x @ w1.T, x @ w3.T
+        da, db = gy * b * silu_grad(a), gy * silu(a)
+        for name, gv, ev in zip(("∂L/∂x", "∂L/∂w1", "∂L/∂w3"), got, expected):
+            def hint(gv, ev, name=name):
+                if not torch.is_tensor(gv): return f"{name} must be a tensor"
+                if gv.shape != ev.shape:
+                    return f"{name} has the shape of what it differentiates, {tuple(ev.shape)}" + (
+                        ": for a weight that is grad_aᵀ @ x with the batch dimensions flattened" if name != "∂L/∂x" else "")
+                if name == "∂L/∂x" and (torch.allclose(gv, da @ w1, atol=1e-8) or torch.allclose(gv, db @ w3, atol=1e-8)):
+                    return "x feeds both branches: add the two contributions, grad_a @ w1 + grad_b @ w3"
+                h, d = w1.shape
+                for wrong_da, why in ((gy * b * torch.sigmoid(a), "silu'(a) = σ(a)·(1 + a·(1 − σ(a))) by the product rule, not σ(a)"),
+                                      (gy * silu_grad(a), "ā = ȳ ⊙ b ⊙ silu'(a): the gate is multiplied by the other branch b = x w3ᵀ")):
+                    wrong = {"∂L/∂x": wrong_da @ w1 + db @ w3, "∂L/∂w1": wrong_da.reshape(-1, h).T @ x.reshape(-1, d)}
+                    if name in wrong and torch.allclose(gv, wrong[name], atol=1e-8): return why
+            expect_close(gv, ev, f"{case}, {name}", atol=1e-9, rtol=1e-7, hint=hint)
+    return "∂L/∂x, ∂L/∂w1 and ∂L/∂w3 match autograd on 4 inputs: batch and time dimensions, a batch of one, large pre-activations"
