@@ -22,17 +22,19 @@ from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, ensu
                              check_int, eval_mode, pick_device, save_json, seed_everything, verify_checksums, write_checksums,
                              write_failed, make_temp_dir, default_mode)
 from .data import get_batch
-from .losses import perplexity
-from .optim import check_hparams, count_tokens, param_groups
+from .losses import chunked_cross_entropy, cross_entropy, perplexity
+from .optim import AdamW, check_hparams, clip_grad_norm, count_tokens, param_groups
 from .schedule import SCHEDULES, get_schedule
 from .viz import LossPlot
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'PRECISIONS', 'EVENTS', 'CHECKPOINT_FORMAT', 'TrainingError', 'TrainConfig', 'make_schedule',
-           'Callback', 'LRScheduleCallback', 'GradClipCallback', 'NanGuardCallback', 'MetricsCallback', 'EvalCallback',
-           'EarlyStoppingCallback', 'ProgressCallback', 'LossPlotCallback', 'rng_state', 'set_rng_state',
-           'describe_model', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'load_checkpoint',
-           'default_optimizer', 'default_callbacks', 'Learner', 'CheckpointCallback']
+__all__ = ['IGNORE_INDEX', 'PRECISIONS', 'KERNELS', 'CHUNKED_VOCAB', 'EVENTS', 'CHECKPOINT_FORMAT', 'ACTIVATIONS',
+           'TrainingError', 'TrainConfig', 'make_schedule', 'Callback', 'LRScheduleCallback', 'GradClipCallback',
+           'NanGuardCallback', 'MetricsCallback', 'EvalCallback', 'EarlyStoppingCallback', 'ProgressCallback',
+           'LossPlotCallback', 'rng_state', 'set_rng_state', 'describe_model', 'save_checkpoint', 'list_checkpoints',
+           'latest_checkpoint', 'load_checkpoint', 'default_optimizer', 'resolve_kernels', 'default_callbacks',
+           'Learner', 'CheckpointCallback', 'ActivationStats', 'GradientStats', 'plot_diagnostics',
+           'check_clip_callback', 'check_plateau_stop']
 
 # %% ../nbs/11_learner.ipynb #540795cd
 class TrainingError(LLMCourseError, RuntimeError):
@@ -40,6 +42,8 @@ class TrainingError(LLMCourseError, RuntimeError):
 
 IGNORE_INDEX = -100  # target id that contributes nothing to the loss (padding, prompt tokens)
 PRECISIONS = ("fp32", "bf16")
+KERNELS = ("auto", "course", "torch")  # whose optimizer, clipping and loss the Learner runs: see `resolve_kernels`
+CHUNKED_VOCAB = 8192  # from this vocabulary size on, the loss is chunked (chapter 4) where the model allows it
 
 # %% ../nbs/11_learner.ipynb #92234cdc
 @dataclass
@@ -58,6 +62,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0 # max global gradient norm; None: no clipping
     diverge_factor: float | None = 10.0 # stop when the loss exceeds this × ln(vocab), 10× worse than guessing; None: only NaN/Inf
     precision: str = "fp32" # "fp32", or "bf16" autocast (weights and optimizer stay fp32)
+    kernels: str = "auto" # "course": chapters 4/8's AdamW, clipping, loss; "torch": PyTorch's; "auto": course, but fused AdamW and F.cross_entropy on CUDA
     eval_every: int = 0 # evaluate every N steps (0: only at the end); needs val_data
     eval_batches: int = 20 # validation batches per evaluation
     checkpoint_every: int = 0 # checkpoint every N steps (0: only at the end); needs out_dir
@@ -94,6 +99,8 @@ class TrainConfig:
                               f"use warmup_steps ≤ {self.steps} (a few % of the run is typical, e.g. {max(1, self.steps // 20)})")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}: use one of {PRECISIONS}")
+        if self.kernels not in KERNELS:
+            raise ConfigError(f"unknown kernels {self.kernels!r}: use one of {KERNELS} ('auto' unless you are measuring one against the other)")
         make_schedule(self)  # unknown names and bad arguments fail now, not at step 1
         if self.resume and self.out_dir is None:
             raise ConfigError("resume=True needs out_dir: pass the folder of the run to continue")
@@ -135,11 +142,13 @@ class LRScheduleCallback(Callback):
         learn.lr = learn.opt.param_groups[0]["lr"]
 
 class GradClipCallback(Callback):
-    "Rescale all gradients together when their global norm exceeds `max_norm`; records `learn.grad_norm`."
+    "Rescale all gradients together when their global norm exceeds `max_norm` (chapter 8's `clip_grad_norm`); records `learn.grad_norm`."
     order = 0
-    def __init__(self, max_norm: float = 1.0): self.max_norm = max_norm
+    def __init__(self, max_norm: float = 1.0, # largest global gradient norm
+                 kernel: str = "course", # "course": `optim.clip_grad_norm`; "torch": `nn.utils.clip_grad_norm_`
+                ): self.max_norm, self.clip = max_norm, (nn.utils.clip_grad_norm_ if kernel == "torch" else clip_grad_norm)
     def after_backward(self, learn):
-        norm = nn.utils.clip_grad_norm_(learn.model.parameters(), self.max_norm)
+        norm = self.clip(learn.model.parameters(), self.max_norm)
         learn.grad_norm = (norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item()  # sharded (FSDP) gradients: a DTensor
 
 class NanGuardCallback(Callback):
@@ -393,17 +402,44 @@ def load_checkpoint(folder: str | os.PathLike, # a checkpoint folder written by 
 
 # %% ../nbs/11_learner.ipynb #315a1e23
 def default_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    "AdamW with the config's lr and betas; weight decay on the weight matrices only (chapter 8's `param_groups`); fused kernels on a GPU."
+    "Chapter 8's AdamW (foreach) with the config's lr and betas, decay on weight matrices only; PyTorch's fused AdamW where `config.kernels` asks."
     params = list(model.parameters())
-    # one fused CUDA kernel for the whole update instead of a few per tensor; sharded (DTensor) parameters keep the default
+    # one fused CUDA kernel for the whole update instead of ~10 foreach launches; sharded (DTensor) parameters can't use it
     fused = bool(params) and all(p.is_cuda and type(p) is nn.Parameter for p in params)
-    return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas, **({"fused": True} if fused else {}))
+    groups = param_groups(model, config.weight_decay)
+    if config.kernels == "torch" or (config.kernels == "auto" and fused):
+        return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, **({"fused": True} if fused else {}))
+    return AdamW(groups, lr=config.lr, betas=config.betas)
+
+def _describe(opt) -> str:
+    t = type(opt)
+    fused = any(g.get("fused") for g in opt.param_groups) if t.__module__.startswith("torch.") else False
+    return f"{t.__module__}.{t.__name__}" + (" (fused)" if fused else " (foreach)" if t is AdamW else "")
+
+def resolve_kernels(kernels: str, # `TrainConfig.kernels`: "auto", "course" or "torch"
+                    device: torch.device, # where the run trains
+                    model: nn.Module, # the (possibly wrapped or sharded) model
+                    opt: torch.optim.Optimizer | None = None, # the optimizer built for the run, described as it is
+                    callbacks: list = (), # the run's callbacks (the clipping one is described)
+                   ) -> dict:
+    "Which implementation the run uses for the loss, the clipping and the optimizer, and why: recorded in `learn.kernels`."
+    plain = all(type(p) is nn.Parameter for p in model.parameters())  # not sharded (FSDP's DTensor) nor wrapped
+    V = getattr(getattr(model, "lm_head", None), "out_features", 0)
+    can_chunk = plain and callable(getattr(model, "features", None)) and V >= CHUNKED_VOCAB and not model._forward_hooks
+    if kernels == "torch": loss = "torch"
+    elif can_chunk: loss = "chunked"  # the [B, T, V] logits never exist: the course's kernel is the better one here
+    else: loss = "torch" if kernels == "auto" and device.type == "cuda" else "course"
+    clip = next((cb.clip for cb in callbacks if isinstance(cb, GradClipCallback)), None)
+    names = {"torch": "torch.nn.functional.cross_entropy", "course": "llm_course.losses.cross_entropy",
+             "chunked": "llm_course.losses.chunked_cross_entropy"}
+    return dict(loss=loss, loss_fn=names[loss], optimizer=_describe(opt) if opt is not None else None,
+                clip=None if clip is None else f"{clip.__module__}.{clip.__name__}")
 
 def default_callbacks(config: TrainConfig, schedule: Callable[[int], float] | None = None) -> list[Callback]:
     "The callbacks a config asks for: schedule, clipping, NaN guard, metrics, eval, early stop, checkpoints, progress, plot."
     cbs = [MetricsCallback(), LRScheduleCallback(schedule or make_schedule(config)), NanGuardCallback(config.diverge_factor),
            EvalCallback(config.eval_every)]
-    if config.grad_clip is not None: cbs.append(GradClipCallback(config.grad_clip))
+    if config.grad_clip is not None: cbs.append(GradClipCallback(config.grad_clip, "torch" if config.kernels == "torch" else "course"))
     if config.patience: cbs.append(EarlyStoppingCallback(config.patience, config.min_delta))
     if config.out_dir: cbs.append(CheckpointCallback(config.checkpoint_every, config.keep_checkpoints))
     if config.progress: cbs.append(ProgressCallback())
@@ -436,6 +472,7 @@ class Learner:
         self.step, self.tokens_seen, self.train_time_s, self.history = 0, 0, 0.0, []
         self.loss = self.val_loss = self.grad_norm = self.tokens_per_s = self.stop_reason = None
         self.lr, self.opt, self._ready, self.vocab_size = self.config.lr, None, False, 0
+        self.kernels = None  # whose optimizer, clipping and loss run: set by `prepare` (see `resolve_kernels`)
         # how checkpoints are written and read: `distributed.Distributed` swaps in sharded ones with the same signatures
         self.checkpoint_writer, self.checkpoint_reader = save_checkpoint, load_checkpoint
 
@@ -459,6 +496,8 @@ class Learner:
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _lm_loss(self, x, y, reduction: str = "mean", weighted: bool = True):
+        if self.kernels["loss"] == "chunked" and not (weighted and self.class_weights is not None):  # (no per-class weights there)
+            return self._chunked_loss(x, y, reduction)
         if self._checked:
             with self._autocast(): logits = self.model(x)
         else:  # first batch: turn PyTorch's bare IndexError / shape errors into a fix
@@ -473,7 +512,21 @@ class Learner:
                                   "classes: pass one weight per class (per output of the model)")
         if logits.dtype in (torch.bfloat16, torch.float16): logits = logits.float()  # the loss always in fp32 (or better)
         w = self.class_weights.to(logits) if weighted and self.class_weights is not None else None
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), weight=w, ignore_index=IGNORE_INDEX, reduction=reduction)
+        if self.kernels["loss"] == "torch":  # PyTorch's fused kernel: no host sync, no [N, V] log-probs kept
+            return F.cross_entropy(logits.flatten(0, 1), y.flatten(), weight=w, ignore_index=IGNORE_INDEX, reduction=reduction)
+        if w is None: return cross_entropy(logits, y, reduction=reduction, ignore_index=IGNORE_INDEX)  # chapter 4's
+        per_token = cross_entropy(logits, y, reduction="none", ignore_index=IGNORE_INDEX) * w[y.clamp(min=0)]  # Σ w_y·ℓ (ignored: ℓ = 0)
+        return per_token.sum() if reduction == "sum" else per_token.sum() / count_tokens(y, IGNORE_INDEX)
+
+    def _chunked_loss(self, x, y, reduction):
+        "Chapter 4's `chunked_cross_entropy` on the model's last hidden states: the [B, T, V] logits never exist."
+        with self._autocast(): h = self.model.features(x)
+        head = self.model.lm_head.weight
+        if not self._checked:
+            if h.shape[:2] != y.shape: _check_logits(h, y)
+            if int(y.max()) >= head.shape[0]: _check_logits(h[..., :1].expand(*h.shape[:2], head.shape[0]), y)
+            self._checked, self.vocab_size = True, head.shape[0]
+        return chunked_cross_entropy(h.to(head.dtype), head, y, ignore_index=IGNORE_INDEX, reduction=reduction)
 
     def prepare(self) -> Learner:
         "Pick the device, build the optimizer, load the checkpoint when resuming: `fit` does it first; call it to fail early."
@@ -487,6 +540,7 @@ class Learner:
         self.model.to(self.device)
         self.generator = seed_everything(cfg.seed)  # model RNG (dropout) and the data generator, both from the seed
         self.opt = self.make_optimizer(self.model, cfg)
+        self.kernels = resolve_kernels(cfg.kernels, self.device, self.model, self.opt, self.callbacks)
         self.base_lrs = [g["lr"] for g in self.opt.param_groups]  # from the config, even when a checkpoint says otherwise
         self._checked = False
         self._bind_events()
@@ -635,3 +689,199 @@ class CheckpointCallback(Callback):
         if (self.every and learn.step % self.every == 0) or learn.step == learn.config.steps or learn.stop_reason:
             learn.save_checkpoint()
             for old in list_checkpoints(learn.config.out_dir)[:-self.keep]: shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/11_learner.ipynb #8681dd4d
+def _dead_fraction(out: torch.Tensor, eps: float) -> float:
+    "Fraction of units (last dim) whose output is within `eps` of 0 at every position of the batch."
+    return (out.detach().abs() <= eps).flatten(0, -2).all(0).float().mean()
+
+ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.LeakyReLU, nn.ELU, nn.Sigmoid)
+
+class ActivationStats(Callback):
+    "Record the mean, std and dead-unit fraction of chosen layers' outputs (forward hooks) every `every` training steps."
+    order = 60
+    def __init__(self, modules: dict | None = None, # name -> module to watch; None: every activation module (else every Linear)
+                 every: int = 1, # measure on steps 0, every, 2·every, …
+                 dead_eps: float = 1e-6, # |output| at most this counts as 0
+                ):
+        self.modules, self.every, self.dead_eps = modules, every, dead_eps
+        self.steps, self.stats, self._hooks, self._on = [], {}, [], False
+    def _watch(self, model) -> dict:
+        if self.modules is not None: return dict(self.modules)
+        acts = {n: m for n, m in model.named_modules() if isinstance(m, ACTIVATIONS)}
+        return acts or {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    def before_fit(self, learn):
+        for name, m in self._watch(learn.model).items():
+            self.stats.setdefault(name, dict(mean=[], std=[], dead=[]))
+            self._hooks.append(m.register_forward_hook(lambda mod, inp, out, name=name: self._record(name, out)))
+    def _record(self, name, out):
+        if not self._on or not torch.is_tensor(out): return
+        o = out.detach().float()
+        self._batch[name] = torch.stack([o.mean(), o.std(), _dead_fraction(o, self.dead_eps)])
+    def before_step(self, learn):
+        self._on, self._batch = learn.step % self.every == 0, {}
+    def after_backward(self, learn):
+        if not self._on: return
+        self._on = False  # (evaluation later in the step is not recorded)
+        self.steps.append(learn.step)
+        vals = dict(zip(self._batch, torch.stack(list(self._batch.values())).tolist())) if self._batch else {}
+        for name, s in self.stats.items():
+            m, sd, dead = vals.get(name, (float("nan"),) * 3)
+            s["mean"].append(m); s["std"].append(sd); s["dead"].append(dead)
+    def after_fit(self, learn):
+        for h in self._hooks: h.remove()
+        self._hooks, self._on = [], False
+    on_error = after_fit
+
+class GradientStats(Callback):
+    "Record each weight's gradient mean/std and its update-to-weight ratio log10(‖Δw‖/‖w‖) every `every` steps."
+    order = 60
+    def __init__(self, every: int = 1, # measure on steps 0, every, 2·every, …
+                 min_dim: int = 2, # watch parameters with at least this many dims (2: weight matrices, not biases/norms)
+                ):
+        self.every, self.min_dim = every, min_dim
+        self.steps, self.grads, self.update_ratio, self._before = [], {}, {}, None
+    def after_backward(self, learn):  # after clipping (order 0): the gradient the optimizer will use
+        if learn.step % self.every: return
+        named = [(n, p) for n, p in learn.model.named_parameters() if p.grad is not None and p.dim() >= self.min_dim]
+        g = torch.stack([torch.stack([p.grad.detach().float().mean(), p.grad.detach().float().std()]) for _, p in named]).tolist()
+        for (n, _), (m, s) in zip(named, g): self.grads.setdefault(n, dict(mean=[], std=[]))["mean"].append(m); self.grads[n]["std"].append(s)
+        self._before = [(n, p, p.detach().clone()) for n, p in named]
+    def after_step(self, learn):
+        if self._before is None: return
+        self.steps.append(learn.step - 1)  # the step these numbers belong to (the counter has moved on)
+        r = torch.stack([((p.detach() - w0).norm() / w0.norm().clamp(min=1e-12)).log10() for _, p, w0 in self._before]).tolist()
+        for (n, _, _), v in zip(self._before, r): self.update_ratio.setdefault(n, []).append(v)
+        self._before = None
+
+# %% ../nbs/11_learner.ipynb #9b010a1d
+def plot_diagnostics(runs: dict, # title -> a `Learner` that trained with `ActivationStats` and `GradientStats`
+                     smooth: int = 1, # running mean over this many measurements (update ratios are noisy)
+                    ):
+    "One row per run: activation std per layer, dead-unit fraction per layer, log10 update/weight per weight (−3 marked)."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(runs), 3, figsize=(13, 3.0 * len(runs)), squeeze=False)
+    avg = lambda v: [sum(v[max(0, i - smooth + 1):i + 1]) / len(v[max(0, i - smooth + 1):i + 1]) for i in range(len(v))]
+    for row, (title, learn) in zip(axes, runs.items()):
+        acts = next((cb for cb in learn.callbacks if isinstance(cb, ActivationStats)), None)
+        grads = next((cb for cb in learn.callbacks if isinstance(cb, GradientStats)), None)
+        if acts is None or grads is None:
+            raise ConfigError(f"run {title!r} has no ActivationStats/GradientStats: pass callbacks=[ActivationStats(), GradientStats()] to its Learner")
+        cmap = plt.get_cmap("viridis")
+        for i, (name, s) in enumerate(acts.stats.items()):
+            c = cmap(i / max(1, len(acts.stats) - 1))
+            row[0].plot(acts.steps, s["std"], color=c, label=name); row[1].plot(acts.steps, s["dead"], color=c, label=name)
+        for i, (name, r) in enumerate(grads.update_ratio.items()):
+            row[2].plot(grads.steps, avg(r), color=cmap(i / max(1, len(grads.update_ratio) - 1)), label=name, lw=1)
+        row[2].axhline(-3, color="k", ls=":", lw=1)
+        row[0].set(yscale="log", ylabel=f"{title}\nactivation std", xlabel="step")
+        row[1].set(ylim=(-0.02, 1.02), ylabel="dead units (fraction)", xlabel="step")
+        row[2].set(ylabel="log10 ‖Δw‖/‖w‖", xlabel="step", ylim=(-6, 0))
+        for ax in row: ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, title="layer", title_fontsize=7); axes[0][2].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/11_learner.ipynb #195715eb
+import types
+from .core import Mismatch, NotDone, attempt, exercise, expect_close
+
+class _ExerciseLM(nn.Module):
+    "Embedding -> tanh -> Linear: small enough that three Learner steps take milliseconds."
+    def __init__(self, V=17, d=8):
+        super().__init__(); torch.manual_seed(0)
+        self.emb, self.head = nn.Embedding(V, d), nn.Linear(d, V)
+    def forward(self, x): return self.head(torch.tanh(self.emb(x)))
+
+def _run_with(callbacks, grad_clip=None, steps=3, batch_size=4, lr=0.05, name="your callback"):
+    "Three Learner steps on fixed random batches; returns (learner, flat weights)."
+    g = torch.Generator().manual_seed(1)
+    batches = [(torch.randint(0, 17, (batch_size, 6), generator=g), torch.randint(0, 17, (batch_size, 6), generator=g)) for _ in range(steps)]
+    it = iter(batches)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, block_size=6, lr=lr, grad_clip=grad_clip, progress=False, diverge_factor=None)
+    learn = Learner(_ExerciseLM(), lambda b, gen: next(it), config=cfg, callbacks=list(callbacks))
+    try: learn.fit()
+    except NotImplementedError: raise NotDone(f"replace `raise NotImplementedError` in {name} with your code, then run this check again") from None
+    except (Mismatch, NotDone): raise
+    except Exception as e: raise Mismatch(f"the Learner failed with your callback: {type(e).__name__}: {e}") from None
+    return learn, torch.cat([p.detach().flatten() for p in learn.model.parameters()])
+
+class _PerTensorClip(Callback):
+    def __init__(self, max_norm): self.max_norm = max_norm
+    def after_backward(self, learn):
+        for p in learn.model.parameters(): nn.utils.clip_grad_norm_([p], self.max_norm)
+
+@exercise("ClipGradients")
+def check_clip_callback(ClipGradients): # your callback class: `ClipGradients(max_norm)`
+    "Check a gradient-clipping callback inside the Learner against `GradClipCallback`: the same weights and grad norms."
+    cases = [("max_norm=0.05 (clips every step)", 0.05, 4), ("max_norm=1000 (never clips)", 1000.0, 4), ("max_norm=0.2, a batch of one", 0.2, 1)]
+    for case, max_norm, B in cases:
+        cb = attempt(ClipGradients, max_norm, case=f"ClipGradients({max_norm})")
+        if not isinstance(cb, Callback): raise Mismatch(f"ClipGradients({max_norm}) should be a Callback subclass: class ClipGradients(Callback): ...")
+        learn, got = _run_with([cb], batch_size=B, name="ClipGradients.after_backward")
+        ref, exp = _run_with([], grad_clip=max_norm, batch_size=B)
+        def hint(g, e, B=B, max_norm=max_norm):
+            if torch.allclose(g, _run_with([], batch_size=B)[1], atol=1e-7):
+                return "the optimizer used unclipped gradients: clip in `after_backward` (before the step), in place on each p.grad"
+            if torch.allclose(g, _run_with([_PerTensorClip(max_norm)], batch_size=B)[1], atol=1e-7):
+                return "clip by the global norm, one factor for all gradients, not each tensor by its own norm"
+            return None
+        expect_close(got, exp, f"{case}: the weights after 3 steps", atol=1e-6, rtol=1e-5, hint=hint)
+        norms = [h["grad_norm"] for h in learn.history]
+        ref_norms = [h["grad_norm"] for h in ref.history]
+        if any(n is None for n in norms):
+            raise Mismatch(f"on {case}: learn.grad_norm is not set: store the global norm before clipping as a float (learn.grad_norm = ...)")
+        clipped = [min(n, max_norm) for n in ref_norms]
+        if max_norm < 1 and all(abs(a - b) < 1e-4 for a, b in zip(norms, clipped)):
+            raise Mismatch(f"on {case}: learn.grad_norm holds the norm *after* clipping ({norms[0]:.4g}): record the norm before clipping ({ref_norms[0]:.4g}), the number worth watching")
+        expect_close(torch.tensor(norms), torch.tensor(ref_norms), f"{case}: learn.grad_norm of each step", atol=1e-5, rtol=1e-4)
+    return "same weights and gradient norms as GradClipCallback, clipping or not, batch of one included"
+
+def _plateau_ref(losses, patience, min_delta, late=0, vs_previous=False, delta=True):
+    "Index of the evaluation at which early stopping fires (None: never), with switches for the usual mistakes."
+    best, wait, prev = math.inf, 0, math.inf
+    for i, l in enumerate(losses):
+        ref = prev if vs_previous else best
+        if l < ref - (min_delta if delta else 0): best, wait = l, 0  # the best moves only on a real improvement
+        else: wait += 1
+        prev = l
+        if wait >= patience + late: return i
+    return None
+
+@exercise("PlateauStop")
+def check_plateau_stop(PlateauStop): # your callback class: `PlateauStop(patience, min_delta)`
+    "Check an early-stopping callback on sequences of validation losses against `EarlyStoppingCallback`."
+    rng = torch.Generator().manual_seed(0)
+    noisy = (3.0 - torch.linspace(0, 1, 12) + 0.15 * torch.rand(12, generator=rng)).tolist()
+    cases = [("a loss that keeps falling", [3.0, 2.5, 2.2, 2.0, 1.9, 1.85], 2, 0.0),
+             ("a plateau after three evaluations", [3.0, 2.5, 2.2, 2.3, 2.25, 2.4, 2.2], 2, 0.0),
+             ("patience=1", [2.0, 1.5, 1.6, 1.4], 1, 0.0),
+             ("a zigzag below the best", [1.0, 0.9, 0.95, 0.92, 0.94, 0.93, 0.935], 2, 0.0),
+             ("small improvements with min_delta=0.1", [3.0, 2.95, 2.9, 2.86, 2.83, 2.8], 3, 0.1),
+             ("gains of 0.03 with min_delta=0.1", [3.0, 2.97, 2.94, 2.91, 2.88, 2.85], 2, 0.1),
+             ("a recovery just in time (patience 3)", [2.0, 2.1, 2.2, 1.9, 2.0, 2.05, 2.1, 2.2], 3, 0.0),
+             ("a noisy falling curve", noisy, 2, 0.0)]
+    for case, losses, patience, min_delta in cases:
+        cb = attempt(PlateauStop, patience, min_delta, case=f"PlateauStop({patience}, {min_delta})")
+        if not callable(getattr(cb, "after_eval", None)): raise Mismatch("PlateauStop needs an `after_eval(self, learn)` method: the event after each evaluation")
+        learn = types.SimpleNamespace(val_loss=None, step=0, stop_reason=None, config=types.SimpleNamespace(eval_every=1))
+        got = None
+        for i, l in enumerate(losses):
+            learn.val_loss, learn.step = l, i + 1
+            attempt(cb.after_eval, learn, case=f"{case}, evaluation {i} (val_loss {l})")
+            if learn.stop_reason is not None: got = i; break
+        ref, stop = EarlyStoppingCallback(patience, min_delta), types.SimpleNamespace(**vars(learn))
+        stop.stop_reason, exp = None, None
+        for i, l in enumerate(losses):
+            stop.val_loss, stop.step = l, i + 1; ref.after_eval(stop)
+            if stop.stop_reason is not None: exp = i; break
+        if got == exp: continue
+        say = lambda k: "never" if k is None else f"after evaluation {k} (val_loss {losses[k]})"
+        hints = [(dict(late=1), "one evaluation late: stop when the count of evaluations without improvement *reaches* patience"),
+                 (dict(late=-1), "one evaluation early: count only evaluations that fail to improve, and stop when the count reaches patience"),
+                 (dict(vs_previous=True), "compare with the *best* loss so far, not with the previous evaluation"),
+                 (dict(delta=False), f"an improvement counts only when it beats the best by more than min_delta={min_delta}")]
+        hint = next((h for kw, h in hints if _plateau_ref(losses, patience, min_delta, **kw) == got), None)
+        raise Mismatch(f"on {case} (losses {[round(l, 3) for l in losses]}, patience={patience}, min_delta={min_delta}): expected to stop "
+                       f"{say(exp)}, yours stopped {say(got)}; set learn.stop_reason to a string to stop." + (f" Hint: {hint}" if hint else ""))
+    return f"stops exactly where EarlyStoppingCallback does on {len(cases)} loss curves (plateaus, zigzags, min_delta, recoveries)"

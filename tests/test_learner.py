@@ -255,3 +255,12 @@ def test_failed_resave_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(OSError, match="disk full"): save_checkpoint(folder, lm(seed=1), state=dict(step=1))
     assert (folder/"model.safetensors").read_bytes() == first and [p.name for p in tmp_path.iterdir()] == [folder.name]
+
+
+@pytest.mark.parametrize("precision, advised", [("fp32", False), ("bf16", True)])
+def test_nan_guard_advises_fp32_only_on_a_bf16_run(ids, precision, advised):
+    "The divergence message suggests precision='fp32' only where the run is not already in fp32."
+    from llm_course.learner import TrainingError
+    with pytest.raises(TrainingError) as err:
+        Learner(lm(), ids, config=cfg(steps=6, lr=1e6, precision=precision)).fit()
+    assert ("precision='fp32'" in str(err.value)) is advised and "Lower the learning rate" in str(err.value)
