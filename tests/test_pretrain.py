@@ -126,3 +126,49 @@ def test_head_scores_find_planted_heads():
     assert is_.argmax().item() == 3 and is_[0, 3] == pytest.approx(1.0)
     x = repeated_random_tokens(P, [3, 4, 5], batch_size=2, generator=torch.Generator().manual_seed(0))
     assert x.shape == (2, 2 * P) and torch.equal(x[:, :P], x[:, P:])
+
+
+# --- the packaged demo model (chapter 15; used by chapters 10, 12, 14, 16) -------------------------------------------
+
+def test_demo_model_loads_and_has_learnt():
+    from llm_course.core import load_json
+    from llm_course.generate import generate_text
+    from llm_course.pretrain import demo_model, demo_model_path, stream_cross_entropy
+    from llm_course.data import load_default_corpus, split_text
+    model, tok = demo_model()
+    c = model.config
+    assert (c.n_layer, c.n_head, c.d_model, c.block_size, c.vocab_size) == (4, 4, 128, 128, tok.vocab_size) and not model.training
+    info = load_json(demo_model_path() / "summary.json")
+    assert info["seed"] == 0 and info["steps"] == 1500 and info["script"] == "tools/train_demo_model.sh" and info["seconds"] > 0
+    text = load_default_corpus()
+    _, val = split_text(torch.tensor(tok.encode(text)), (0.9, 0.1))
+    loss = stream_cross_entropy(model, val[:20_000], 128, stride=64)
+    assert loss < 2.0, loss   # trained: far below ln V (4.7) and the unigram (3.35)
+    out = generate_text(model, tok, "The function ", 40, temperature=0.8, generator=torch.Generator().manual_seed(0))
+    assert isinstance(out, str) and len(out) > 0 and set(out) <= set(tok.stoi)   # the continuation, in the model's characters
+
+
+def test_demo_model_ships_as_package_data(root):
+    try: import tomllib
+    except ModuleNotFoundError: import tomli as tomllib  # Python 3.10
+    from llm_course.pretrain import demo_model_path
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["llm_course"]
+    assert "data/demo_model/*" in patterns
+    names = sorted(p.name for p in demo_model_path().iterdir())
+    assert names == ["checksums.json", "config.json", "model.safetensors", "run.json", "summary.json", "tokenizer.json"]
+    tracked = __import__("subprocess").run(["git", "ls-files", "llm_course/data/demo_model"], cwd=root, capture_output=True, text=True).stdout
+    assert "model.safetensors" in tracked or not (root / ".git").exists()
+
+
+def test_demo_model_corrupt_or_missing(tmp_path, monkeypatch):
+    import shutil
+    import llm_course.pretrain as pretrain
+    from llm_course.core import CheckpointError
+    copy = tmp_path / "demo_model"
+    shutil.copytree(pretrain.demo_model_path(), copy)
+    monkeypatch.setattr(pretrain, "demo_model_path", lambda: copy)
+    data = bytearray((copy / "model.safetensors").read_bytes()); data[-1] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="model.safetensors"): pretrain.demo_model()
+    (copy / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="tools/train_demo_model.sh"): pretrain.demo_model()
