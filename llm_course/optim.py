@@ -17,7 +17,8 @@ from .core import ConfigError, DataError
 
 # %% auto #0
 __all__ = ['check_hparams', 'ScratchOptimizer', 'SGD', 'Adagrad', 'Adam', 'AdamW', 'decay_split', 'param_groups',
-           'clip_grad_norm', 'count_tokens', 'micro_batch_weights', 'accumulate_lm_gradients']
+           'clip_grad_norm', 'count_tokens', 'micro_batch_weights', 'accumulate_lm_gradients', 'check_adam_step',
+           'check_adamw_step', 'check_accumulate_gradients']
 
 # %% ../nbs/08_optim.ipynb #6580b84c
 def check_hparams(lr=None, momentum=None, betas=None, eps=None, weight_decay=None, dampening=None):
@@ -46,13 +47,21 @@ class ScratchOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad(): loss = closure()
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None: self.update(p, group)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params: continue
+            if group.get("foreach") is not False and self.has_foreach: self.update_many(params, group)
+            else:
+                for p in params: self.update(p, group)
         return loss
 
     def update(self, p: torch.Tensor, group: dict):
         "Change `p` in place from `p.grad`, the settings in `group` and the per-parameter `self.state[p]`."
         raise NotImplementedError
+
+    has_foreach = False  # True where a subclass writes `update_many`
+    def update_many(self, params: list, group: dict):
+        "The same change as `update` for all `params` of a group at once (the `torch._foreach_*` path)."
+        for p in params: self.update(p, group)
 
 class SGD(ScratchOptimizer):
     "Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight decay."
@@ -110,17 +119,22 @@ class Adam(ScratchOptimizer):
                  betas: tuple[float, float] = (0.9, 0.999), # decay rates of the first and second moment averages
                  eps: float = 1e-8, # added to √v̂ so the division stays finite
                  weight_decay: float = 0.0, # L2 penalty (Adam) or decoupled decay rate (AdamW)
+                 foreach: bool | None = None, # one `torch._foreach_*` call per operation for all tensors (None/True), or a loop over tensors (False)
                 ):
         check_hparams(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=foreach))
+
+    def _init_state(self, p):
+        state = self.state[p]
+        if not state:
+            state["step"] = torch.tensor(0.0)  # a float32 CPU scalar, like torch.optim's: checkpoints interchange
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
 
     def update(self, p, group):
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        state = self.state[p]
-        if not state:
-            state["step"] = torch.tensor(0.0)
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state = self._init_state(p)
         state["step"] += 1
         t = state["step"].item()
         g = p.grad
@@ -140,8 +154,35 @@ class AdamW(Adam):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, # decoupled decay rate λ (torch's default 0.01; LLMs use 0.1)
+                 foreach: bool | None = None, # all tensors per operation at once (None/True) or one by one (False)
                 ):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach)
+
+# %% ../nbs/08_optim.ipynb #dfd49d9e
+@torch.no_grad()
+def _adam_update_many(self: Adam, params: list, group: dict):
+    "Adam's `update` for all `params` at once: one `torch._foreach_*` call per operation, per device and dtype."
+    lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+    by_kind = {}
+    for p in params: by_kind.setdefault((p.device, p.dtype), []).append(p)
+    for ps in by_kind.values():
+        states = [self._init_state(p) for p in ps]
+        gs = [p.grad for p in ps]
+        ms, vs, steps = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [s["step"] for s in states]
+        torch._foreach_add_(steps, 1.0)
+        if wd != 0:
+            if self.decoupled: torch._foreach_mul_(ps, 1 - lr * wd)  # AdamW: shrink the weights
+            else: gs = torch._foreach_add(gs, ps, alpha=wd)  # Adam: L2 through the gradient
+        torch._foreach_lerp_(ms, gs, 1 - b1)
+        torch._foreach_mul_(vs, b2)
+        torch._foreach_addcmul_(vs, gs, gs, value=1 - b2)
+        ts = [s.item() for s in steps]  # CPU scalars: no GPU sync
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_div_(denom, [math.sqrt(1 - b2 ** t) for t in ts])
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(ps, ms, denom, [-(lr / (1 - b1 ** t)) for t in ts])
+
+Adam.update_many, Adam.has_foreach = _adam_update_many, True
 
 # %% ../nbs/08_optim.ipynb #4f4bee0c
 def _no_decay_module(m: nn.Module) -> bool:
@@ -183,12 +224,16 @@ def clip_grad_norm(params, # parameters (or a single tensor) whose .grad to clip
         raise ConfigError(f"max_norm must be > 0, got {max_norm!r}: 1.0 is the usual choice for LLMs; don't call clip to disable it")
     if norm_type not in (2, 2.0, math.inf):
         raise ConfigError(f"norm_type must be 2.0 or math.inf, got {norm_type!r}")
-    grads = [p.grad for p in ([params] if torch.is_tensor(params) else params) if p.grad is not None]
+    grads = [p.grad.detach() for p in ([params] if torch.is_tensor(params) else params) if p.grad is not None]
     if not grads: return torch.tensor(0.0)
-    if norm_type == math.inf: total = torch.stack([g.detach().abs().max() for g in grads]).max()
-    else: total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach(), 2) for g in grads]), 2)
+    by_kind = {}  # the foreach calls below take lists of one device and dtype
+    for g in grads: by_kind.setdefault((g.device, g.dtype), []).append(g)
+    if norm_type == math.inf: norms = [g.abs().max() for g in grads]
+    else: norms = [n for gs in by_kind.values() for n in torch._foreach_norm(gs, 2.0)]  # ‖g_i‖, all tensors in one call
+    first = grads[0].device
+    total = torch.linalg.vector_norm(torch.stack([n.to(first) for n in norms]), norm_type)  # √Σ‖g_i‖² (or the max)
     scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)  # never scale up; no branch, so no GPU sync
-    for g in grads: g.detach().mul_(scale.to(g.device, g.dtype))
+    for (device, _), gs in by_kind.items(): torch._foreach_mul_(gs, scale.to(device))
     return total
 
 # %% ../nbs/08_optim.ipynb #afb8a6ed
@@ -224,3 +269,160 @@ def accumulate_lm_gradients(model: nn.Module, # forward(idx[B,T]) -> logits[B,T,
         (loss_sum / n).backward()  # gradients add up across micro-batches: Σ_i ∂(S_i/N) = ∂L
         total += loss_sum.item()
     return total / n
+
+# %% ../nbs/08_optim.ipynb #ef9fe945
+from .core import Mismatch, attempt, exercise, expect_close
+
+def _adam_ref(p, g, m, v, t, lr, betas, eps, wd=0.0, decoupled=False, *, t_shift=0, sqrt_v=True, decay="decoupled"):
+    "One Adam(W) step by the book, with switches that reproduce the usual mistakes (for the hints)."
+    b1, b2 = betas
+    if wd and not decoupled: g = g + wd * p
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    tc = t + t_shift
+    m_hat = m / (1 - b1 ** tc)
+    v_hat = v / (1 - b2 ** tc)
+    denom = (v_hat.sqrt() if sqrt_v else v.sqrt() / (1 - b2 ** tc)) + eps
+    if wd and decoupled:
+        if decay == "decoupled": p = p * (1 - lr * wd)
+        elif decay == "no lr": p = p * (1 - wd)
+    p_new = p - lr * m_hat / denom
+    if wd and decoupled and decay == "after": p_new = p_new * (1 - lr * wd)
+    return p_new, m, v
+
+def _adam_cases(g: torch.Generator):
+    "(case, shape, lr, betas, eps, weight decay, gradient scale): a vector, a matrix, big and tiny gradients, LLM betas."
+    return [("a vector of 5, default settings", (5,), 1e-3, (0.9, 0.999), 1e-8, 0.1, 1.0),
+            ("a 4×3 matrix, betas (0.9, 0.95), lr 1e-2", (4, 3), 1e-2, (0.9, 0.95), 1e-8, 0.1, 1.0),
+            ("gradients of size 1e3", (6,), 1e-3, (0.8, 0.99), 1e-8, 0.01, 1e3),
+            ("tiny gradients (1e-6) where eps matters", (3, 2), 1e-3, (0.9, 0.999), 1e-6, 0.1, 1e-6),
+            ("a single weight (batch of one)", (1,), 0.1, (0.5, 0.6), 1e-8, 0.5, 1.0)]
+
+def _run_steps(step_fn, torch_cls, case, shape, lr, betas, eps, wd, scale, g, steps=6, with_wd=False):
+    "Run the learner's step function and torch's optimizer side by side; compare p, m, v after every step."
+    p0 = torch.randn(shape, generator=g, dtype=torch.float64)
+    grads = [scale * torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(steps)]
+    grads[2] = torch.zeros(shape, dtype=torch.float64)  # a zero gradient on step 3: moments still decay
+    w = torch.nn.Parameter(p0.clone())
+    opt = torch_cls([w], lr=lr, betas=betas, eps=eps, weight_decay=wd if with_wd else 0.0)
+    p, m, v = p0.clone(), torch.zeros(shape, dtype=torch.float64), torch.zeros(shape, dtype=torch.float64)
+    for t, gt in enumerate(grads, start=1):
+        args = (p.clone(), gt.clone(), m.clone(), v.clone(), t, lr, betas, eps) + ((wd,) if with_wd else ())
+        out = attempt(step_fn, *args, case=f"{case}, step t={t}")
+        if not (isinstance(out, tuple) and len(out) == 3):
+            raise Mismatch(f"on {case}: return the triple (p, m, v) of new tensors, got {type(out).__name__}")
+        w.grad = gt.clone(); opt.step()
+        st = opt.state[w]
+        yield t, (p.clone(), gt, m.clone(), v.clone()), out, (w.detach().clone(), st["exp_avg"].clone(), st["exp_avg_sq"].clone())
+        p, m, v = out
+
+def _moment_hint(prev, t, betas):
+    def hint(got, exp):
+        p, gt, m, v = prev
+        b1, b2 = betas
+        if torch.allclose(got, b1 * m + gt, rtol=1e-6) or torch.allclose(got, b2 * v + gt * gt, rtol=1e-6):
+            return "the new gradient enters with weight (1 − β): m = β1·m + (1 − β1)·g, v = β2·v + (1 − β2)·g²"
+        if torch.allclose(got, b1 * v + (1 - b1) * gt * gt, rtol=1e-6) or torch.allclose(got, b2 * m + (1 - b2) * gt, rtol=1e-6):
+            return "β1 goes with the first moment (m, the gradient), β2 with the second (v, the squared gradient)"
+        return None
+    return hint
+
+def _step_hint(prev, t, lr, betas, eps, wd=0.0, decoupled=False):
+    def hint(got, exp):
+        p, gt, m, v = prev
+        if t == 1 and torch.is_tensor(got) and not torch.isfinite(got).all():
+            return ("the first step divided by 1 − β^0 = 0: the bias corrections use the step count of *this* step, "
+                    "t=1 on the first (increment the count before using it)")
+        like = lambda **kw: torch.allclose(got, _adam_ref(p, gt, m, v, t, lr, betas, eps, wd, decoupled, **kw)[0], rtol=1e-9, atol=1e-12)
+        if like(t_shift=-1) or like(t_shift=1):
+            return (f"the bias corrections use the step count of *this* step: t={t} here (1 on the first step), so "
+                    f"m̂ = m / (1 − β1^t) with the moments already updated")
+        if like(sqrt_v=False):
+            return "correct v by dividing it by (1 − β2^t) *before* the square root: √v̂ = √v / √(1 − β2^t), not √v / (1 − β2^t)"
+        if decoupled and wd:
+            if like(decay="no lr"): return "the decoupled decay is scaled by the learning rate: p ← p·(1 − lr·λ), not p·(1 − λ)"
+            if like(decay="after"): return "decay the weights *before* the Adam step (p ← p·(1 − lr·λ), then p − lr·m̂/(√v̂+ε)), as torch.optim.AdamW does"
+            if torch.allclose(got, _adam_ref(p, gt, m, v, t, lr, betas, eps, wd, False)[0], rtol=1e-9):
+                return ("the decay was added to the gradient (L2, that is Adam's weight_decay): AdamW's decay is *decoupled*, "
+                        "it shrinks p directly and never enters m or v")
+        m1, v1 = betas[0] * m + (1 - betas[0]) * gt, betas[1] * v + (1 - betas[1]) * gt * gt
+        if torch.allclose(got, p * (1 - lr * wd if decoupled else 1) - lr * m1 / (v1.sqrt() + eps), rtol=1e-9):
+            return "the bias corrections are missing: divide m by (1 − β1^t) and v by (1 − β2^t)"
+        return None
+    return hint
+
+@exercise("adam_step")
+def check_adam_step(adam_step): # your `adam_step(p, g, m, v, t, lr, betas, eps) -> (p, m, v)`
+    "Check one Adam step, run for 6 steps on 5 kinds of input, against `torch.optim.Adam`."
+    g = torch.Generator().manual_seed(0)
+    for case, shape, lr, betas, eps, _, scale in _adam_cases(g):
+        for t, prev, (p, m, v), (p_ref, m_ref, v_ref) in _run_steps(adam_step, torch.optim.Adam, case, shape, lr, betas, eps, 0.0, scale, g):
+            where = f"{case}, step t={t}"
+            expect_close(m, m_ref, f"{where} (the first moment m)", atol=1e-12, rtol=1e-9, hint=_moment_hint(prev, t, betas))
+            expect_close(v, v_ref, f"{where} (the second moment v)", atol=1e-12, rtol=1e-9, hint=_moment_hint(prev, t, betas))
+            expect_close(p, p_ref, f"{where} (the parameters)", atol=1e-12, rtol=1e-9, hint=_step_hint(prev, t, lr, betas, eps))
+    return "p, m and v match torch.optim.Adam for 6 steps on 5 inputs (with a zero gradient, tiny and huge gradients)"
+
+@exercise("adamw_step")
+def check_adamw_step(adamw_step): # your `adamw_step(p, g, m, v, t, lr, betas, eps, weight_decay) -> (p, m, v)`
+    "Check one AdamW step (decoupled weight decay), run for 6 steps on 5 kinds of input, against `torch.optim.AdamW`."
+    g = torch.Generator().manual_seed(1)
+    for case, shape, lr, betas, eps, wd, scale in _adam_cases(g):
+        for t, prev, (p, m, v), (p_ref, m_ref, v_ref) in _run_steps(adamw_step, torch.optim.AdamW, case, shape, lr, betas, eps, wd, scale, g, with_wd=True):
+            where = f"{case}, weight_decay={wd}, step t={t}"
+            hint = _step_hint(prev, t, lr, betas, eps, wd, decoupled=True)
+            expect_close(p, p_ref, f"{where} (the parameters)", atol=1e-12, rtol=1e-9, hint=hint)
+            expect_close(m, m_ref, f"{where} (the first moment m)", atol=1e-12, rtol=1e-9,
+                         hint=lambda got, exp: "the decay must not enter the moments: m and v see the plain gradient" if wd else None)
+            expect_close(v, v_ref, f"{where} (the second moment v)", atol=1e-12, rtol=1e-9)
+    return "p, m and v match torch.optim.AdamW for 6 steps on 5 inputs, weight decay decoupled"
+
+class _TinyLM(nn.Module):
+    "Embedding -> Linear: a language model small enough to check gradients exactly."
+    def __init__(self, V=13, d=6):
+        super().__init__(); torch.manual_seed(0)
+        self.emb, self.head = nn.Embedding(V, d), nn.Linear(d, V)
+    def forward(self, x): return self.head(torch.tanh(self.emb(x)))
+
+def _accum_cases(g: torch.Generator, V=13):
+    "Micro-batch lists: padded to different lengths, unpadded, a batch of one, a micro-batch that is all padding."
+    def mb(B, T, n_real):
+        x, y = torch.randint(0, V, (B, T), generator=g), torch.randint(0, V, (B, T), generator=g)
+        y[:, n_real:] = -100
+        return x, y
+    return [("3 micro-batches with 16, 9 and 2 real targets per row", [mb(2, 16, 16), mb(2, 16, 9), mb(2, 16, 2)]),
+            ("2 unpadded micro-batches", [mb(3, 8, 8), mb(3, 8, 8)]),
+            ("one micro-batch of one sequence", [mb(1, 5, 5)]),
+            ("4 micro-batches, one of them all padding", [mb(2, 6, 6), mb(2, 6, 0), mb(2, 6, 3), mb(2, 6, 1)])]
+
+@exercise("accumulate_gradients")
+def check_accumulate_gradients(accumulate_gradients): # your `accumulate_gradients(model, micro_batches) -> float`
+    "Check that accumulated gradients equal one big batch's (mean over real targets), with padding in the micro-batches."
+    g = torch.Generator().manual_seed(0)
+    for case, micro in _accum_cases(g):
+        ref = _TinyLM().double()
+        X, Y = torch.cat([x for x, _ in micro]), torch.cat([y for _, y in micro])
+        big = F.cross_entropy(ref(X).flatten(0, 1), Y.flatten(), ignore_index=-100)
+        big.backward()
+        model = _TinyLM().double()
+        loss = attempt(accumulate_gradients, model, [(x.clone(), y.clone()) for x, y in micro], case=case)
+        got = [p.grad for p in model.parameters()]
+        if any(gr is None for gr in got): raise Mismatch(f"on {case}: some parameters have no .grad: call .backward() on each micro-batch's loss")
+        flat = torch.cat([gr.flatten() for gr in got]); exp = torch.cat([p.grad.flatten() for p in ref.parameters()])
+        def hint(gt, ex, micro=micro):
+            m2 = _TinyLM().double()
+            for x, y in micro:
+                if (y != -100).any(): (F.cross_entropy(m2(x).flatten(0, 1), y.flatten(), ignore_index=-100) / len(micro)).backward()
+            naive = torch.cat([p.grad.flatten() for p in m2.parameters()])
+            if torch.allclose(gt, naive, rtol=1e-6): return ("the mean of each micro-batch's mean (÷ k) weighs a padded micro-batch's tokens "
+                                                             "more: sum each micro-batch's token losses and divide by the total number of real targets")
+            n = int((Y != -100).sum())
+            if torch.allclose(gt, ex * n, rtol=1e-6): return f"the gradients are {n}× too large: divide each summed loss by the total count of real targets"
+            if torch.allclose(gt, ex * len(micro), rtol=1e-6) and len(micro) > 1: return f"the gradients are {len(micro)}× too large: divide by the total count over *all* micro-batches"
+            return None
+        expect_close(flat, exp, f"{case} (the gradients)", atol=1e-10, rtol=1e-8, hint=hint)
+        if not isinstance(loss, (int, float, torch.Tensor)) or abs(float(loss) - big.item()) > 1e-8:
+            raise Mismatch(f"on {case}: return the big-batch mean loss {big.item():.6f}, got {loss!r}")
+        ours = _TinyLM().double(); accumulate_lm_gradients(ours, micro)  # this chapter's version agrees too (its loss runs in float32)
+        expect_close(flat, torch.cat([p.grad.flatten() for p in ours.parameters()]), f"{case} (against accumulate_lm_gradients)", atol=1e-6, rtol=1e-5)
+    return "gradients and loss equal one big batch's on 4 micro-batch sets (padding, a batch of one, an all-padding micro-batch)"
