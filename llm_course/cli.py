@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # %% ../nbs/20_cli.ipynb #7f04defa
 import contextlib, io, random
-from .core import ConfigError, DataError, MissingPathError, Mismatch, OutputError, attempt, exercise, expect_equal
+from .core import DataError, MissingPathError, Mismatch, OutputError, attempt, exercise, expect_equal  # ConfigError: imported above
 
 def _subparser(name: str) -> argparse.ArgumentParser:
     "The course's own parser of `llm-course <name>`."
