@@ -801,7 +801,7 @@ def _run_with(callbacks, grad_clip=None, steps=3, batch_size=4, lr=0.05, name="y
     cfg = TrainConfig(steps=steps, batch_size=batch_size, block_size=6, lr=lr, grad_clip=grad_clip, progress=False, diverge_factor=None)
     learn = Learner(_ExerciseLM(), lambda b, gen: next(it), config=cfg, callbacks=list(callbacks))
     try: learn.fit()
-    except NotImplementedError: raise NotDone(f"replace `raise NotImplementedError` in {name} with your code, then run this check again") from None
+    except NotImplementedError: raise NotDone(f"{name} is still the stub: write its body in place of the NotImplementedError line, then run this check again") from None
     except (Mismatch, NotDone): raise
     except Exception as e: raise Mismatch(f"the Learner failed with your callback: {type(e).__name__}: {e}") from None
     return learn, torch.cat([p.detach().flatten() for p in learn.model.parameters()])
