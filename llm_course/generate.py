@@ -1,4 +1,4 @@
-"""Greedy decoding, temperature, top-k and nucleus (top-p) sampling checked against `transformers`, a KV-cache loop that gives exactly the tokens of the plain loop, stop tokens and stop strings, UTF-8-safe streaming, and a small chat loop.
+"""Greedy decoding, temperature, top-k, nucleus (top-p) sampling and the repetition penalty checked against `transformers`, samples from a trained model, a KV-cache loop that gives exactly the tokens of the plain loop, stop tokens and stop strings, UTF-8-safe streaming, and a small chat loop.
 
 Docs: https://llm-course.github.io/llm_course/generation.html.md"""
 
