@@ -1,4 +1,4 @@
-"""Scaled dot-product attention derived, why we divide by √d_k, causal and padding masks, multi-head split and merge, sinusoidal, learned and rotary positions, and grouped-query attention — checked against PyTorch's fused kernel and Hugging Face's Llama RoPE.
+"""Scaled dot-product attention derived, why we divide by √d_k, causal and padding masks, multi-head split and merge, sinusoidal, learned and rotary positions, and grouped-query attention — checked against PyTorch's fused kernel and Hugging Face's Llama RoPE — and what a trained model's heads attend to.
 
 Docs: https://llm-course.github.io/llm_course/attention.html.md"""
 
