@@ -1,4 +1,4 @@
-"""Gradient descent, the chain rule, a small scalar autograd engine, activations and their derivatives, and a finite-difference gradient checker that later chapters reuse.
+"""Gradient descent, the chain rule, a small scalar autograd engine, activations and their derivatives, a finite-difference gradient checker, the backward passes of a Transformer's layers written by hand, and initialisation that keeps signals alive through depth.
 
 Docs: https://llm-course.github.io/llm_course/backprop.html.md"""
 
