@@ -534,7 +534,7 @@ def demo_model(device: str = "cpu", # where to put the model
     folder = demo_model_path()
     if not (folder/WEIGHTS_NAME).exists():
         raise CheckpointError(f"the demo model is missing from {str(folder)!r}: reinstall llm_course, or rebuild it with "
-                              "tools/train_demo_model.sh (about 15 minutes on a CPU)")
+                              "tools/train_demo_model.sh (about 12 minutes of CPU time)")
     return load_trained(folder, device)
 
 # %% ../nbs/15_pretraining.ipynb #3c49c7b9

@@ -2,10 +2,10 @@
 # Train the small model the chapters' demos use (sampling in 14, fine-tuning in 16, attention in 10/12/15),
 # then copy its weights, config and tokenizer into the package (llm_course/data/demo_model/).
 # Recorded: preset tiny (4 layers, d_model 128, ~0.87M parameters), character tokenizer, the embedded default corpus,
-# 1,500 steps of 32 x 128 characters, seed 0, one CPU thread. Wall time goes to runs/demo-model/metrics.json and
+# 1,500 steps of 32 x 128 characters, seed 0, one CPU thread (700 s of CPU time; 47 min of wall time on the shared 2-core VM). Wall time goes to runs/demo-model/metrics.json and
 # llm_course/data/demo_model/summary.json (with the CPU seconds of runs/demo-model.time, if the run was timed:
 # `{ time tools/train_demo_model.sh ; } 2> runs/demo-model.time`).
-#   tools/train_demo_model.sh              # train (about 10 minutes on a free CPU core), then copy
+#   tools/train_demo_model.sh              # train (about 12 CPU minutes), then copy
 #   tools/train_demo_model.sh --copy-only  # copy an already finished runs/demo-model into the package
 set -euo pipefail
 cd "$(dirname "$0")/.."
