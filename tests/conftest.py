@@ -58,3 +58,9 @@ def solutions(stem: str) -> dict:
     ns = {"__name__": f"solutions_{stem}", "__file__": str(path)}
     exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), ns)
     return ns
+
+
+def rejected(result, *words: str):
+    "An exercise check rejected a wrong answer (not a stub) with a message containing every one of `words`."
+    assert not result and result.done, f"expected a rejection, got {result!r}"
+    for w in words: assert w in result.message, f"{w!r} not in {result.message!r}"

@@ -1,15 +1,11 @@
 """Chapter 02's exercise checks reject the usual wrong answers, each with a message that names the mistake."""
 from collections import defaultdict
 
-from conftest import solutions
+from conftest import rejected, solutions
 from llm_course.tokenizer import check_bpe_decode, check_bpe_encode, check_merge_step, check_pair_counts
 
 S = solutions("02_tokenizer")
 
-
-def rejected(check, wrong, words):
-    r = check(wrong)
-    assert not r and r.done and words in r.message, (wrong.__name__, r)
 
 
 def test_pair_counts():
@@ -29,9 +25,9 @@ def test_pair_counts():
         for w, f in words.items():
             for p in zip(w, w[1:] + w[:1]): c[p] += f
         return dict(c)
-    rejected(check_pair_counts, unweighted, "weight each pair by its word's frequency")
-    rejected(check_pair_counts, once_per_word, "holds the pair (97, 97) twice")
-    rejected(check_pair_counts, wraps_around, "does not pair with the first")
+    rejected(check_pair_counts(unweighted), "weight each pair by its word's frequency")
+    rejected(check_pair_counts(once_per_word), "holds the pair (97, 97) twice")
+    rejected(check_pair_counts(wraps_around), "does not pair with the first")
 
 
 def test_merge_step():
@@ -57,10 +53,10 @@ def test_merge_step():
         if not c: return None, dict(words)
         a, b = min(c, key=lambda p: (-c[p], p))
         return (a, b), {merge(w, a, b, new_id): f for w, f in words.items()}
-    rejected(check_merge_step, first_seen_tie, "ties go to the smaller pair")
-    rejected(check_merge_step, right_to_left, "merge left to right without overlaps")
-    rejected(check_merge_step, loses_frequency, "keep each word's frequency")
-    rejected(check_merge_step, unweighted, "weighted by word frequency")
+    rejected(check_merge_step(first_seen_tie), "ties go to the smaller pair")
+    rejected(check_merge_step(right_to_left), "merge left to right without overlaps")
+    rejected(check_merge_step(loses_frequency), "keep each word's frequency")
+    rejected(check_merge_step(unweighted), "weighted by word frequency")
 
 
 def test_bpe_decode():
@@ -73,8 +69,8 @@ def test_bpe_decode():
         vocab = [bytes([i]) for i in range(256)]
         for a, b in merges: vocab.append(vocab[a] + vocab[b])
         return b"".join(vocab[i] for i in ids).decode("utf-8")
-    rejected(check_bpe_decode, per_token, "decode once")
-    rejected(check_bpe_decode, strict, "raised UnicodeDecodeError on ids that stop in the middle of a character")
+    rejected(check_bpe_decode(per_token), "decode once")
+    rejected(check_bpe_decode(strict), "raised UnicodeDecodeError on ids that stop in the middle of a character")
 
 
 def test_bpe_encode():
@@ -94,6 +90,6 @@ def test_bpe_encode():
         if present:
             a, b = min(present, key=rank.__getitem__); ids = list(merge(tuple(ids), a, b, 256 + rank[(a, b)]))
         return ids
-    rejected(check_bpe_encode, leftmost, "learnt FIRST (lowest rank)")
-    rejected(check_bpe_encode, rank_as_id, "256 + k")
-    rejected(check_bpe_encode, one_merge, "keep merging")
+    rejected(check_bpe_encode(leftmost), "learnt FIRST (lowest rank)")
+    rejected(check_bpe_encode(rank_as_id), "256 + k")
+    rejected(check_bpe_encode(one_merge), "keep merging")

@@ -3,15 +3,11 @@ import math
 
 import torch
 
-from conftest import solutions
+from conftest import rejected, solutions
 from llm_course.pretrain import check_bert_mask, check_bits_per_byte, check_markov_entropy_rate
 
 SOL = solutions("15_pretraining")
 
-
-def rejected(result, words: str):
-    assert not result and result.done, result
-    assert words in result.message, result.message
 
 
 # --- bits per byte -------------------------------------------------------------------------------------------------

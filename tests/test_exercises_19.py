@@ -1,15 +1,11 @@
 """Chapter 19's exercise checks reject the usual wrong answers, each with a message naming the mistake, and accept the solution."""
 import numpy as np
 
-from conftest import solutions
+from conftest import rejected, solutions
 from llm_course.train import check_global_batch_ids, check_rank_rows, check_steps_for_tokens, check_tokens_per_step
 
 S = solutions("19_train_7b")
 
-
-def rejected(result, *words):
-    assert not result and result.done, f"expected a rejection, got {result!r}"
-    for w in words: assert w in result.message, f"{w!r} not in {result.message!r}"
 
 
 def test_tokens_per_step():

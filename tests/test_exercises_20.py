@@ -1,16 +1,12 @@
 """Chapter 20's exercise checks reject the usual wrong answers, each with a message naming the mistake, and accept the solution."""
 import argparse
 
-from conftest import solutions
+from conftest import rejected, solutions
 from llm_course.cli import check_as_flags, check_exit_code, check_generate_parser
 from llm_course.core import ConfigError, DataError, LLMCourseError
 
 S = solutions("20_cli")
 
-
-def rejected(result, *words):
-    assert not result and result.done, f"expected a rejection, got {result!r}"
-    for w in words: assert w in result.message, f"{w!r} not in {result.message!r}"
 
 
 def test_exit_code():
