@@ -53,19 +53,25 @@ def docstring_topics(packages: tuple[str, ...] = ("asyncio", "email", "logging",
     return TextClassificationData(texts, torch.tensor(labels), packages)
 
 # %% ../nbs/16_finetuning.ipynb #c902c652
+def _pad_rows(rows, max_len: int, pad_id: int, pad_must_be_unused: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    "Rows of ids cut to `max_len` and right-padded with `pad_id`: ids [N, max_len] and attention mask (1 = token)."
+    check_int("max_len", max_len, example="the model's block_size, e.g. max_len=128")
+    rows = [list(r)[:max_len] for r in rows]
+    ids = torch.full((len(rows), max_len), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        if not row: raise DataError(f"text {i} is empty: drop empty texts before encoding")
+        if pad_must_be_unused and pad_id in row:
+            raise DataError(f"text {i} contains the pad id {pad_id}: pick a pad_id outside the vocabulary (e.g. -1)")
+        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+    return ids, mask
+
 def encode_bytes(texts: list[str], # texts to encode
                  max_len: int, # rows are cut to this many bytes
                  pad_id: int = 0, # fills the rest of each row
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     "UTF-8 bytes of each text, right-padded: ids [N, max_len] and attention mask [N, max_len] (1 = token)."
-    check_int("max_len", max_len, example="the model's block_size, e.g. max_len=128")
-    ids = torch.full((len(texts), max_len), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, t in enumerate(texts):
-        b = list(t.encode("utf-8")[:max_len])
-        if not b: raise DataError(f"text {i} is empty: drop empty texts before encoding")
-        ids[i, :len(b)], mask[i, :len(b)] = torch.tensor(b), 1
-    return ids, mask
+    return _pad_rows((t.encode("utf-8") for t in texts), max_len, pad_id)
 
 def encode_texts(texts: list[str], # texts to encode
                  tokenizer, # anything with encode(text) -> list of ids (e.g. the demo model's CharTokenizer)
@@ -73,15 +79,7 @@ def encode_texts(texts: list[str], # texts to encode
                  pad_id: int = -1, # fills the rest of each row; -1 is never a token id (SequenceClassifier masks it)
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     "Token ids of each text, right-padded: ids [N, max_len] and attention mask [N, max_len] (1 = token)."
-    check_int("max_len", max_len, example="the model's block_size, e.g. max_len=128")
-    ids = torch.full((len(texts), max_len), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, t in enumerate(texts):
-        row = list(tokenizer.encode(t))[:max_len]
-        if not row: raise DataError(f"text {i} is empty: drop empty texts before encoding")
-        if pad_id in row: raise DataError(f"text {i} contains the pad id {pad_id}: pick a pad_id outside the vocabulary (e.g. -1)")
-        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
-    return ids, mask
+    return _pad_rows((tokenizer.encode(t) for t in texts), max_len, pad_id, pad_must_be_unused=True)
 
 def stratified_split(labels: torch.Tensor, # [N] class ids
                      test_fraction: float = 0.3, # share of every class that goes to the test set
