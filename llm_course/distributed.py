@@ -684,7 +684,7 @@ def dry_run_main(argv: list[str] | None = None) -> dict:
         local = local_numel(model)
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
         out = dict(preset=a.preset, world_size=info.world_size, total=int(all_reduce_sum(local)), rank0=local,
-                   expected=cfg.n_params(), max_rss_mb=-all_reduce_mean(-rss_mb) if False else _all_max(rss_mb))
+                   expected=cfg.n_params(), max_rss_mb=_all_max(rss_mb))
         report(**out)
         return out
     finally: teardown_distributed()
