@@ -62,7 +62,7 @@ def solution_source(stem: str, name: str) -> str:
 
 def chapter_to_try() -> tuple[Path, tuple[str, str, str]] | None:
     "The first chapter (PREFERRED first, then by number) with an exercise whose answer is in solutions/."
-    chapters = sorted((ROOT/"nbs").glob("[0-9][0-9]_*.ipynb"), key=lambda p: (p.stem not in PREFERRED,
+    chapters = sorted((ROOT/"nbs").glob("[0-9][0-9]*_*.ipynb"), key=lambda p: (p.stem not in PREFERRED,
                       PREFERRED.index(p.stem) if p.stem in PREFERRED else 0, p.name))
     for nb in chapters:
         ex = first_exercise(nb)

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, solutions
 
-CHAPTERS = sorted(p for p in (ROOT/"nbs").glob("[0-9][0-9]_*.ipynb") if int(p.name[:2]) >= 1)
+CHAPTERS = sorted(p for p in (ROOT/"nbs").glob("[0-9][0-9]*_*.ipynb") if int(p.name[:2]) >= 1)
 
 
 def exercise_cells(nb) -> list:

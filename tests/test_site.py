@@ -42,7 +42,7 @@ def test_sidebar_lists_every_notebook_in_chapter_order():
         "nbs/sidebar.yml is out of date with the notebooks: run `python tools/build_site.py --write-sidebar`"
     hrefs = [h for h, _, _ in build_site.sidebar_entries(yaml.safe_load(expected))]
     assert hrefs == NOTEBOOKS and hrefs[0] == "index.ipynb"
-    numbers = [build_site.chapter_number(h) for h in hrefs[1:]]
+    numbers = [build_site.chapter_key(h) for h in hrefs[1:]]
     assert numbers == sorted(numbers), "chapters must appear in numeric order"
 
 

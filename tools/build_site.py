@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NBS, PROC, ASSETS = ROOT/"nbs", ROOT/"_proc", ROOT/"tools"/"site_assets"/"node_modules"
 
 # Sidebar sections by chapter number (first number of each part); keep in step with DESIGN.md's chapter table.
-PARTS = [(0, "Groundwork"), (4, "Learning from data"), (12, "Transformers"), (15, "Training for real"), (17, "Scaling to 7B"),
-         (20, "Reference")]
+# A chapter slotted between two others carries a letter (`12a_kernels` after `12_attention`), as fastai's course does.
+PARTS = [((0, ""), "Groundwork"), ((4, ""), "Learning from data"), ((12, ""), "Transformers"), ((15, ""), "Training for real"),
+         ((17, ""), "Scaling to 7B"), ((19, "a"), "After pretraining"), ((20, ""), "Reference")]
 
 # (source inside node_modules, destination inside _site/_static); MathJax loads its fonts and lazy
 # components relative to its own script, so its layout is kept.
@@ -54,9 +55,16 @@ def notebook_names(nbs: Path = NBS) -> list[str]:
     return sorted(names, key=lambda n: (n != "index.ipynb", n))
 
 
+def chapter_key(name: str) -> tuple[int, str] | None:
+    "`(12, 'a')` for `12a_kernels.ipynb`, `(3, '')` for `03_ngram.ipynb`, None for pages that are not chapters."
+    m = re.match(r"(\d+)([a-z]?)_", name)
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
 def chapter_number(name: str) -> int | None:
-    m = re.match(r"(\d+)_", name)
-    return int(m.group(1)) if m else None
+    "The chapter's number without its letter (`12a_kernels` -> 12)."
+    k = chapter_key(name)
+    return None if k is None else k[0]
 
 
 def frontmatter(nb_path: Path) -> tuple[str | None, str | None]:
@@ -72,14 +80,14 @@ def frontmatter(nb_path: Path) -> tuple[str | None, str | None]:
 
 def sidebar_text(name: str, title: str) -> str:
     "What the sidebar shows for a notebook: `3. N-gram models` for chapters, the bare title otherwise."
-    n = chapter_number(name)
-    return title if n is None else f"{n}. {title}"
+    k = chapter_key(name)
+    return title if k is None else f"{k[0]}{k[1]}. {title}"
 
 
 def part_of(name: str) -> str | None:
     "The sidebar section a chapter belongs to (None for pages outside the numbered chapters, like index)."
-    n = chapter_number(name)
-    return None if n is None else [p for start, p in PARTS if n >= start][-1]
+    k = chapter_key(name)
+    return None if k is None else [p for start, p in PARTS if k >= start][-1]
 
 
 def site_pages(nbs: Path = NBS) -> list[dict]:
