@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['SEED_LIMIT', 'CHECKSUMS_NAME', 'CHECKSUMS_FORMAT', 'LLMCourseError', 'ConfigError', 'DataError', 'MissingPathError',
-           'TokenizerError', 'CheckpointError', 'DownloadError', 'OutputError', 'check_int', 'in_test', 'shrink',
-           'pick_device', 'check_seed', 'seed_everything', 'eval_mode', 'env_report', 'format_env_report', 'ensure_dir',
-           'default_mode', 'make_temp_dir', 'write_failed', 'atomic_path', 'atomic_write_bytes', 'save_json',
-           'load_json', 'cache_dir', 'sha256_file', 'cached_download', 'write_checksums', 'verify_checksums', 'RunLock',
-           'replace_folder', 'recover_folder', 'perplexity', 'Mismatch', 'NotDone', 'CheckResult', 'exercise',
-           'attempt', 'expect_close', 'expect_equal']
+__all__ = ['SEED_LIMIT', 'CHECKSUMS_NAME', 'CHECKSUMS_FORMAT', 'OWNER_NAME', 'LLMCourseError', 'ConfigError', 'DataError',
+           'MissingPathError', 'TokenizerError', 'CheckpointError', 'DownloadError', 'OutputError', 'check_int',
+           'in_test', 'shrink', 'pick_device', 'check_seed', 'seed_everything', 'eval_mode', 'env_report',
+           'format_env_report', 'ensure_dir', 'default_mode', 'make_temp_dir', 'write_failed', 'atomic_path',
+           'atomic_write_bytes', 'save_json', 'load_json', 'cache_dir', 'sha256_file', 'cached_download',
+           'write_checksums', 'verify_checksums', 'RunLock', 'replace_folder', 'recover_folder', 'mark_folder',
+           'folder_kind', 'foreign_entries', 'checksummed_names', 'check_replaceable', 'perplexity', 'Mismatch',
+           'NotDone', 'CheckResult', 'exercise', 'attempt', 'expect_close', 'expect_equal']
 
 # %% ../nbs/00_core.ipynb #4fae2f56
 class LLMCourseError(Exception):
@@ -371,6 +372,53 @@ def recover_folder(dest: str | os.PathLike) -> bool:
     dest = Path(dest); old = dest.parent/f".{dest.name}.replaced"
     if old.exists() and not dest.exists(): os.replace(old, dest); return True
     return False
+
+OWNER_NAME = ".llm_course.json" # the marker of a folder the package wrote: which kind of folder it is
+
+def mark_folder(folder: str | os.PathLike, # a folder the package is writing (a run, an export, a prepared corpus)
+                kind: str, # "run", "export" or "prepare"
+               ) -> Path:
+    "Leave the package's marker in `folder`: later, only a folder so marked may be cleaned up or replaced."
+    return save_json(dict(format="llm_course.folder/1", kind=kind), Path(folder)/OWNER_NAME)
+
+def folder_kind(folder: str | os.PathLike) -> str | None:
+    "The kind of folder the package wrote here (its marker), or None for a folder that is not ours."
+    try: d = json.loads((Path(folder)/OWNER_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError): return None
+    return d.get("kind") if isinstance(d, dict) and d.get("format") == "llm_course.folder/1" else None
+
+def foreign_entries(folder: str | os.PathLike, # an existing folder
+                    ours, # the names the package writes there (a set, or a predicate on names)
+                   ) -> list[str]:
+    "The entries of `folder` that the package did not write (hidden temporaries of its own writes aside)."
+    owns = ours if callable(ours) else (lambda n: n in ours)
+    return sorted(p.name for p in Path(folder).iterdir() if not (owns(p.name) or p.name == OWNER_NAME or _is_temporary(p)))
+
+def checksummed_names(folder: str | os.PathLike) -> set[str]:
+    "The files that `folder`'s checksums.json lists, and that file itself (empty when there is none)."
+    try: return set(load_json(Path(folder)/CHECKSUMS_NAME)["files"]) | {CHECKSUMS_NAME}
+    except (DataError, KeyError, TypeError): return set()
+
+def check_replaceable(folder: str | os.PathLike, # where the package is about to write a whole folder
+                      kind: str, # the kind of folder that may be replaced there ("export", "run")
+                      ours, # the names such a folder holds (a set, or a predicate on names)
+                      flag: str, # what the user passes to choose this folder, e.g. "--to-hf"
+                     ) -> Path:
+    "Refuse (`OutputError`, nothing touched) to replace `folder` unless it is absent, empty, or a `kind` folder of ours holding only our files."
+    folder = Path(folder).expanduser().absolute()
+    if folder.is_symlink() and folder.is_dir(): folder = folder.resolve()  # the link stays; its target is what gets replaced
+    if not folder.exists(): return folder
+    if not folder.is_dir(): raise OutputError(f"{flag} {str(folder)!r} is a file, not a folder: choose a new folder; nothing was changed")
+    if not any(folder.iterdir()): return folder
+    found = folder_kind(folder)
+    if found != kind:
+        what = f"an llm_course {found} folder" if found else "files that llm_course did not write"
+        raise OutputError(f"{flag} {str(folder)!r} holds {what} ({', '.join(foreign_entries(folder, ())[:3])}): "
+                          f"choose a new or empty folder, or an earlier {kind} folder; nothing was changed")
+    if foreign := foreign_entries(folder, ours):
+        raise OutputError(f"{flag} {str(folder)!r} is an earlier {kind} but also holds files that llm_course did not write "
+                          f"({', '.join(foreign[:3])}): move them out, or choose a new folder; nothing was changed")
+    return folder
 
 # %% ../nbs/00_core.ipynb #a0d03816
 def perplexity(loss: float | torch.Tensor, # mean cross-entropy in nats per token

@@ -16,8 +16,8 @@ import torch.nn as nn
 import torch.distributed as dist
 
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, Mismatch, OutputError, RunLock, attempt,
-                             check_int, ensure_dir, exercise, expect_close, load_json, make_temp_dir, replace_folder, save_json,
-                             verify_checksums, write_checksums)
+                             check_int, check_replaceable, checksummed_names, ensure_dir, exercise, expect_close, load_json,
+                             make_temp_dir, mark_folder, replace_folder, save_json, verify_checksums, write_checksums)
 from .data import open_memmap
 from .model import ModelConfig, Transformer, to_hf
 from .learner import (Callback, CheckpointCallback, Learner, LossPlotCallback, ProgressCallback, TrainConfig,
@@ -29,9 +29,9 @@ __all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'DCP_FORMAT', 'Distrib
            'torchrun_command', 'kill_job', 'LaunchResult', 'report', 'launch', 'all_reduce_mean', 'all_reduce_sum',
            'barrier', 'on_main', 'rank_rows', 'ShardedTokens', 'activation_bytes', 'checkpoint_blocks', 'parallelize',
            'is_parallel', 'unwrap', 'build_sharded_model', 'local_numel', 'model_class', 'save_sharded_checkpoint',
-           'load_sharded_checkpoint', 'load_full_model', 'export_hf', 'Distributed', 'tiny_model', 'train_config',
-           'train_main', 'save_full_weights', 'dry_run_main', 'main', 'check_average_gradients', 'check_shard_flat',
-           'check_ring_all_reduce']
+           'load_sharded_checkpoint', 'load_full_model', 'export_hf', 'check_export_folder', 'write_hf_folder',
+           'Distributed', 'tiny_model', 'train_config', 'train_main', 'save_full_weights', 'dry_run_main', 'main',
+           'check_average_gradients', 'check_shard_flat', 'check_ring_all_reduce']
 
 # %% ../nbs/18_distributed.ipynb #f21747c3
 class DistributedError(LLMCourseError, RuntimeError):
@@ -532,11 +532,25 @@ def export_hf(checkpoint: str | os.PathLike, # a sharded checkpoint folder (e.g.
               folder: str | os.PathLike, # the Hugging Face folder to write: model.safetensors + config.json
              ) -> Path:
     "Gather a sharded checkpoint into one Hugging Face folder that `transformers.AutoModelForCausalLM.from_pretrained` loads."
-    model = load_full_model(checkpoint)
-    folder = Path(folder)
+    check_export_folder(folder)  # before the (long) gather: a refused folder costs nothing
+    return write_hf_folder(load_full_model(checkpoint), folder)
+
+def check_export_folder(folder: str | os.PathLike) -> Path:
+    "Where an export may go: a new or empty folder, or an earlier export holding only its own files (`OutputError` otherwise)."
+    folder = Path(folder).expanduser().absolute()
+    return check_replaceable(folder, "export", checksummed_names(folder) if folder.is_dir() else set(), "--to-hf")
+
+def write_hf_folder(model: nn.Module, # a whole (unsharded) course model
+                    folder: str | os.PathLike, # checked by `check_export_folder`
+                   ) -> Path:
+    "Write `model` as a Hugging Face folder beside `folder`, marked and checksummed, then swap it in whole."
+    folder = check_export_folder(folder)
     tmp = make_temp_dir(ensure_dir(folder.parent), f".{folder.name}.tmp-")
-    to_hf(model).save_pretrained(tmp, safe_serialization=True)
-    write_checksums(tmp)
+    try:
+        to_hf(model).save_pretrained(tmp, safe_serialization=True)
+        mark_folder(tmp, "export")
+        write_checksums(tmp)
+    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
     return replace_folder(tmp, folder)
 
 # %% ../nbs/18_distributed.ipynb #55b6ef7c

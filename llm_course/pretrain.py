@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, OutputError, TokenizerError, RunLock,
+from .core import (CHECKSUMS_NAME, CheckpointError, ConfigError, DataError, LLMCourseError, OutputError, TokenizerError, RunLock,
                              Mismatch, attempt, exercise, expect_close, expect_equal,
                              atomic_write_bytes, check_int, check_seed, ensure_dir, eval_mode, load_json, pick_device, recover_folder,
-                             replace_folder, save_json, seed_everything, verify_checksums, write_checksums)
+                             folder_kind, foreign_entries, mark_folder, replace_folder, save_json, seed_everything, verify_checksums,
+                             write_checksums)
 from .data import check_tokenizer, check_vocab_size, load_corpus, open_shards, split_text
 from .tokenizer import BPETokenizer, CharTokenizer, HFTokenizer
 from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, load_pretrained, save_pretrained
@@ -28,13 +29,13 @@ from .viz import ema, figure_to_png
 from .scaling import check_fits, device_memory_bytes
 
 # %% auto #0
-__all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'TOKENIZER_NAME', 'RUN_NAME', 'RESUME_KEEPS', 'DEMO_MODEL_DIR',
-           'causal_lm_loss', 'mask_tokens', 'make_nsp_pairs', 'TrainRun', 'validate_run', 'staging_folder', 'holds_run',
-           'check_output_folder', 'TimeBudgetCallback', 'load_tokenizer', 'train_tokenizer', 'run_figure',
-           'check_resume', 'resume_settings', 'process_rank', 'train_language_model', 'check_fits_one_device',
-           'load_trained', 'stream_from_checkpoint', 'demo_model_path', 'demo_model', 'stream_cross_entropy',
-           'previous_token_scores', 'induction_scores', 'repeated_random_tokens', 'check_bits_per_byte',
-           'check_bert_mask', 'check_markov_entropy_rate']
+__all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'TOKENIZER_NAME', 'RUN_NAME', 'RESUME_KEEPS', 'RUN_FILES',
+           'DEMO_MODEL_DIR', 'causal_lm_loss', 'mask_tokens', 'make_nsp_pairs', 'TrainRun', 'validate_run',
+           'staging_folder', 'holds_run', 'is_run_folder', 'check_output_folder', 'TimeBudgetCallback',
+           'load_tokenizer', 'train_tokenizer', 'run_figure', 'check_resume', 'resume_settings', 'process_rank',
+           'train_language_model', 'check_fits_one_device', 'load_trained', 'stream_from_checkpoint', 'demo_model_path',
+           'demo_model', 'stream_cross_entropy', 'previous_token_scores', 'induction_scores', 'repeated_random_tokens',
+           'check_bits_per_byte', 'check_bert_mask', 'check_markov_entropy_rate']
 
 # %% ../nbs/15_pretraining.ipynb #611fa40c
 def causal_lm_loss(logits: torch.Tensor, # [B, T, V] scores, position t read ids[:, :t+1]
@@ -186,6 +187,18 @@ def holds_run(folder: str | os.PathLike) -> bool:
     folder = Path(folder)
     return folder.is_dir() and ((folder/WEIGHTS_NAME).exists() or latest_checkpoint(folder) is not None)
 
+RUN_FILES = {WEIGHTS_NAME, CONFIG_NAME, TOKENIZER_NAME, RUN_NAME, "metrics.json", "metrics.jsonl", "loss.png", CHECKSUMS_NAME, "checkpoints"}
+
+def is_run_folder(folder: str | os.PathLike) -> bool:
+    "True for a folder that a run of ours wrote (its marker; runs from before the marker: their run.json) and that holds nothing else."
+    folder, kind = Path(folder), folder_kind(folder)
+    return folder.is_dir() and (kind == "run" or (kind is None and (folder/RUN_NAME).exists())) and not foreign_entries(folder, RUN_FILES)
+
+def _not_ours(out: Path) -> str:
+    names = foreign_entries(out, RUN_FILES) if folder_kind(out) == "run" else sorted(p.name for p in out.iterdir())
+    return (f"{str(out)!r} holds files that llm_course did not write ({', '.join(names[:3])}{', …' if len(names) > 3 else ''}): "
+            "train into a new or empty folder (--out), or move those files out; nothing was changed")
+
 def check_output_folder(out: str | os.PathLike, # the run's output folder
                         resume: bool = False, # whether the run continues one already there
                         overwrite: bool = False, # whether an earlier run there may be replaced
@@ -209,6 +222,8 @@ def check_output_folder(out: str | os.PathLike, # the run's output folder
         if not (run / TOKENIZER_NAME).exists():
             raise CheckpointError(f"{str(out)!r} has checkpoints but no {TOKENIZER_NAME}: the run was not written by train_language_model; "
                                   "start a new run in another folder")
+    elif out.is_dir() and any(out.iterdir()) and not is_run_folder(out):  # someone else's folder: never cleaned up or replaced
+        raise OutputError(_not_ours(out))
     elif not overwrite and holds_run(out):
         found = [n for n in (WEIGHTS_NAME, "checkpoints") if (out / n).exists()]
         raise OutputError(f"{str(out)!r} already holds a run ({', '.join(found)}): pass resume=True (--resume) to continue it, "
@@ -363,7 +378,7 @@ def _work_folder(run: TrainRun, out: Path) -> Path:
     if tidy: shutil.rmtree(staged, ignore_errors=True)  # an overwrite that never finished and never checkpointed: nothing to keep
     if run.resume: return out
     if run.overwrite and holds_run(out): return staged
-    if tidy and out.is_dir():  # a run that stopped before its first checkpoint left files that are not a run: start afresh
+    if tidy and is_run_folder(out):  # a run of ours that stopped before its first checkpoint: start afresh
         for name in _LEFTOVERS:
             p = out / name
             if p.is_dir(): shutil.rmtree(p)
@@ -411,7 +426,9 @@ def _locked_train(run: TrainRun, out: Path, t0: float, hooks: dict) -> dict:
                                 f"{'the last checkpoint is intact' if latest_checkpoint(work) else 'no checkpoint was written'}") from None
         if main:
             write_checksums(work)  # every file of the finished run; load_trained checks the ones it reads
-            if work != out: replace_folder(work, out)  # the old run stays whole until this single step
+            if work != out:  # the old run stays whole until this single step, and only a folder of ours is replaced
+                if out.exists() and not is_run_folder(out): raise OutputError(_not_ours(out) + f"; the new run is complete in {str(work)!r}")
+                replace_folder(work, out)
     summary.update(seconds=time.perf_counter() - t0, out=str(out),
                    files={k: str(out / Path(v).name) for k, v in summary["files"].items()})
     if run.verbose and main:
@@ -449,7 +466,7 @@ def _train(run: TrainRun, work: Path, callbacks=(), data_fn=None, model_fn=None,
         learn = Learner(model, train_data, val_ids, tc, callbacks=[TimeBudgetCallback(minutes), *callbacks])
         learn.prepare()  # loads the checkpoint when resuming: a mismatch fails here, before anything is written
         device = learn.device  # a launched run's device is its rank's (cuda:LOCAL_RANK)
-        if main: ensure_dir(work)  # the first write of the run
+        if main: mark_folder(ensure_dir(work), "run")  # the first write of the run: from now on the folder is known to be ours
         if main and not run.resume:
             tok.save(work / TOKENIZER_NAME)
             save_json(asdict(run), work / RUN_NAME, ensure_ascii=False)

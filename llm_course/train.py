@@ -18,7 +18,7 @@ import torch
 from .core import (ConfigError, DataError, LLMCourseError, MissingPathError, OutputError, RunLock, TokenizerError,
                              check_int, ensure_dir, load_json, pick_device, save_json, shrink)
 from .data import (_SHARD_FILE, BLOCK_CHARS, MANIFEST_NAME, DocumentSource, ShardWriter, check_shards_folder, document_source,
-                             is_val_document, token_dtype, write_manifest)
+                             is_val_document, shard_name, token_dtype, write_manifest)
 from .tokenizer import EOT_CHAR, EOT_NAMES, BPETokenizer, CharTokenizer, HFTokenizer, newline_cut
 from .model import PRESETS, ModelConfig, Transformer, to_hf
 from .learner import Callback, latest_checkpoint
@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from .pretrain import (TOKENIZER_NAME, TOKENIZERS, TrainRun, load_tokenizer, load_trained, process_rank, resume_settings,
                                  train_language_model, validate_run)
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
-from .distributed import (PARALLEL, Distributed, ShardedTokens, build_sharded_model, dist_info, export_hf,
+from .distributed import (PARALLEL, Distributed, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
 
 # %% auto #0
@@ -81,9 +81,21 @@ def open_prepared_tokenizer(path: str | os.PathLike, # a tokenizer.json written 
 # %% ../nbs/19_train_7b.ipynb #e19d0003
 _WORKER_TOK = None
 
-def _worker_init(path: str, eot: str | None):
-    "Load the tokenizer once per worker process (from the tokenizer.json beside the shards)."
+def _die_with_parent(parent: int):
+    "Make this worker process end when `parent` does (SIGKILL too): never an orphan holding the folder's lock or the CPU."
+    import ctypes, signal, threading
+    try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # Linux PR_SET_PDEATHSIG: the kernel kills us with the parent
+    except (AttributeError, OSError): pass
+    def watch():  # elsewhere (macOS), and for a parent that died before the prctl: poll
+        while os.getppid() == parent: time.sleep(0.5)
+        os._exit(1)
+    if os.getppid() != parent: os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+def _worker_init(path: str, eot: str | None, parent: int | None = None):
+    "Load the tokenizer once per worker process (from the tokenizer.json beside the shards); die with the parent."
     global _WORKER_TOK
+    if parent is not None: _die_with_parent(parent)
     _WORKER_TOK = open_prepared_tokenizer(path, eot)
 
 def _encode_units(texts: list[str], ends: list[bool], dtype: str) -> list[np.ndarray]:
@@ -225,14 +237,41 @@ def _run_workers(batches, writers, tok_path, eot, dtype, workers, progress, init
             for b in batches: take(b, _encode_units(*args(b)))
             return new
         import llm_course.train as mod  # the exported functions: workers find them by module name, also when called from a notebook
-        with ProcessPoolExecutor(workers, initializer=mod._worker_init, initargs=(str(tok_path), eot)) as pool:
+        pool = ProcessPoolExecutor(workers, initializer=mod._worker_init, initargs=(str(tok_path), eot, os.getpid()))
+        try:
             pending = collections.deque()
             for b in batches:
                 pending.append((b, pool.submit(mod._encode_units, *args(b))))
-                while len(pending) > 2 * workers: b0, f = pending.popleft(); take(b0, f.result())
-            while pending: b0, f = pending.popleft(); take(b0, f.result())
+                while len(pending) > 2 * workers: b0, f = pending.popleft(); take(b0, _result(pool, f, b0, writers, val_fraction))
+            while pending: b0, f = pending.popleft(); take(b0, _result(pool, f, b0, writers, val_fraction))
+        except BaseException: _kill_pool(pool); raise
+        pool.shutdown(wait=True)
         return new
     finally: bar.close()
+
+def _result(pool: ProcessPoolExecutor, future, batch, writers, val_fraction):
+    "The ids of one batch; `DataError` within a second or two if a worker died (OOM killer, SIGKILL) instead of waiting forever."
+    from concurrent.futures import wait
+    from concurrent.futures.process import BrokenProcessPool
+    while not wait([future], timeout=1.0).done:
+        dead = [p for p in list(getattr(pool, "_processes", {}).values()) if p.exitcode is not None]
+        if dead: break
+    else:
+        try: return future.result()
+        except BrokenProcessPool: dead = [p for p in list(getattr(pool, "_processes", {}).values()) if p.exitcode is not None]
+    split = "val" if is_val_document(batch[0][1], val_fraction) else "train"
+    shard = shard_name(split, len(writers[split].shards))
+    how = ", ".join(f"pid {p.pid} " + (f"killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}") for p in dead) or "a worker"
+    raise DataError(f"an encoding worker died ({how}; signal 9 is often the out-of-memory killer) while encoding shard {shard}: "
+                    "re-run the same command to continue from the finished shards, with fewer --workers if memory is short")
+
+def _kill_pool(pool: ProcessPoolExecutor):
+    "After a failure: shut the workers down without waiting on a (maybe broken) pool, kill those still alive, reap them."
+    procs = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.exitcode is None: p.kill()
+    for p in procs: p.join(timeout=5)
 
 
 # %% ../nbs/19_train_7b.ipynb #7485e98c
@@ -461,9 +500,11 @@ def export_run(run: str | os.PathLike, # a run folder written by `train` (finish
                folder: str | os.PathLike, # the Hugging Face folder to write
               ) -> Path:
     "Write a run as a Hugging Face folder (model.safetensors + config.json) that `AutoModelForCausalLM.from_pretrained` loads."
-    from llm_course.core import make_temp_dir, replace_folder, write_checksums
     from llm_course.learner import load_checkpoint
-    run, folder = Path(run).expanduser(), Path(folder).expanduser()
+    run, folder = Path(run).expanduser().absolute(), check_export_folder(folder)
+    if folder == run or run in folder.parents or folder in run.parents:
+        raise OutputError(f"--to-hf {str(folder)!r} would overlap the run folder {str(run)!r}: export to a folder outside the run; "
+                          "nothing was changed")
     if (run / "model.safetensors").exists(): model, _ = load_trained(run)
     elif (ck := latest_checkpoint(run)) is not None:
         state = load_json(ck / "state.json", "checkpoint state")
@@ -471,10 +512,7 @@ def export_run(run: str | os.PathLike, # a run folder written by `train` (finish
         model = Transformer(ModelConfig.from_dict(state["model"]["config"]))
         load_checkpoint(ck, model)
     else: raise MissingPathError(f"{str(run)!r} holds no trained model and no checkpoint: pass the --out folder of `llm-course train`")
-    tmp = make_temp_dir(ensure_dir(folder.parent), f".{folder.name}.tmp-")
-    to_hf(model).save_pretrained(tmp, safe_serialization=True)
-    write_checksums(tmp)
-    return replace_folder(tmp, folder)
+    return write_hf_folder(model, folder)
 
 # %% ../nbs/19_train_7b.ipynb #84a8cbed
 def add_train_arguments(t: argparse.ArgumentParser):
