@@ -12,7 +12,8 @@ from . import __version__
 from .core import LLMCourseError, format_env_report, env_report
 from .model import PRESETS
 from .pretrain import stream_from_checkpoint
-from .train import add_train_arguments, export_run, run_from_args
+from .train import add_train_arguments, exit_status, export_run, job_timeout, lost_rank, one_line_error, run_from_args
+from .distributed import catch_stop_signals
 
 # %% auto #0
 __all__ = ['main', 'check_exit_code', 'check_generate_parser', 'check_as_flags']
@@ -132,7 +133,7 @@ def _prepare(args):
 def _info(args):
     print(json.dumps(env_report(), indent=2) if args.json else format_env_report())
 
-def _train(args): run_from_args(args)  # chapter 19: a recipe and flags, the planner, one or many processes
+def _train(args): return exit_status(run_from_args(args))  # chapter 19: a recipe and flags, the planner, one or many processes
 
 def _export(args): print(f"wrote {export_run(args.run, args.to_hf)}")
 
@@ -166,10 +167,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     old_warn, warnings.showwarning = warnings.showwarning, _one_line_warnings
-    old_term = signal.signal(signal.SIGTERM, _sigterm) if threading.current_thread() is threading.main_thread() else None
-    try: _COMMANDS[args.command](args)
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)} if main_thread else {}
+    if args.command == "train": catch_stop_signals()  # stop after the step, checkpointed, every rank alike; exit 75
+    elif main_thread: signal.signal(signal.SIGTERM, _sigterm)
+    try: return _COMMANDS[args.command](args) or 0
     except LLMCourseError as e:
         print(f"llm-course {args.command}: error: {_as_flags(str(e), parser, args.command)}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if args.command != "train" or not lost_rank(e): raise
+        print(f"llm-course train: error: {one_line_error(e, job_timeout(args))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"llm-course {args.command}: interrupted", file=sys.stderr)
@@ -179,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         return 141  # 128 + SIGPIPE, as a shell reports it
     finally:
         warnings.showwarning = old_warn
-        if old_term is not None: signal.signal(signal.SIGTERM, old_term)
-    return 0
+        for sig, h in old_handlers.items(): signal.signal(sig, h)
 
 # %% ../nbs/20_cli.ipynb #7f04defa
 import contextlib, io, random

@@ -27,7 +27,7 @@ __all__ = ['DEFAULT_CORPUS_SHA256', 'CORPUS_NAMES', 'TEXT_SUFFIXES', 'SEPARATORS
            'MarkovTextSource', 'topic_grammar', 'SyntheticCorpus', 'synthetic_corpus', 'split_text', 'get_batch',
            'sequential_batches', 'n_sequential_batches', 'token_dtype', 'memmap_meta_path', 'pack_memmap',
            'open_memmap', 'DocumentSource', 'document_source', 'shard_name', 'is_val_document', 'write_shard',
-           'ShardWriter', 'write_manifest', 'load_manifest', 'check_tokenizer', 'manifest_tokenizer',
+           'ShardWriter', 'write_manifest', 'load_manifest', 'data_identity', 'check_tokenizer', 'manifest_tokenizer',
            'check_vocab_size', 'TokenShards', 'open_shards', 'check_shards_folder', 'check_train_val_split',
            'check_get_batch', 'check_sequential_batches']
 
@@ -618,6 +618,18 @@ class DocumentSource:
         if self.kind == "datasets": d["split"] = self.split
         return d
 
+    def fingerprint(self) -> dict:
+        "What identifies the source's content: the SHA-256 of its files (a folder's in reading order), or a hub dataset's name."
+        p = Path(self.path).expanduser()
+        if self.kind == "default": return dict(sha256=default_corpus_info()["sha256"])
+        if p.is_file(): return dict(sha256=sha256_file(p), bytes=p.stat().st_size)
+        if p.is_dir():  # a folder of text files, or a saved `datasets` folder: every file counts, names included
+            files = text_files(p) if self.kind == "folder" else sorted(f for f in p.rglob("*") if f.is_file())
+            h = hashlib.sha256()
+            for f in files: h.update(f"{f.relative_to(p)}\0{sha256_file(f)}\n".encode("utf-8", "surrogateescape"))
+            return dict(sha256=h.hexdigest(), files=len(files))
+        return dict(hub=self.path)  # streamed from the hub: no content hash without reading it all
+
     def documents(self) -> Iterator[Iterator[str]]:
         "Each document as an iterator of text blocks (a long file arrives in blocks), empty documents skipped."
         n = 0
@@ -805,7 +817,26 @@ def load_manifest(folder: str | os.PathLike, # a folder written by `prepare` (or
     man = load_json(path, "shard manifest")
     if not isinstance(man, dict) or man.get("format") != SHARDS_FORMAT or not {"dtype", "vocab_size", "eot_id", "tokenizer", "splits"} <= set(man):
         raise DataError(f"{str(path)!r} is not a {SHARDS_FORMAT} manifest: {fix}")
+    for name, sp in man["splits"].items():  # a hand-edited total would silently disagree with the shards that are read
+        listed = sum(e["tokens"] for e in sp.get("shards", []))
+        if sp.get("tokens") != listed:
+            raise DataError(f"{str(path)!r}: the {name!r} split says {sp.get('tokens')} tokens but its shards hold {listed:,}: the "
+                            f"manifest was edited; {fix.replace('to write it', 'again into a new folder')}")
+    if man["tokenizer"].get("vocab_size", man["vocab_size"]) != man["vocab_size"]:
+        raise DataError(f"{str(path)!r}: vocab_size {man['vocab_size']} differs from its tokenizer's {man['tokenizer'].get('vocab_size')}: "
+                        f"the manifest was edited; {fix.replace('to write it', 'again into a new folder')}")
     return man
+
+def data_identity(source: str | os.PathLike, # a corpus ("default", "synthetic", a file or folder) or a `prepare`d folder
+                  prepared: bool = False, # True: `source` is a shard folder, identified by its manifest (which lists every shard's hash)
+                 ) -> dict:
+    "What a run records about the data it trains on, so that a resume can tell that the data changed."
+    if prepared:
+        folder = Path(source).expanduser().absolute()
+        return dict(kind="prepared", path=str(folder), manifest_sha256=sha256_file(folder/MANIFEST_NAME))
+    if str(source) == "synthetic": return dict(kind="synthetic")
+    src = document_source(source)
+    return dict(kind=src.kind, path=src.path if src.kind == "default" else str(Path(src.path).expanduser().absolute()), **src.fingerprint())
 
 def _manifest(m) -> dict: return m if isinstance(m, dict) else load_manifest(m)
 

@@ -24,13 +24,14 @@ from .learner import (Callback, CheckpointCallback, Learner, LossPlotCallback, P
                                 latest_checkpoint)
 
 # %% auto #0
-__all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'DCP_FORMAT', 'DistributedError', 'DistInfo', 'launched', 'dist_info',
-           'init_distributed', 'teardown_distributed', 'is_main', 'print0', 'get_logger', 'free_port',
-           'torchrun_command', 'kill_job', 'LaunchResult', 'report', 'launch', 'all_reduce_mean', 'all_reduce_sum',
-           'barrier', 'on_main', 'rank_rows', 'ShardedTokens', 'activation_bytes', 'checkpoint_blocks', 'parallelize',
-           'is_parallel', 'unwrap', 'build_sharded_model', 'local_numel', 'model_class', 'save_sharded_checkpoint',
-           'load_sharded_checkpoint', 'load_full_model', 'export_hf', 'check_export_folder', 'write_hf_folder',
-           'Distributed', 'tiny_model', 'train_config', 'train_main', 'save_full_weights', 'dry_run_main', 'main',
+__all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'DCP_FORMAT', 'PREEMPTED_EXIT', 'STOP_SIGNALS', 'DistributedError',
+           'DistInfo', 'launched', 'dist_info', 'init_distributed', 'teardown_distributed', 'is_main', 'print0',
+           'get_logger', 'free_port', 'torchrun_command', 'kill_job', 'LaunchResult', 'report', 'launch',
+           'all_reduce_mean', 'all_reduce_sum', 'barrier', 'on_main', 'rank_rows', 'ShardedTokens', 'activation_bytes',
+           'checkpoint_blocks', 'parallelize', 'is_parallel', 'unwrap', 'build_sharded_model', 'local_numel',
+           'model_class', 'save_sharded_checkpoint', 'load_sharded_checkpoint', 'load_full_model', 'export_hf',
+           'check_export_folder', 'write_hf_folder', 'Distributed', 'catch_stop_signals', 'preempted', 'AgreedStop',
+           'tiny_model', 'train_config', 'train_main', 'save_full_weights', 'dry_run_main', 'main',
            'check_average_gradients', 'check_shard_flat', 'check_ring_all_reduce']
 
 # %% ../nbs/18_distributed.ipynb #f21747c3
@@ -616,6 +617,42 @@ class Distributed(Callback):
     on_error = after_fit
 
     def state_dict(self): return dict(world_size=self.info.world_size if self.info else 1, parallel=self.parallel)
+
+PREEMPTED_EXIT = 75 # exit status of a run stopped by a signal after checkpointing (EX_TEMPFAIL: "try again", i.e. resume)
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1") # what schedulers send before they kill a job (Slurm: --signal=USR1@120 or TERM)
+_SIGNALLED: list[str] = [] # signals received since `catch_stop_signals`, oldest first
+
+def catch_stop_signals() -> bool:
+    "From now on SIGTERM/SIGINT/SIGUSR1 ask the run to stop after its current step and checkpoint; a second Ctrl-C aborts at once."
+    import threading
+    if threading.current_thread() is not threading.main_thread(): return False  # Python delivers signals to the main thread only
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if name == "SIGINT" and "SIGINT" in _SIGNALLED: raise KeyboardInterrupt  # impatient: stop now, without a checkpoint
+        _SIGNALLED.append(name)
+    for name in STOP_SIGNALS: signal.signal(getattr(signal, name), handler)
+    _SIGNALLED.clear()
+    return True
+
+def preempted(stop_reason: str | None) -> bool:
+    "True when a run stopped because it was asked to by a signal (its checkpoint is written; resume it)."
+    return bool(stop_reason) and stop_reason.startswith("preempted")
+
+_STOP_CODES = {None: 0, "time budget": 1, "preempted": 2}  # agreed by MAX: a signal anywhere wins over a time budget
+
+class AgreedStop(Callback):
+    "Every rank stops at the same step: a stop that any rank decides (its time budget, a signal) is agreed by an all-reduce MAX."
+    order = 8  # after the time budget (5), before evaluation (10) and checkpoints (30), which react to `stop_reason`
+    def after_step(self, learn):
+        if _SIGNALLED and not preempted(learn.stop_reason): learn.stop_reason = f"preempted by {_SIGNALLED[0]} at step {learn.step}"
+        mine = next((c for k, c in _STOP_CODES.items() if k and learn.stop_reason and learn.stop_reason.startswith(k)), 0)
+        if not (dist.is_initialized() and dist.get_world_size() > 1): return
+        t = torch.tensor([mine], dtype=torch.int64, device=dist_info().device)
+        try: dist.all_reduce(t, op=dist.ReduceOp.MAX)  # one number per step: cheap next to the gradients' collectives
+        except (RuntimeError, ValueError) as e: raise _collective_failed("agreeing on when to stop", e) from None
+        if (agreed := int(t.item())) > mine:
+            what = next(k for k, c in _STOP_CODES.items() if c == agreed)
+            learn.stop_reason = f"{what} on another rank: every rank stops at step {learn.step}"
 
 # %% ../nbs/18_distributed.ipynb #453745cf
 def _train_parser():

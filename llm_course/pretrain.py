@@ -20,7 +20,7 @@ from .core import (CHECKSUMS_NAME, CheckpointError, ConfigError, DataError, LLMC
                              atomic_write_bytes, check_int, check_seed, ensure_dir, eval_mode, load_json, pick_device, recover_folder,
                              folder_kind, foreign_entries, mark_folder, replace_folder, save_json, seed_everything, verify_checksums,
                              write_checksums)
-from .data import check_tokenizer, check_vocab_size, load_corpus, open_shards, split_text
+from .data import check_tokenizer, check_vocab_size, data_identity, load_corpus, open_shards, split_text
 from .tokenizer import BPETokenizer, CharTokenizer, HFTokenizer
 from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, load_pretrained, save_pretrained
 from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig, TrainingError, latest_checkpoint
@@ -32,10 +32,11 @@ from .scaling import check_fits, device_memory_bytes
 __all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'TOKENIZER_NAME', 'RUN_NAME', 'RESUME_KEEPS', 'RUN_FILES',
            'DEMO_MODEL_DIR', 'causal_lm_loss', 'mask_tokens', 'make_nsp_pairs', 'TrainRun', 'validate_run',
            'staging_folder', 'holds_run', 'is_run_folder', 'check_output_folder', 'TimeBudgetCallback',
-           'load_tokenizer', 'train_tokenizer', 'run_figure', 'check_resume', 'resume_settings', 'process_rank',
-           'train_language_model', 'check_fits_one_device', 'load_trained', 'stream_from_checkpoint', 'demo_model_path',
-           'demo_model', 'stream_cross_entropy', 'previous_token_scores', 'induction_scores', 'repeated_random_tokens',
-           'check_bits_per_byte', 'check_bert_mask', 'check_markov_entropy_rate']
+           'load_tokenizer', 'train_tokenizer', 'run_figure', 'absolute_data_path', 'check_data_identity',
+           'check_resume', 'resume_settings', 'process_rank', 'train_language_model', 'check_fits_one_device',
+           'load_trained', 'stream_from_checkpoint', 'demo_model_path', 'demo_model', 'stream_cross_entropy',
+           'previous_token_scores', 'induction_scores', 'repeated_random_tokens', 'check_bits_per_byte',
+           'check_bert_mask', 'check_markov_entropy_rate']
 
 # %% ../nbs/15_pretraining.ipynb #611fa40c
 def causal_lm_loss(logits: torch.Tensor, # [B, T, V] scores, position t read ids[:, :t+1]
@@ -139,6 +140,7 @@ class TrainRun:
     prompt: str = "" # start of the sample ("" : a newline)
     threads: int | None = 1 # CPU threads while training (tiny models run best on one); None or 0: leave PyTorch's setting
     verbose: bool = True # print the summary and the sample
+    allow_data_change: bool = False # resume although the data's content changed since the run started (recorded in run.json)
 
 # %% ../nbs/15_pretraining.ipynb #0b2f17a4
 def _positive_int(name, v, allow_none=False, low=1):
@@ -156,7 +158,7 @@ def validate_run(run: TrainRun) -> None:
     if not isinstance(run, TrainRun): raise ConfigError(f"expected a TrainRun, got {type(run).__name__}: train_language_model(TrainRun(...))")
     if run.preset not in PRESETS: raise ConfigError(f"unknown model preset {run.preset!r}: choose one of {list(PRESETS)}")
     if run.tokenizer not in TOKENIZERS: raise ConfigError(f"unknown tokenizer {run.tokenizer!r}: use one of {list(TOKENIZERS)}")
-    for name in ("resume", "overwrite", "progress", "verbose"): _check_flag(name, getattr(run, name))
+    for name in ("resume", "overwrite", "progress", "verbose", "allow_data_change"): _check_flag(name, getattr(run, name))
     _positive_int("steps", run.steps, allow_none=True)
     if run.minutes is not None and (isinstance(run.minutes, bool) or not isinstance(run.minutes, (int, float))
                                     or not math.isfinite(run.minutes) or run.minutes <= 0):
@@ -300,13 +302,29 @@ def _start_prompt(tok, prompt: str) -> str:
     try: tok.encode("\n"); return "\n"
     except LLMCourseError: return tok.decode([0])
 
+def absolute_data_path(v: str | None) -> str | None:
+    "A corpus or data path as run.json records it: absolute, so a resume from another folder reads the same data."
+    return v if v in (None, "default", "synthetic") else str(Path(v).expanduser().absolute())
+
+def _same(k: str, a, b) -> bool: return absolute_data_path(a) == absolute_data_path(b) if k in ("corpus", "data") else a == b
+
+def check_data_identity(run: TrainRun, saved: dict, now: dict) -> list:
+    "A resume trains on the data the run started with: `CheckpointError` naming the change, unless `allow_data_change` (then recorded)."
+    was = saved.get("data_identity")
+    if was is None or was == now: return []
+    what = ", ".join(f"{k} {str(was.get(k))[:16]} -> {str(now.get(k))[:16]}" for k in sorted({*was, *now}) if was.get(k) != now.get(k))
+    if not run.allow_data_change:
+        raise CheckpointError(f"the data of the run in {str(run.out)!r} changed since it started ({what}): resume on the same data, "
+                              "or pass allow_data_change=True to continue on the new data (recorded in run.json)")
+    return [dict(data_identity=[was, now])]
+
 def check_resume(run: TrainRun, folder: str | os.PathLike) -> dict:
     "A resume must keep the settings that define the run (its `run.json`); `CheckpointError` naming each change. Returns the run's settings."
     path = Path(folder) / RUN_NAME
     if not path.exists(): return {}  # a run from before run.json: the Learner still compares its own settings
     saved = load_json(path, "run settings")
     # more (or fewer) steps is the one change a resume applies: announced, and recorded in run.json
-    if diffs := [f"{k}={saved.get(k)!r} (now {getattr(run, k)!r})" for k in RESUME_KEEPS if k != "steps" and saved.get(k) != getattr(run, k)]:
+    if diffs := [f"{k}={saved.get(k)!r} (now {getattr(run, k)!r})" for k in RESUME_KEEPS if k != "steps" and not _same(k, saved.get(k), getattr(run, k))]:
         raise CheckpointError(f"the run in {str(run.out)!r} was started with {', '.join(diffs)}: a resume must keep them "
                               f"(leave them out: a resume reuses the run's own settings, see resume_settings), or start over with overwrite=True")
     return saved
@@ -333,6 +351,9 @@ def _prepare(run: TrainRun, work: Path):
     "Load and tokenize: everything that can fail before the first file is written."
     device = pick_device(run.device)
     saved = check_resume(run, work) if run.resume else {}
+    identity = data_identity(run.data, prepared=True) if run.data else data_identity(run.corpus)
+    saved = {**saved, "changes": saved.get("changes", []) + check_data_identity(run, saved, identity)} if saved else {}
+    saved["data_identity"] = identity
     if run.data: text, tok, train_ids, val_ids = _prepared_data(run, work)
     else:
         text = load_corpus(run.corpus)
@@ -424,7 +445,7 @@ def _locked_train(run: TrainRun, out: Path, t0: float, hooks: dict) -> dict:
             raise TrainingError(f"out of memory training preset {run.preset!r} with batch_size={run.batch_size} × block_size="
                                 f"{run.block_size}: use a smaller --batch-size or --block-size (or a smaller --preset); "
                                 f"{'the last checkpoint is intact' if latest_checkpoint(work) else 'no checkpoint was written'}") from None
-        if main:
+        if main and not str(summary["stop_reason"]).startswith("preempted"):  # a preempted run is resumed, not swapped in
             write_checksums(work)  # every file of the finished run; load_trained checks the ones it reads
             if work != out:  # the old run stays whole until this single step, and only a folder of ours is replaced
                 if out.exists() and not is_run_folder(out): raise OutputError(_not_ours(out) + f"; the new run is complete in {str(work)!r}")
@@ -469,18 +490,23 @@ def _train(run: TrainRun, work: Path, callbacks=(), data_fn=None, model_fn=None,
         if main: mark_folder(ensure_dir(work), "run")  # the first write of the run: from now on the folder is known to be ours
         if main and not run.resume:
             tok.save(work / TOKENIZER_NAME)
-            save_json(asdict(run), work / RUN_NAME, ensure_ascii=False)
-        elif main and saved and saved.get("steps") != run.steps:  # the schedule is re-planned from here: say so, and keep a record
+            save_json(dict(asdict(run), corpus=absolute_data_path(run.corpus), data=absolute_data_path(run.data),
+                           data_identity=saved["data_identity"]), work / RUN_NAME, ensure_ascii=False)
+        elif main and (work / RUN_NAME).exists() and saved != load_json(work / RUN_NAME):  # allowed data change: recorded
+            save_json(saved, work / RUN_NAME, ensure_ascii=False)
+        if main and run.resume and "steps" in saved and saved.get("steps") != run.steps:  # the schedule is re-planned from here: say so, and keep a record
             if run.verbose: print(f"note: the run was planned for steps={saved.get('steps')}; continuing from step {learn.step} "
                                   f"with steps={run.steps} (the learning-rate schedule is re-planned for the new length)")
             changes = saved.get("changes", []) + [dict(at_step=learn.step, steps=[saved.get("steps"), run.steps])]
             save_json({**saved, "steps": run.steps, "changes": changes}, work / RUN_NAME, ensure_ascii=False)
         learn.fit()
-        val_loss = learn.evaluate(n_batches=run.final_eval_batches)  # more windows than the periodic evals: a steadier number
-        if (whole := _full_model(model)) is not None: save_pretrained(whole, work)
+        # asked to stop by a signal (chapter 18's `AgreedStop`): the checkpoint is written; leave at once, the run is not finished
+        stopped = bool(learn.stop_reason) and learn.stop_reason.startswith("preempted")
+        val_loss = learn.val_loss if stopped else learn.evaluate(n_batches=run.final_eval_batches)  # more windows: steadier
+        if not stopped and (whole := _full_model(model)) is not None: save_pretrained(whole, work)
         if main: atomic_write_bytes(work / "loss.png", figure_to_png(run_figure(learn.history, f"{run.preset} on {run.corpus}")))
         sample = ""
-        if run.sample_tokens:
+        if run.sample_tokens and not stopped:
             g = torch.Generator(device).manual_seed(run.seed)
             sample = generate_text(model, tok, _start_prompt(tok, run.prompt), run.sample_tokens, temperature=0.8,
                                    generator=g, crop_prompt=True)
@@ -498,6 +524,24 @@ def _train(run: TrainRun, work: Path, callbacks=(), data_fn=None, model_fn=None,
     return summary
 
 # %% ../nbs/15_pretraining.ipynb #de30e315
+@contextlib.contextmanager
+def _snapshot(folder: Path):
+    "`(view, moved)`: the folder opened once — files read through `view` all come from that one directory, even if it is swapped."
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        view = Path(f"/proc/self/fd/{fd}")  # Linux: a path through the open directory, not through its name
+        ino = os.fstat(fd).st_ino
+        def moved():
+            try: return os.stat(folder).st_ino != ino or os.fstat(fd).st_nlink == 0
+            except FileNotFoundError: return True
+        yield (view if view.is_dir() else folder), moved
+    finally: os.close(fd)
+
+def _load_run_files(folder: Path, device: str):
+    "Weights and tokenizer of one folder, both checked against that folder's checksums.json."
+    verify_checksums(folder, "run", names=[TOKENIZER_NAME])  # the weights are checked by load_pretrained
+    return load_pretrained(folder, device=pick_device(device)).eval(), load_tokenizer(folder / TOKENIZER_NAME)
+
 def load_trained(folder: str | os.PathLike, # a folder written by `train_language_model`
                  device: str = "cpu", # where to put the model
                 ):
@@ -511,9 +555,11 @@ def load_trained(folder: str | os.PathLike, # a folder written by `train_languag
     if not (folder / WEIGHTS_NAME).exists() and (ck := latest_checkpoint(folder)) is not None:
         raise CheckpointError(f"the run in {str(folder)!r} has not finished (its latest checkpoint is {ck.name}): continue it with "
                               "resume=True (`llm-course train --resume --out <folder>`), or pass a finished run")
-    verify_checksums(folder, "run", names=[TOKENIZER_NAME])  # the weights are checked by load_pretrained
-    model = load_pretrained(folder, device=pick_device(device)).eval()
-    tok = load_tokenizer(folder / TOKENIZER_NAME)
+    for tries in range(5):  # an `--overwrite` may swap the folder while we read: then read the new run, whole
+        with _snapshot(folder) as (view, moved):
+            try: model, tok = _load_run_files(view, device); break
+            except (OSError, LLMCourseError):
+                if not moved() or tries == 4: model, tok = _load_run_files(folder, device); break  # a real error: name the real path
     if tok.vocab_size != model.config.vocab_size:
         raise CheckpointError(f"{TOKENIZER_NAME} has {tok.vocab_size} tokens but the model expects {model.config.vocab_size}: "
                               "the files come from different runs; train again or restore the matching tokenizer")

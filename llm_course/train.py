@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/train_7b.html.md"""
 
 # %% ../nbs/19_train_7b.ipynb #7df39975
 from __future__ import annotations
-import argparse, collections, dataclasses, json, os, subprocess, sys, time, warnings
+import argparse, collections, dataclasses, json, math, os, subprocess, sys, time, warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,15 +27,16 @@ from matplotlib.figure import Figure
 from .pretrain import (TOKENIZER_NAME, TOKENIZERS, TrainRun, load_tokenizer, load_trained, process_rank, resume_settings,
                                  train_language_model, validate_run)
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
-from .distributed import (PARALLEL, Distributed, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
+from .distributed import (PARALLEL, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
 
 # %% auto #0
 __all__ = ['PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'build_tokenizer', 'open_prepared_tokenizer', 'Prepared', 'prepare',
            'TrainJob', 'job_from_dict', 'load_recipe', 'parallel_of', 'job_plan', 'check_job_fits', 'apply_auto_plan',
            'JsonlLogger', 'read_metrics', 'train', 'validate_job', 'dry_run', 'export_run', 'add_train_arguments',
-           'job_from_args', 'run_from_args', 'main', 'start_run', 'watch', 'runs_figure', 'check_tokens_per_step',
-           'check_steps_for_tokens', 'check_rank_rows', 'check_global_batch_ids']
+           'job_from_args', 'run_from_args', 'main', 'exit_status', 'job_timeout', 'lost_rank', 'one_line_error',
+           'start_run', 'watch', 'runs_figure', 'check_tokens_per_step', 'check_steps_for_tokens', 'check_rank_rows',
+           'check_global_batch_ids']
 
 # %% ../nbs/19_train_7b.ipynb #e19d0002
 PREPARE_NAME = "prepare.json"  # the settings of a prepare in progress: what a re-run must keep to continue it
@@ -158,6 +159,10 @@ def _start(out: Path, settings: dict, make_tokenizer):
         old = load_json(out/PREPARE_NAME, "prepare settings")
         if diff := sorted(k for k in settings if old.get(k) != settings[k]):
             k = diff[0]
+            content = lambda d: {a: b for a, b in d.items() if a not in ("sha256", "bytes", "files")} if isinstance(d, dict) else d
+            if k == "source" and content(old[k]) == content(settings[k]):
+                raise OutputError(f"the corpus changed since the shards in {str(out)!r} were made (sha256 {str(old[k].get('sha256'))[:16]} -> "
+                                  f"{str(settings[k].get('sha256'))[:16]}): prepare it into a new --out; nothing was changed")
             raise OutputError(f"{str(out)!r} holds a prepare with other settings ({k}: {old.get(k)!r}, now {settings[k]!r}): re-run it with "
                               "the same settings to finish it, or choose another --out; nothing was changed")
         tok = open_prepared_tokenizer(out/TOKENIZER_NAME, settings["eot"])
@@ -196,7 +201,7 @@ def prepare(source: str | os.PathLike, # text file, folder of .txt/.md, .jsonl, 
     if next(src.pieces(), None) is None:
         raise DataError(f"corpus {str(source)!r} has no text (no non-empty document{', field ' + repr(text_field) if src.kind in ('jsonl', 'datasets') else ''}): "
                         "point to files with some text in them")
-    settings = dict(source=src.describe(), tokenizer=tokenizer, vocab_size=vocab_size if tokenizer == "bpe" else None, eot=eot,
+    settings = dict(source=dict(src.describe(), **src.fingerprint()), tokenizer=tokenizer, vocab_size=vocab_size if tokenizer == "bpe" else None, eot=eot,
                     shard_tokens=shard_tokens, val_fraction=val_fraction, sample_chars=sample_chars if tokenizer == "bpe" else None,
                     block_chars=BLOCK_CHARS)
     with RunLock(out):
@@ -217,7 +222,7 @@ def prepare(source: str | os.PathLike, # text file, folder of .txt/.md, .jsonl, 
                           f"{round(1 / val_fraction)}th document): use a smaller val_fraction or a corpus of more documents")
         tok_info = dict(kind=type(tok).__name__, sha256=tok.checksum, file=TOKENIZER_NAME, vocab_size=tok.vocab_size,
                         eot=getattr(tok, "eot_token", EOT_CHAR if isinstance(tok, CharTokenizer) else EOT_TOKEN))
-        man = write_manifest(out, splits, tok.vocab_size, tok.eot_id, tok_info, src.describe(),
+        man = write_manifest(out, splits, tok.vocab_size, tok.eot_id, tok_info, settings["source"],
                              {k: v for k, v in settings.items() if k not in ("source", "tokenizer")})
     return Prepared(out, man, time.perf_counter() - t0, new, reused)
 
@@ -284,6 +289,7 @@ class TrainJob(TrainRun):
     gpu: str | None = None # what the planner plans for when no GPU is visible (dry runs): a key of `scaling.GPUS`
     log_every: int = 10 # steps between lines of metrics.jsonl (and TensorBoard, when installed)
     meta_init: bool | None = None # build the model on `meta` and initialise only this rank's shards; None: for FSDP runs ≥ 1B parameters
+    timeout_minutes: float = 10.0 # a rank that waits longer than this for the others (a stalled or dead rank) fails the job, in one line
 
 def _type_ok(value, annotation: str) -> bool:
     "Does a value read from a recipe file fit a dataclass field's annotation (as written: 'int | None', 'float', …)?"
@@ -449,9 +455,11 @@ def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`
     world = int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
     parallel = parallel_of(job, world)
     cbs = list(callbacks)
+    cbs.append(AgreedStop())  # a signal or a time budget stops every rank at the same step, checkpointed
     if launched() or parallel != "none" or job.activation_checkpointing or job.compile:
-        init_distributed()  # before the model is built: a meta-built model is sharded over the process group
-        cbs.append(Distributed(parallel, activation_checkpointing=job.activation_checkpointing, compile=job.compile))
+        init_distributed(timeout_s=60 * job.timeout_minutes)  # before the model is built: a meta-built model is sharded over the group
+        cbs.append(Distributed(parallel, activation_checkpointing=job.activation_checkpointing, compile=job.compile,
+                               timeout_s=60 * job.timeout_minutes))
     device = dist_info().device if launched() else pick_device(job.device)
     peak = world * GPUS[job.gpu or "h100-80gb"].peak_flops if device.type == "cuda" else None  # MFU only on GPUs
     cbs.append(JsonlLogger(job.log_every, peak, job.activation_checkpointing))
@@ -466,6 +474,9 @@ def validate_job(job: TrainJob):
     "Check a job's settings before anything is read or written (chapter 15's checks plus the parallel ones)."
     if job.parallel not in ("auto", *PARALLEL): raise ConfigError(f"unknown parallel {job.parallel!r}: use 'auto', {', '.join(map(repr, PARALLEL))}")
     if job.gpu is not None and job.gpu not in GPUS: raise ConfigError(f"unknown gpu {job.gpu!r}: use one of {', '.join(GPUS)}")
+    t = job.timeout_minutes
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0.1 <= t <= 24 * 60:
+        raise ConfigError(f"timeout_minutes must be a number of minutes in [0.1, 1440], got {t!r}: e.g. timeout_minutes=10")
     for k in ("activation_checkpointing", "compile"):
         if not isinstance(getattr(job, k), bool): raise ConfigError(f"{k} must be True or False, got {getattr(job, k)!r}")
     validate_run(job)
@@ -532,6 +543,8 @@ def add_train_arguments(t: argparse.ArgumentParser):
     opt("--seed", "seeds the model, the batches and the sample", type=int)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint, with its own settings")
     t.add_argument("--overwrite", action="store_true", help="replace the run in --out; it stays intact until the new run is complete")
+    t.add_argument("--allow-data-change", action="store_true", default=None,
+                   help="resume although the data changed since the run started (the change is recorded in run.json)")
     opt("--tokenizer", "characters, or byte-level BPE learnt on the corpus", choices=TOKENIZERS)
     opt("--bpe-vocab-size", type=int)
     opt("--batch-size", "sequences per optimizer step, over all processes", type=int)
@@ -546,6 +559,7 @@ def add_train_arguments(t: argparse.ArgumentParser):
     opt("--gpu", "the GPU to plan for where none is visible (dry runs): " + ", ".join(GPUS))
     opt("--max-chars", "use only the start of the corpus (quick runs)", type=int)
     opt("--checkpoint-every", "steps between checkpoints (0: only at the end)", type=int)
+    opt("--timeout-minutes", "how long a rank waits for the others before the job fails", type=float)
     opt("--eval-every", "steps between validation losses (0: only at the end)", type=int)
     opt("--log-every", "steps between lines of metrics.jsonl", type=int)
     opt("--prompt", "start of the sample printed at the end")
@@ -579,11 +593,35 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m llm_course.train", description="Train a language model on every process of a launch.")
     add_train_arguments(p)
     args = p.parse_args(argv)
-    try: run_from_args(args)
-    except LLMCourseError as e:
-        print(f"llm_course.train [rank {process_rank()}]: error: {e}", file=sys.stderr, flush=True)
+    catch_stop_signals()  # a scheduler's SIGTERM/USR1 (or Ctrl-C): stop after the step, on every rank, checkpointed
+    try: summary = run_from_args(args)
+    except (LLMCourseError, RuntimeError) as e:
+        if not isinstance(e, LLMCourseError) and not lost_rank(e): raise
+        print(f"llm_course.train [rank {process_rank()}]: error: {one_line_error(e, job_timeout(args))}", file=sys.stderr, flush=True)
         return 2
+    return exit_status(summary)
+
+def exit_status(summary) -> int:
+    "0 for a run that ended, PREEMPTED_EXIT (75) for one stopped by a signal: its checkpoint is written, resume it (a requeue)."
+    if isinstance(summary, dict) and preempted(summary.get("stop_reason")):
+        if process_rank() == 0:
+            print(f"{summary['stop_reason']}: checkpoint written; continue with --resume --out {summary['out']}", file=sys.stderr, flush=True)
+        return PREEMPTED_EXIT
     return 0
+
+def job_timeout(args) -> float:
+    return getattr(args, "timeout_minutes", None) or TrainJob.timeout_minutes
+
+def lost_rank(e: BaseException) -> bool:
+    "Is this the error a rank gets when another rank died or stalled (gloo/NCCL: connection reset, closed, timed out)?"
+    text = str(e)
+    return any(s in text for s in ("Connection reset", "Connection closed", "Timed out", "timed out", "Broken pipe", "NCCL error"))
+
+def one_line_error(e: BaseException, timeout_minutes: float) -> str:
+    "The package's message, or one line for a collective that failed because another rank died or stalled."
+    if isinstance(e, LLMCourseError) or not lost_rank(e): return str(e)
+    return (f"lost contact with another rank ({type(e).__name__}: {str(e).splitlines()[0][:120]}): it died, or stalled for longer "
+            f"than --timeout-minutes {timeout_minutes:g}; torchrun names the failed rank above. Fix it and continue with --resume")
 
 # %% ../nbs/19_train_7b.ipynb #7cd7d5da
 def start_run(args: list, # `llm-course train` options, e.g. ["--config", "recipes/tiny.toml", "--out", "runs/a"]
