@@ -16,8 +16,13 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   fi
 fi
 
-# 2. The package and its dev tools (nbdev, JupyterLab, pytest, playwright, ...).
-"$PY" -m pip install -e ".[dev]"
+# 2. The package and its dev tools (nbdev, JupyterLab, pytest, playwright, ...), and Triton for
+#    chapter 12a's kernels (its tests run them on the CPU in Triton's interpreter). If Triton
+#    cannot be installed here, install without it: those tests then skip and say why.
+"$PY" -m pip install -e ".[dev,kernels]" || {
+  echo "note: could not install the 'kernels' extra (triton); installing without it: the Triton tests will be skipped"
+  "$PY" -m pip install -e ".[dev]"
+}
 
 # 3. Browser tests: Debian/Ubuntu's Chromium (never `playwright install`), and the site's JS assets.
 if [ "${LLM_COURSE_SKIP_BROWSER:-0}" != "1" ]; then
