@@ -16,17 +16,20 @@ import torch.nn.functional as F
 
 from .core import (ConfigError, CheckpointError, DataError, Mismatch, atomic_path, attempt, check_int, ensure_dir, exercise,
                              expect_close, expect_equal, load_json, save_json, verify_checksums, write_checksums, write_failed)
-from .attention import MultiHeadAttention, check_heads, causal_mask, padding_mask, rope_cos_sin, sinusoidal_positions
+from .attention import (MultiHeadAttention, apply_rope, check_heads, causal_mask, merge_heads, padding_mask, rope_cos_sin,
+                                  sinusoidal_positions)
+from .kernels import flash_attention
 
 # %% auto #0
-__all__ = ['PRESETS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'RMSNorm', 'make_norm', 'MLP', 'SwiGLU', 'Block', 'KVCache',
-           'Transformer', 'save_pretrained', 'load_pretrained', 'hf_architecture', 'to_hf', 'from_hf', 'check_rms_norm',
-           'check_prenorm_block', 'check_count_params']
+__all__ = ['PRESETS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'RMSNorm', 'make_norm', 'MLP', 'SwiGLU', 'KernelAttention',
+           'Block', 'KVCache', 'Transformer', 'save_pretrained', 'load_pretrained', 'hf_architecture', 'to_hf',
+           'from_hf', 'check_rms_norm', 'check_prenorm_block', 'check_count_params']
 
 # %% ../nbs/13_transformer.ipynb #728c3e6f
 _STYLES = {"llama": dict(norm="rmsnorm", mlp="swiglu", pos="rope", tie_weights=False, bias=False),
            "gpt2": dict(norm="layernorm", mlp="gelu", pos="learned", tie_weights=True, bias=True)}
-_CHOICES = dict(norm=("rmsnorm", "layernorm"), mlp=("swiglu", "gelu"), pos=("rope", "learned", "sinusoidal"))
+_CHOICES = dict(norm=("rmsnorm", "layernorm"), mlp=("swiglu", "gelu"), pos=("rope", "learned", "sinusoidal"),
+                attn_impl=("sdpa", "course", "triton"))
 
 def _round_up(x: float, multiple: int) -> int: return multiple * math.ceil(x / multiple)
 
@@ -50,6 +53,7 @@ class ModelConfig:
     norm_eps: float = 1e-5 # epsilon of the norms
     rope_theta: float = 10000.0 # RoPE base (Llama 3: 500000)
     init_std: float = 0.02 # std of the normal initialisation
+    attn_impl: str = "sdpa" # attention kernel: "sdpa" (PyTorch's), "course" (chapter 12a's tiles) or "triton" (12a's Triton kernels)
 
     def __post_init__(self):
         if self.style not in _STYLES:
@@ -67,6 +71,11 @@ class ModelConfig:
         if self.pos == "rope" and self.head_dim % 2:
             raise ConfigError(f"RoPE needs an even head size, got d_model/n_head = {self.head_dim}: change n_head or d_model")
         if self.pos == "sinusoidal" and self.d_model % 2: raise ConfigError(f"sinusoidal positions need an even d_model, got {self.d_model}")
+        if self.attn_impl != "sdpa" and self.dropout:
+            raise ConfigError(f"attn_impl={self.attn_impl!r} has no attention dropout, got dropout={self.dropout}: use dropout=0.0 or attn_impl='sdpa'")
+        if self.attn_impl == "triton" and (self.head_dim < 16 or self.head_dim & (self.head_dim - 1)):
+            raise ConfigError(f"attn_impl='triton' needs a head size that is a power of two ≥ 16, got d_model/n_head = {self.head_dim}: "
+                              "change n_head or d_model, or use attn_impl='course'")
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"dropout must be a number in [0, 1), got {self.dropout!r}: e.g. dropout=0.0")
         for k, example in (("norm_eps", 1e-5), ("rope_theta", 10000.0), ("init_std", 0.02)):
@@ -155,13 +164,34 @@ class SwiGLU(nn.Module):
     def forward(self, x): return self.drop(self.proj(F.silu(self.gate(x)) * self.up(x)))
 
 # %% ../nbs/13_transformer.ipynb #4690f1e0
+class KernelAttention(MultiHeadAttention):
+    "`MultiHeadAttention` whose softmax(q·kᵀ)·v runs through chapter 12a's FlashAttention (`impl` 'course' or 'triton')."
+    def __init__(self, *args, impl: str = "course", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.impl = impl
+
+    def forward(self, x, *, rope=None, causal=True, mask=None, kv_update=None, need_weights=False):
+        if mask is not None or need_weights:   # padding masks and attention maps: chapter 12's explicit path
+            return super().forward(x, rope=rope, causal=causal, mask=mask, kv_update=kv_update, need_weights=need_weights)
+        B, T, _ = x.shape
+        H, Hkv = self.n_head, self.n_kv_head
+        qkv = self.qkv(x).view(B, T, H + 2 * Hkv, self.head_dim)
+        qk, v = qkv.split([H + Hkv, Hkv], dim=2)
+        if rope is not None: qk = apply_rope(qk, rope[0].to(qk.dtype), rope[1].to(qk.dtype))
+        q, k = (t.transpose(1, 2) for t in qk.split([H, Hkv], dim=2))
+        v = v.transpose(1, 2)
+        if kv_update is not None: k, v = kv_update(k, v)
+        y = flash_attention(q, k, v, causal=causal, impl=self.impl)
+        return self.out_drop(self.proj(merge_heads(y))), None
+
 class Block(nn.Module):
     "One pre-norm Transformer block: x + attn(norm(x)), then x + mlp(norm(x))."
     def __init__(self, config: ModelConfig):
         super().__init__()
         c = config
         self.norm1, self.norm2 = make_norm(c), make_norm(c)
-        self.attn = MultiHeadAttention(c.d_model, c.n_head, c.n_kv_head, bias=c.bias, dropout=c.dropout)
+        self.attn = (MultiHeadAttention(c.d_model, c.n_head, c.n_kv_head, bias=c.bias, dropout=c.dropout) if c.attn_impl == "sdpa" else
+                     KernelAttention(c.d_model, c.n_head, c.n_kv_head, bias=c.bias, dropout=c.dropout, impl=c.attn_impl))
         self.mlp = (SwiGLU if c.mlp == "swiglu" else MLP)(c.d_model, c.d_ff, bias=c.bias, dropout=c.dropout)
 
     def forward(self, x, *, rope=None, causal=True, mask=None, kv_update=None, need_weights=False):
