@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/cli.html.md"""
 
 # %% ../nbs/20_cli.ipynb #8ce3097e
 from __future__ import annotations
-import argparse, json, os, re, signal, sys, threading, warnings
+import argparse, json, math, os, re, signal, sys, threading, warnings
 
 from . import __version__
 from .core import LLMCourseError, format_env_report, env_report
@@ -81,6 +81,8 @@ def _plan_parser(sub):
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 def _plan(args):
+    if args.tokens is not None and not (math.isfinite(args.tokens) and args.tokens > 0):
+        raise ConfigError(f"--tokens must be a positive, finite number of training tokens, got {args.tokens}: e.g. --tokens 2e12")
     common = dict(precision=args.precision, mfu=args.mfu, tokens=args.tokens, chunked_loss=args.chunked_loss,
                   usd_per_gpu_hour=args.usd_per_gpu_hour)
     if args.auto:

@@ -59,6 +59,7 @@ def check_int(name: str, # the setting's name, as the user wrote it
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         fix = example if isinstance(example, str) else f"e.g. {name}={max(low, 1) if example is None else example}"
         raise ConfigError(f"{name} must be an int ≥ {low}{' or None' if allow_none else ''}, got {value!r}: {fix}")
+    if value > 2**53: raise ConfigError(f"{name}={value} is far too large (more than 2**53): use a realistic value, e.g. {name}={example or max(low, 1)}")
     return value
 
 # %% ../nbs/00_core.ipynb #24f33abb

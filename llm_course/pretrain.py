@@ -165,6 +165,9 @@ def validate_run(run: TrainRun) -> None:
         raise ConfigError(f"minutes must be a positive number or None, got {run.minutes!r}: e.g. minutes=2.5, or None for no time limit")
     for name in ("batch_size", "eval_batches", "final_eval_batches", "bpe_vocab_size"): _positive_int(name, getattr(run, name))
     for name in ("block_size", "max_chars", "threads", "warmup_steps"): _positive_int(name, getattr(run, name), allow_none=True, low=0 if name in ("warmup_steps", "threads") else 1)
+    if run.threads and run.threads > (os.cpu_count() or 1):
+        raise ConfigError(f"threads={run.threads} but this machine has {os.cpu_count()} CPU cores: more threads than cores only wait on "
+                          f"each other; use threads={os.cpu_count()} or fewer")
     for name in ("eval_every", "checkpoint_every", "sample_tokens"): _positive_int(name, getattr(run, name), low=0)
     check_seed(run.seed)
     if isinstance(run.lr, bool) or not isinstance(run.lr, (int, float)) or not math.isfinite(run.lr) or run.lr <= 0:
@@ -210,6 +213,10 @@ def check_output_folder(out: str | os.PathLike, # the run's output folder
         raise OutputError(f"out must be a folder path, got {out!r}: e.g. out='runs/tiny'")
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir(): raise OutputError(f"output folder {str(out)!r} is a file: choose a folder path with --out")
+    try: str(out.absolute()).encode("utf-8")
+    except UnicodeEncodeError:
+        raise OutputError(f"output folder {str(out)!r} has a name that is not valid UTF-8 (run.json records it as text): rename it, "
+                          "or choose another --out") from None
     p = out
     while not p.exists(): p = p.parent
     if not p.is_dir():

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .core import (ConfigError, DataError, LLMCourseError, MissingPathError, OutputError, RunLock, TokenizerError,
+from .core import (ConfigError, DataError, LLMCourseError, MissingPathError, OutputError, RunLock, TokenizerError, atomic_write_bytes,
                              check_int, ensure_dir, load_json, pick_device, save_json, shrink)
 from .data import (_SHARD_FILE, BLOCK_CHARS, MANIFEST_NAME, DocumentSource, ShardWriter, check_shards_folder, document_source,
                              is_val_document, shard_name, token_dtype, write_manifest)
@@ -419,7 +419,11 @@ class JsonlLogger(Callback):
 
     def after_eval(self, learn):
         if process_rank() != 0: return
-        with open(self.path, "a") as f: f.write(json.dumps(dict(step=learn.step, val_loss=learn.val_loss, time=time.time())) + "\n")
+        row, rows = dict(step=learn.step, val_loss=learn.val_loss, time=time.time()), read_metrics(self.path)
+        if rows and rows[-1].get("step") == learn.step and "val_loss" in rows[-1]:  # the final, longer eval (or a finished run resumed)
+            atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in rows[:-1] + [row]).encode())  # replaces its row
+        else:
+            with open(self.path, "a") as f: f.write(json.dumps(row) + "\n")
         if self.tb is not None: self.tb.add_scalar("val/loss", learn.val_loss, learn.step)
 
     def after_fit(self, learn):
