@@ -289,6 +289,7 @@ class TrainJob(TrainRun):
     gpu: str | None = None # what the planner plans for when no GPU is visible (dry runs): a key of `scaling.GPUS`
     log_every: int = 10 # steps between lines of metrics.jsonl (and TensorBoard, when installed)
     meta_init: bool | None = None # build the model on `meta` and initialise only this rank's shards; None: for FSDP runs ≥ 1B parameters
+    data_order: str | None = None # "sharded" (chapter 18's `ShardedTokens`) or "windows" (random windows); None: sharded when launched
     timeout_minutes: float = 10.0 # a rank that waits longer than this for the others (a stalled or dead rank) fails the job, in one line
 
 def _type_ok(value, annotation: str) -> bool:
@@ -467,7 +468,10 @@ def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`
     device = dist_info().device if launched() else pick_device(job.device)
     peak = world * GPUS[job.gpu or "h100-80gb"].peak_flops if device.type == "cuda" else None  # MFU only on GPUs
     cbs.append(JsonlLogger(job.log_every, peak, job.activation_checkpointing))
-    data_fn = (lambda ids, block, seed: ShardedTokens(ids.numpy() if torch.is_tensor(ids) else ids, block, seed=seed)) if launched() else None
+    # the order is the run's, recorded in run.json: a run started under a launcher resumes in the same order without one, and back
+    job = dataclasses.replace(job, data_order=job.data_order or ("sharded" if launched() else "windows"))
+    data_fn = (lambda ids, block, seed: ShardedTokens(ids.numpy() if torch.is_tensor(ids) else ids, block, seed=seed)) \
+        if job.data_order == "sharded" else None
     try:
         return train_language_model(job, cbs, data_fn=data_fn, model_fn=_model_fn(job, parallel),
                                     check_fn=lambda config: check_job_fits(job, config, world, device))
@@ -478,6 +482,8 @@ def validate_job(job: TrainJob):
     "Check a job's settings before anything is read or written (chapter 15's checks plus the parallel ones)."
     if job.parallel not in ("auto", *PARALLEL): raise ConfigError(f"unknown parallel {job.parallel!r}: use 'auto', {', '.join(map(repr, PARALLEL))}")
     if job.gpu is not None and job.gpu not in GPUS: raise ConfigError(f"unknown gpu {job.gpu!r}: use one of {', '.join(GPUS)}")
+    if job.data_order not in (None, "sharded", "windows"):
+        raise ConfigError(f"unknown data_order {job.data_order!r}: use 'sharded', 'windows', or None (sharded when launched)")
     t = job.timeout_minutes
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0.1 <= t <= 24 * 60:
         raise ConfigError(f"timeout_minutes must be a number of minutes in [0.1, 1440], got {t!r}: e.g. timeout_minutes=10")
