@@ -263,3 +263,13 @@ def test_importing_the_kernels_does_not_import_triton_and_a_late_switch_is_refus
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert "imported triton: False" in r.stdout, r.stdout + r.stderr[-2000:]
     if HAS_TRITON: assert "refused: triton was already imported without TRITON_INTERPRET=1" in r.stdout, r.stdout + r.stderr[-2000:]
+
+
+def test_tiles_keep_float32_sums_under_autocast():
+    "Under autocast (chapter 11's mixed precision) the tiles still sum in float32: same result as without it."
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 2, 40, 32, generator=g).bfloat16() for _ in range(3))
+    plain = flash_attention(q, k, v, True, block_q=16, block_k=16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = flash_attention(q, k, v, True, block_q=16, block_k=16)
+    assert torch.equal(plain, auto)
