@@ -87,19 +87,24 @@ def test_roofline_counts():
 
 
 def test_peak_memory_tiled_linear_naive_quadratic():
-    "Measured at T = 1k, 2k, 4k: a + bT has second/first step ratio 2, cT² ratio 4."
-    peaks = {"naive": [], "tiled": []}
+    "Measured at T = 1k, 2k, 4k, forward and forward+backward: a + bT has second/first step ratio 2, cT² ratio 4."
+    naive_fwd = lambda q, k, v: attention(q, k, v, causal=True, need_weights=True)[0]
+    tiled_fwd = lambda q, k, v: flash_attention(q, k, v, True, block_q=128, block_k=128)
+    step = lambda fn, q, k, v, do: torch.autograd.grad(fn(q, k, v), (q, k, v), do)
+    peaks = {"naive": [], "tiled": [], "naive fwd+bwd": [], "tiled fwd+bwd": []}
     for T in (1024, 2048, 4096):
-        q, k, v = (torch.randn(1, 1, T, 64) for _ in range(3))
+        q, k, v, do = (torch.randn(1, 1, T, 64) for _ in range(4))
         with torch.no_grad():
-            out, naive = peak_memory(lambda: attention(q, k, v, causal=True, need_weights=True)[0])
-            _, tiled = peak_memory(lambda: flash_attention_forward(q, k, v, True, block_q=128, block_k=128))
-        peaks["naive"].append(naive); peaks["tiled"].append(tiled)
-        assert naive >= 4 * T * T, "the naive peak holds at least one float32 T×T matrix"
-    step = {n: (p[2] - p[1]) / (p[1] - p[0]) for n, p in peaks.items()}
-    assert 1.8 < step["tiled"] < 2.2, (step, peaks)
-    assert 3.6 < step["naive"] < 4.4, (step, peaks)
-    assert peaks["tiled"][2] < peaks["naive"][2] / 50
+            peaks["naive"].append(peak_memory(naive_fwd, q, k, v)[1])
+            peaks["tiled"].append(peak_memory(tiled_fwd, q, k, v)[1])
+        q, k, v = (t.requires_grad_() for t in (q, k, v))
+        peaks["naive fwd+bwd"].append(peak_memory(step, naive_fwd, q, k, v, do)[1])
+        peaks["tiled fwd+bwd"].append(peak_memory(step, tiled_fwd, q, k, v, do)[1])
+        assert peaks["naive"][-1] >= 4 * T * T, "the naive peak holds at least one float32 T×T matrix"
+    ratio = {n: (p[2] - p[1]) / (p[1] - p[0]) for n, p in peaks.items()}
+    for n in ("tiled", "tiled fwd+bwd"): assert 1.8 < ratio[n] < 2.2, (n, ratio, peaks)
+    for n in ("naive", "naive fwd+bwd"): assert 3.6 < ratio[n] < 4.4, (n, ratio, peaks)
+    assert peaks["tiled"][2] < peaks["naive"][2] / 50 and peaks["tiled fwd+bwd"][2] < peaks["naive fwd+bwd"][2] / 20
 
 
 def test_peak_memory_counts_only_what_lives_at_once():
