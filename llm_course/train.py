@@ -421,8 +421,10 @@ class JsonlLogger(Callback):
     def after_eval(self, learn):
         if process_rank() != 0: return
         row, rows = dict(step=learn.step, val_loss=learn.val_loss, time=time.time()), read_metrics(self.path)
-        if rows and rows[-1].get("step") == learn.step and "val_loss" in rows[-1]:  # the final, longer eval (or a finished run resumed)
-            atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in rows[:-1] + [row]).encode())  # replaces its row
+        same = [i for i, r in enumerate(rows) if r.get("step") == learn.step and "val_loss" in r]
+        if same:  # the final, longer eval (or a finished run resumed) replaces the row of the same step
+            rows[same[-1]] = row
+            atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in rows).encode())
         else:
             with open(self.path, "a") as f: f.write(json.dumps(row) + "\n")
         if self.tb is not None: self.tb.add_scalar("val/loss", learn.val_loss, learn.step)
