@@ -6,16 +6,16 @@ Docs: https://llm-course.github.io/llm_course/cross_entropy.html.md"""
 
 # %% ../nbs/04_cross_entropy.ipynb #f03c845d
 from __future__ import annotations
-import math
+import contextlib, math
 
 import torch
 
-from .core import ConfigError, DataError, attempt, check_int, exercise, expect_close, perplexity
+from .core import ConfigError, DataError, attempt, check_int, exercise, expect_close, Mismatch, perplexity
 
 # %% auto #0
-__all__ = ['logsumexp', 'log_softmax', 'softmax', 'cross_entropy', 'cross_entropy_grad', 'bits_per_byte', 'ChunkedCrossEntropy',
-           'chunked_cross_entropy', 'check_stable_log_softmax', 'check_ce_grad', 'check_masked_cross_entropy',
-           'perplexity']
+__all__ = ['AUTOGRAD_TOOLS', 'logsumexp', 'log_softmax', 'softmax', 'cross_entropy', 'cross_entropy_grad', 'bits_per_byte',
+           'ChunkedCrossEntropy', 'chunked_cross_entropy', 'shortcuts_blocked', 'check_stable_log_softmax',
+           'check_ce_grad', 'check_masked_cross_entropy', 'perplexity']
 
 # %% ../nbs/04_cross_entropy.ipynb #e687c7bb
 def logsumexp(x: torch.Tensor, # any shape
@@ -181,9 +181,48 @@ def chunked_cross_entropy(hidden: torch.Tensor, # [N, d] (or [..., d]) last hidd
     return out.reshape(targets.shape) if reduction == "none" else out
 
 # %% ../nbs/04_cross_entropy.ipynb #4752ed71
+# The ways to get a gradient without writing it: each is blocked while an autograd-free exercise runs.
+AUTOGRAD_TOOLS = [(torch.Tensor, "backward", "Tensor.backward"), (torch.autograd, "backward", "torch.autograd.backward"),
+                  (torch.autograd, "grad", "torch.autograd.grad"),
+                  *[(torch.autograd.functional, n, f"torch.autograd.functional.{n}") for n in ("jacobian", "vjp", "vhp", "hessian")],
+                  *[(torch.func, n, f"torch.func.{n}") for n in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian")]]
+
+@contextlib.contextmanager
+def shortcuts_blocked(targets, # (owner, attribute, the name a learner writes), e.g. (torch, "log_softmax", "torch.log_softmax")
+                      why: str, # what to do instead (ends the message "your function called X, which this exercise rules out: …")
+                      case: str = "", # the input, in words, for the message
+                      autograd: bool = False): # also block AUTOGRAD_TOOLS and run under torch.no_grad()
+    """Run an exercise with the shortcuts it forbids unavailable: each target raises when called, and a call (even one the
+    learner's code catches) makes the check fail with a `Mismatch` naming it. Every attribute is restored on exit, error or not."""
+    targets = list(targets) + (AUTOGRAD_TOOLS if autograd else [])
+    called, saved, missing = [], [], object()
+    def blocker(shown):
+        def blocked(*args, **kwargs):
+            called.append(shown)
+            raise Mismatch(f"you called {shown}: {why}")
+        return blocked
+    try:
+        for owner, name, shown in targets:
+            saved.append((owner, name, vars(owner).get(name, missing)))  # missing: inherited (Tensor.softmax lives on TensorBase)
+            setattr(owner, name, blocker(shown))
+        with torch.no_grad() if autograd else contextlib.nullcontext():
+            yield
+    finally:
+        for owner, name, fn in reversed(saved):
+            if fn is missing: delattr(owner, name)
+            else: setattr(owner, name, fn)
+        if called:
+            where = f" on {case}" if case else ""
+            raise Mismatch(f"your function called {called[0]}{where}, which this exercise rules out: {why}")
+
 def _close(a, b, **kw) -> bool:
     "Same shape and values within tolerance (False instead of an error when shapes differ)."
     return torch.is_tensor(a) and a.shape == b.shape and torch.allclose(a.double(), b.double(), equal_nan=True, **kw)
+
+# every spelling of the function the exercise rebuilds (torch.softmax(x).log() included)
+_NO_LOG_SOFTMAX = [(owner, name, f"{prefix}.{name}") for name in ("log_softmax", "softmax", "logsumexp")
+                   for owner, prefix in ((torch, "torch"), (torch.Tensor, "Tensor"), (torch.special, "torch.special"),
+                                         (torch.nn.functional, "F")) if hasattr(owner, name)]
 
 @exercise("stable_log_softmax")
 def check_stable_log_softmax(stable_log_softmax):
@@ -205,9 +244,11 @@ def check_stable_log_softmax(stable_log_softmax):
             for other in range(x.ndim):
                 if other != dim % x.ndim and _close(got, torch.log_softmax(x, other), atol=1e-4):
                     return f"you normalised along dim {other}: reduce along `dim` (= {dim}) with keepdim=True"
-        got = attempt(stable_log_softmax, x.clone(), dim, case=case)
+        with shortcuts_blocked(_NO_LOG_SOFTMAX, "build it from max, exp, sum and log", case):
+            got = attempt(stable_log_softmax, x.clone(), dim, case=case)
         expect_close(got, torch.log_softmax(x, dim), case, atol=1e-4, rtol=1e-5, hint=hint)
-    return "matches torch.log_softmax on 6 inputs: ordinary, ±1000 logits, a batch of one, 3-D, and dim=0"
+    return ("matches torch.log_softmax on 6 inputs: ordinary, ±1000 logits, a batch of one, 3-D, and dim=0; "
+            "no (log-)softmax or logsumexp of torch's called")
 
 @exercise("ce_grad")
 def check_ce_grad(ce_grad):
@@ -232,8 +273,10 @@ def check_ce_grad(ce_grad):
             if _close(got, -exp, atol=1e-9): return "the gradient is softmax − one-hot, not one-hot − softmax"
             if not torch.allclose(got.sum(-1), torch.zeros(N, dtype=got.dtype), atol=1e-9):
                 return "each row of softmax − one-hot sums to 0 and yours does not: subtract exactly 1 at each row's target"
-        expect_close(attempt(ce_grad, z.clone(), t.clone(), case=case), expected, case, atol=1e-9, rtol=1e-6, hint=hint)
-    return "equals (softmax − one-hot) / N and autograd on 4 inputs, logits of ±1000 and a batch of one included"
+        with shortcuts_blocked([], "write softmax − one-hot yourself, divided by N", case, autograd=True):
+            got = attempt(ce_grad, z.clone(), t.clone(), case=case)
+        expect_close(got, expected, case, atol=1e-9, rtol=1e-6, hint=hint)
+    return "equals (softmax − one-hot) / N and autograd on 4 inputs, logits of ±1000 and a batch of one included, autograd off"
 
 @exercise("masked_cross_entropy")
 def check_masked_cross_entropy(masked_cross_entropy):
