@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .core import ConfigError, LLMCourseError, Mismatch, attempt, check_int, exercise, expect_close
+from .losses import shortcuts_blocked
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'Value', 'topological_order', 'sigmoid', 'sigmoid_grad', 'tanh', 'tanh_grad', 'relu', 'relu_grad',
@@ -511,7 +512,8 @@ def check_numerical_gradient(numerical_gradient):
               torch.randn(2, 3, generator=g, dtype=torch.float64), 1e-5)]
     for case, f, x, eps in cases:
         x_before = x.clone()
-        got = attempt(numerical_gradient, f, x, eps=eps, case=case)
+        with shortcuts_blocked([], "perturb each element of x by ±eps and difference the two values of f", case, autograd=True):
+            got = attempt(numerical_gradient, f, x, eps=eps, case=case)
         if not torch.equal(x, x_before):
             raise Mismatch(f"on {case}: your function changed x (max change {(x - x_before).abs().max().item():.3g}). "
                            "Hint: restore each element after perturbing it (or perturb a copy)")
@@ -525,7 +527,7 @@ def check_numerical_gradient(numerical_gradient):
             if torch.allclose(got, fwd.view_as(x), atol=1e-9):
                 return "use central differences (f(x+eps) − f(x−eps)) / (2·eps): the forward difference is off by about eps·f''/2"
         expect_close(got, expected, case, atol=1e-6, rtol=1e-6, hint=hint)
-    return "central differences match autograd to 1e-6 on 4 functions (0-d input included), and x is left unchanged"
+    return "central differences match autograd to 1e-6 on 4 functions (0-d input included), autograd off, and x is left unchanged"
 
 @exercise("swiglu_backward")
 def check_swiglu_backward(swiglu_backward):
@@ -540,7 +542,8 @@ def check_swiglu_backward(swiglu_backward):
         leaves = [t.clone().requires_grad_() for t in (x, w1, w3)]
         y = torch.nn.functional.silu(leaves[0] @ leaves[1].T) * (leaves[0] @ leaves[2].T)
         expected = torch.autograd.grad(y, leaves, gy)
-        got = attempt(swiglu_backward, x.clone(), w1.clone(), w3.clone(), gy.clone(), case=case)
+        with shortcuts_blocked([], "derive ā and b̄ by hand, then apply the linear layer's rule", case, autograd=True):
+            got = attempt(swiglu_backward, x.clone(), w1.clone(), w3.clone(), gy.clone(), case=case)
         if not (isinstance(got, (tuple, list)) and len(got) == 3):
             raise Mismatch(f"on {case}: return the three gradients (grad_x, grad_w1, grad_w3), got {type(got).__name__}")
         a, b = x @ w1.T, x @ w3.T
@@ -559,4 +562,4 @@ def check_swiglu_backward(swiglu_backward):
                     wrong = {"∂L/∂x": wrong_da @ w1 + db @ w3, "∂L/∂w1": wrong_da.reshape(-1, h).T @ x.reshape(-1, d)}
                     if name in wrong and torch.allclose(gv, wrong[name], atol=1e-8): return why
             expect_close(gv, ev, f"{case}, {name}", atol=1e-9, rtol=1e-7, hint=hint)
-    return "∂L/∂x, ∂L/∂w1 and ∂L/∂w3 match autograd on 4 inputs: batch and time dimensions, a batch of one, large pre-activations"
+    return "∂L/∂x, ∂L/∂w1 and ∂L/∂w3 match autograd on 4 inputs (batch and time dimensions, a batch of one, large pre-activations), computed with autograd off"

@@ -1,9 +1,12 @@
 "Chapter 5's exercise checks reject the usual wrong answers, each with a message naming the mistake, and accept the solution."
 import math
 
+import pytest
 import torch
+import torch.nn.functional as F
 
-from conftest import solutions
+from conftest import rejected, solutions
+from llm_course.losses import AUTOGRAD_TOOLS
 from llm_course.autograd import Value, check_numerical_gradient, check_swiglu_backward, check_value_tanh, silu, silu_grad
 
 S = solutions("05_backprop")
@@ -74,3 +77,66 @@ def test_swiglu_backward():
     r = check_swiglu_backward(_swiglu("no_gate")); assert not r and "other branch" in r.message
     r = check_swiglu_backward(_swiglu("one_branch")); assert not r and "x feeds both branches" in r.message
     r = check_swiglu_backward(_swiglu("transposed")); assert not r and "shape" in r.message and "grad_aᵀ @ x" in r.message
+
+
+# ------------------------------------------------------------------ autograd is off while the learner's code runs
+
+def _autograd_state():
+    "Autograd's entry points the checks replace, and whether gradients are on: what must be the same after a check."
+    return {(n, name): vars(o).get(name, "inherited") for o, name, n in AUTOGRAD_TOOLS}, torch.is_grad_enabled()
+
+
+def _numgrad_by_backward(f, x, eps=1e-6):
+    with torch.enable_grad():
+        x = x.detach().clone().requires_grad_(); f(x).backward(); return x.grad
+
+
+def _numgrad_by_grad(f, x, eps=1e-6):
+    with torch.enable_grad():
+        x = x.detach().clone().requires_grad_(); return torch.autograd.grad(f(x), x)[0]
+
+
+@pytest.mark.parametrize("shortcut, name", [
+    (_numgrad_by_backward, "Tensor.backward"), (_numgrad_by_grad, "torch.autograd.grad"),
+    (lambda f, x, eps=1e-6: torch.func.grad(f)(x), "torch.func.grad"),
+    (lambda f, x, eps=1e-6: torch.autograd.functional.jacobian(f, x), "torch.autograd.functional.jacobian")])
+def test_numerical_gradient_rejects_autograd(shortcut, name):
+    before = _autograd_state()
+    rejected(check_numerical_gradient(shortcut), f"called {name}", "rules out")
+    assert _autograd_state() == before, "the check left autograd patched or off"
+    assert check_numerical_gradient(S["numerical_gradient"])
+
+
+def _swiglu_autograd(x, w1, w3, gy):
+    with torch.enable_grad():
+        leaves = [t.detach().clone().requires_grad_() for t in (x, w1, w3)]
+        y = F.silu(leaves[0] @ leaves[1].T) * (leaves[0] @ leaves[2].T)
+        y.backward(gy)
+        return tuple(t.grad for t in leaves)
+
+
+def _swiglu_vjp(x, w1, w3, gy):
+    return torch.func.vjp(lambda a, b, c: F.silu(a @ b.T) * (a @ c.T), x, w1, w3)[1](gy)
+
+
+@pytest.mark.parametrize("shortcut, name", [(_swiglu_autograd, "Tensor.backward"), (_swiglu_vjp, "torch.func.vjp")])
+def test_swiglu_backward_rejects_autograd(shortcut, name):
+    before = _autograd_state()
+    rejected(check_swiglu_backward(shortcut), f"called {name}", "rules out")
+    assert _autograd_state() == before
+    assert check_swiglu_backward(S["swiglu_backward"])
+
+
+def test_checks_run_without_autograd():
+    "The learner's function sees autograd off and inputs that do not require grad; after a failing answer all is restored."
+    seen = []
+    def spy_num(f, x, eps=1e-6):
+        seen.append((torch.is_grad_enabled(), x.requires_grad)); return S["numerical_gradient"](f, x, eps)
+    def spy_swiglu(x, w1, w3, gy):
+        seen.append((torch.is_grad_enabled(), any(t.requires_grad for t in (x, w1, w3, gy)))); return S["swiglu_backward"](x, w1, w3, gy)
+    assert check_numerical_gradient(spy_num) and check_swiglu_backward(spy_swiglu)
+    assert len(seen) == 8 and all(s == (False, False) for s in seen), seen
+    before = _autograd_state()
+    def broken(*args, **kwargs): raise RuntimeError("boom")
+    rejected(check_swiglu_backward(broken), "RuntimeError")
+    assert _autograd_state() == before and torch.is_grad_enabled()
