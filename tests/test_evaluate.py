@@ -90,14 +90,19 @@ def _two_ranks():
     from types import SimpleNamespace
     from llm_course.distributed import init_distributed, report, teardown_distributed, dist_info
     from llm_course import evaluate as E
+    import torch, torch.distributed as dist
     init_distributed("gloo")
     model, tok = E.demo_model()
+    calls = [0]
+    model.register_forward_hook(lambda *a: calls.__setitem__(0, calls[0] + 1))
     tasks = [E.cloze_task(n=21, seed=5), E.next_word_task(n=9, seed=6)]
     res = {t.name: E.evaluate_task(model, tok, t) for t in tasks}
+    lo, hi = torch.tensor([float(calls[0])], dtype=torch.float64), torch.tensor([float(calls[0])], dtype=torch.float64)
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN); dist.all_reduce(hi, op=dist.ReduceOp.MAX)
     cb = E.TaskEvalCallback(tasks, tok, every=1)
     learn = SimpleNamespace(model=model, step=3, history=[dict(step=3, loss=1.0)], config=SimpleNamespace(steps=3), stop_reason=None)
     cb.after_step(learn)
-    report(res=res, row=learn.history[-1], world=dist_info().world_size)
+    report(res=res, row=learn.history[-1], world=dist_info().world_size, forwards=(lo.item(), hi.item()))
     teardown_distributed()
 
 
@@ -108,6 +113,7 @@ def test_two_ranks_equal_one_process(demo):
     tasks = [E.cloze_task(n=21, seed=5), E.next_word_task(n=9, seed=6)]
     one = {t.name: E.evaluate_task(model, tok, t, rank=0, world_size=1) for t in tasks}
     assert r["world"] == 2 and r["res"] == one
+    assert r["forwards"][0] == r["forwards"][1] > 0   # every rank called forward equally often (FSDP's forward is a collective)
     assert r["row"] == dict(step=3, loss=1.0, **{"cloze/acc": one["cloze"]["acc"], "cloze/acc_norm": one["cloze"]["acc_norm"],
                             "cloze/acc_bytes": one["cloze"]["acc_bytes"], "next_word/exact_match": one["next_word"]["exact_match"]})
     # and the halves really are halves: rank 1 alone scores items 1, 3, 5, …
