@@ -6,13 +6,14 @@ Docs: https://llm-course.github.io/llm_course/attention.html.md"""
 
 # %% ../nbs/12_attention.ipynb #6a3a7a2b
 from __future__ import annotations
-import math
+import math, sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import ConfigError, Mismatch, attempt, check_int, exercise, expect_close, expect_equal
+from .losses import shortcuts_blocked
 
 # %% auto #0
 __all__ = ['attention_scores', 'causal_mask', 'padding_mask', 'repeat_kv', 'attention_weights', 'attention', 'check_heads',
@@ -266,6 +267,15 @@ def check_rope_rotate(rope_rotate):
         expect_close(got, _rope_ref(x, pos, theta), case, atol=1e-9, rtol=1e-9, hint=hint)
     return "rotates like Hugging Face's Llama (rotate-half pairs, frequencies theta^(-2i/d)) for head sizes 2 to 128, positions 0 to 4095, both bases"
 
+def _no_attention_shortcuts(namespace: dict) -> list:
+    "PyTorch's fused attention and this chapter's own attention functions, wherever the learner's code may find them."
+    modules = [m for m in (sys.modules.get(__name__), sys.modules.get("llm_course.attention")) if m is not None]
+    spaces = {id(d): d for d in (namespace, *map(vars, modules))}.values()  # a notebook's globals and the package module's
+    ours = [(d, n, f"this chapter's {n}") for d in spaces for n in ("attention", "attention_weights", "attention_scores", "causal_mask") if n in d]
+    return ours + [(F, "scaled_dot_product_attention", "F.scaled_dot_product_attention"),
+                   (torch._C._nn, "scaled_dot_product_attention", "torch._C._nn.scaled_dot_product_attention"),
+                   (F, "multi_head_attention_forward", "F.multi_head_attention_forward")]
+
 @exercise("dot_product_attention")
 def check_dot_product_attention(dot_product_attention):
     "`dot_product_attention(q, k, v, causal)`: softmax(q·kᵀ/√d)·v over the last two axes, the causal mask aligned bottom-right."
@@ -277,7 +287,8 @@ def check_dot_product_attention(dot_product_attention):
              ("large scores (|q·k| in the thousands)", (1, 1, 3, 5, 8), True, 30.0)]
     for case, (B, H, T, S, d), causal, sc in cases:
         q, k, v = r(B, H, T, d, scale=sc), r(B, H, S, d, scale=sc), r(B, H, S, d)
-        got = attempt(dot_product_attention, q, k, v, causal, case=case)
+        with shortcuts_blocked(_no_attention_shortcuts(globals()), "compute the scores, mask, softmax and weighted sum with tensor operations", case):
+            got = attempt(dot_product_attention, q, k, v, causal, case=case)
         expected = attention(q, k, v, causal=causal)[0]
         def hint(got, expected, q=q, k=k, v=v, causal=causal, d=d, T=T, S=S):
             if not isinstance(got, torch.Tensor) or got.shape != expected.shape: return None
@@ -292,4 +303,5 @@ def check_dot_product_attention(dot_product_attention):
             if causal and close(attention(q, k, v)[0]): return "`causal=True` should hide the keys after each query"
             return None
         expect_close(got, expected, case, atol=1e-8, rtol=1e-7, hint=hint)
-    return "matches the course's attention (and so F.scaled_dot_product_attention) on 6 shapes, causal with and without a cache, and on scores in the thousands"
+    return ("matches the course's attention (and so F.scaled_dot_product_attention) on 6 shapes, causal with and without a cache, "
+            "and on scores in the thousands, with neither of them called")

@@ -188,7 +188,8 @@ AUTOGRAD_TOOLS = [(torch.Tensor, "backward", "Tensor.backward"), (torch.autograd
                   *[(torch.func, n, f"torch.func.{n}") for n in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian")]]
 
 @contextlib.contextmanager
-def shortcuts_blocked(targets, # (owner, attribute, the name a learner writes), e.g. (torch, "log_softmax", "torch.log_softmax")
+def shortcuts_blocked(targets, # (owner, attribute, the name a learner writes), e.g. (torch, "log_softmax", "torch.log_softmax");
+                               # the owner may be a namespace dict (a notebook's or a module's globals())
                       why: str, # what to do instead (ends the message "your function called X, which this exercise rules out: …")
                       case: str = "", # the input, in words, for the message
                       autograd: bool = False): # also block AUTOGRAD_TOOLS and run under torch.no_grad()
@@ -203,13 +204,16 @@ def shortcuts_blocked(targets, # (owner, attribute, the name a learner writes), 
         return blocked
     try:
         for owner, name, shown in targets:
-            saved.append((owner, name, vars(owner).get(name, missing)))  # missing: inherited (Tensor.softmax lives on TensorBase)
-            setattr(owner, name, blocker(shown))
+            ns = owner if isinstance(owner, dict) else vars(owner)
+            saved.append((owner, name, ns.get(name, missing)))  # missing: inherited (Tensor.softmax lives on TensorBase)
+            if isinstance(owner, dict): owner[name] = blocker(shown)
+            else: setattr(owner, name, blocker(shown))
         with torch.no_grad() if autograd else contextlib.nullcontext():
             yield
     finally:
         for owner, name, fn in reversed(saved):
-            if fn is missing: delattr(owner, name)
+            if isinstance(owner, dict): owner.pop(name) if fn is missing else owner.__setitem__(name, fn)
+            elif fn is missing: delattr(owner, name)
             else: setattr(owner, name, fn)
         if called:
             where = f" on {case}" if case else ""

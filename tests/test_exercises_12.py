@@ -1,10 +1,13 @@
 """Chapter 12's exercise checks reject the usual wrong answers, each with a message naming the mistake, and accept the solutions."""
 import math
 
+import pytest
 import torch
+import torch.nn.functional as F
 
-from conftest import solutions
-from llm_course.attention import (causal_mask, check_cached_causal_mask, check_dot_product_attention, check_rope_rotate,
+import llm_course.attention as attention_module
+from conftest import rejected, solutions
+from llm_course.attention import (attention, causal_mask, check_cached_causal_mask, check_dot_product_attention, check_rope_rotate,
                                   rope_cos_sin)
 
 SOL = solutions("12_attention")
@@ -80,3 +83,44 @@ def test_dot_product_attention():
                          (top_left, "aligned top-left"), (wrong_axis, "wrong axis")):
         r = check_dot_product_attention(wrong)
         assert not r and r.done and words in r.message, r
+
+
+def _forbidden_state():
+    "What the dot-product check replaces while it runs: PyTorch's fused attention and this chapter's functions."
+    names = ("attention", "attention_weights", "attention_scores", "causal_mask")
+    return ([vars(attention_module)[n] for n in names], F.scaled_dot_product_attention,
+            torch._C._nn.scaled_dot_product_attention, F.multi_head_attention_forward)
+
+
+def _with_weights(q, k, v, causal=False):
+    return attention_module.attention(q, k, v, causal=causal, need_weights=True)[0]
+
+
+def _sdpa_then_fallback(q, k, v, causal=False):
+    "Calls F.scaled_dot_product_attention and, when it raises, falls back to the right answer: the call must still fail."
+    try: return F.scaled_dot_product_attention(q, k, v)
+    except Exception: return SOL["dot_product_attention"](q, k, v, causal)
+
+
+@pytest.mark.parametrize("shortcut, name", [
+    (lambda q, k, v, causal=False: F.scaled_dot_product_attention(q, k, v, is_causal=causal), "F.scaled_dot_product_attention"),
+    (lambda q, k, v, causal=False: torch.nn.functional.scaled_dot_product_attention(q, k, v), "F.scaled_dot_product_attention"),
+    (lambda q, k, v, causal=False: torch._C._nn.scaled_dot_product_attention(q, k, v), "torch._C._nn.scaled_dot_product_attention"),
+    # imported by name, the chapter's function is bound where the check cannot replace it: the SDPA call inside it is caught
+    (lambda q, k, v, causal=False: attention(q, k, v, causal=causal)[0], "F.scaled_dot_product_attention"),
+    (lambda q, k, v, causal=False: attention_module.attention(q, k, v, causal=causal)[0], "this chapter's attention"),
+    (_with_weights, "this chapter's attention"),
+    (_sdpa_then_fallback, "F.scaled_dot_product_attention")])
+def test_dot_product_attention_rejects_shortcuts(shortcut, name):
+    before = _forbidden_state()
+    rejected(check_dot_product_attention(shortcut), f"called {name}", "rules out")
+    assert _forbidden_state() == before, "the check left torch or this chapter's functions patched"
+    assert check_dot_product_attention(SOL["dot_product_attention"])
+    assert F.scaled_dot_product_attention is torch._C._nn.scaled_dot_product_attention
+
+
+def test_dot_product_attention_restores_after_an_error():
+    before = _forbidden_state()
+    def broken(q, k, v, causal=False): raise IndexError("boom")
+    rejected(check_dot_product_attention(broken), "IndexError", "boom")
+    assert _forbidden_state() == before
