@@ -7,7 +7,8 @@ Docs: https://llm-course.github.io/llm_course/train_7b.html.md"""
 # %% ../nbs/19_train_7b.ipynb #7df39975
 from __future__ import annotations
 import argparse, collections, dataclasses, json, math, os, subprocess, sys, time, warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -96,6 +97,9 @@ def _die_with_parent(parent: int):
 def _worker_init(path: str, eot: str | None, parent: int | None = None):
     "Load the tokenizer once per worker process (from the tokenizer.json beside the shards); die with the parent."
     global _WORKER_TOK
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handlers (forked): a stopped pool ends its workers quietly
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent handles it and stops the workers
     if parent is not None: _die_with_parent(parent)
     _WORKER_TOK = open_prepared_tokenizer(path, eot)
 
@@ -243,40 +247,45 @@ def _run_workers(batches, writers, tok_path, eot, dtype, workers, progress, init
             return new
         import llm_course.train as mod  # the exported functions: workers find them by module name, also when called from a notebook
         pool = ProcessPoolExecutor(workers, initializer=mod._worker_init, initargs=(str(tok_path), eot, os.getpid()))
+        pending, procs = collections.deque(), {}
         try:
-            pending = collections.deque()
             for b in batches:
                 pending.append((b, pool.submit(mod._encode_units, *args(b))))
-                while len(pending) > 2 * workers: b0, f = pending.popleft(); take(b0, _result(pool, f, b0, writers, val_fraction))
-            while pending: b0, f = pending.popleft(); take(b0, _result(pool, f, b0, writers, val_fraction))
+                procs.update(getattr(pool, "_processes", None) or {})  # ours to name, even once the pool forgets a dead one
+                while len(pending) > 2 * workers: b0, f = pending.popleft(); take(b0, _result(pool, f))
+            while pending: b0, f = pending.popleft(); take(b0, _result(pool, f))
+        except BrokenProcessPool as e:
+            batch = pending[0][0] if pending else None
+            dead = [p for p in procs.values() if p.exitcode is not None]
+            dead = [p for p in dead if p.exitcode != -15] or dead  # not those the pool itself then stopped with SIGTERM
+            _kill_pool(pool)
+            raise _worker_died(dead, batch, writers, val_fraction) from None
         except BaseException: _kill_pool(pool); raise
         pool.shutdown(wait=True)
         return new
     finally: bar.close()
 
-def _result(pool: ProcessPoolExecutor, future, batch, writers, val_fraction):
-    "The ids of one batch; `DataError` within a second or two if a worker died (OOM killer, SIGKILL) instead of waiting forever."
-    from concurrent.futures import wait
-    from concurrent.futures.process import BrokenProcessPool
+def _result(pool: ProcessPoolExecutor, future):
+    "The ids of one batch; `BrokenProcessPool` within a second if a worker died (OOM killer, SIGKILL), never a wait forever."
     while not wait([future], timeout=1.0).done:
-        dead = [p for p in list(getattr(pool, "_processes", {}).values()) if p.exitcode is not None]
-        if dead: break
-    else:
-        try: return future.result()
-        except BrokenProcessPool: dead = [p for p in list(getattr(pool, "_processes", {}).values()) if p.exitcode is not None]
-    split = "val" if is_val_document(batch[0][1], val_fraction) else "train"
-    shard = shard_name(split, len(writers[split].shards))
-    how = ", ".join(f"pid {p.pid} " + (f"killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}") for p in dead) or "a worker"
-    raise DataError(f"an encoding worker died ({how}; signal 9 is often the out-of-memory killer) while encoding shard {shard}: "
-                    "re-run the same command to continue from the finished shards, with fewer --workers if memory is short")
+        if any(p.exitcode is not None for p in list(getattr(pool, "_processes", {}).values())): raise BrokenProcessPool("a worker died")
+    return future.result()
+
+def _worker_died(dead: list, batch, writers, val_fraction) -> DataError:
+    split = "val" if batch and is_val_document(batch[0][1], val_fraction) else "train"
+    how = ", ".join(f"pid {p.pid} " + (f"killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}")
+                    for p in dead) or "a worker ended abruptly"
+    return DataError(f"an encoding worker died ({how}; signal 9 is often the out-of-memory killer) while encoding shard "
+                     f"{shard_name(split, len(writers[split].shards))}: re-run the same command to continue from the finished shards, "
+                     "with fewer --workers if memory is short")
 
 def _kill_pool(pool: ProcessPoolExecutor):
     "After a failure: shut the workers down without waiting on a (maybe broken) pool, kill those still alive, reap them."
     procs = list(getattr(pool, "_processes", {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
+    for p in procs:  # first: a worker woken by the shutdown below would print a traceback of its broken queue
         if p.exitcode is None: p.kill()
     for p in procs: p.join(timeout=5)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 # %% ../nbs/19_train_7b.ipynb #7485e98c
