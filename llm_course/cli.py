@@ -16,7 +16,7 @@ from .train import add_train_arguments, exit_status, export_run, job_timeout, lo
 from .distributed import catch_stop_signals
 
 # %% auto #0
-__all__ = ['main', 'check_exit_code', 'check_generate_parser', 'check_as_flags']
+__all__ = ['OFF', 'curation_settings', 'main', 'check_exit_code', 'check_generate_parser', 'check_as_flags']
 
 # %% ../nbs/20_cli.ipynb #b6aa6eba
 class _Parser(argparse.ArgumentParser):
@@ -105,7 +105,7 @@ def _plan(args):
 
 # %% ../nbs/20_cli.ipynb #c20e0001
 import inspect
-from .train import prepare
+from .train import load_settings_file, prepare
 
 def _prepare_parser(sub):
     "Add `llm-course prepare`: tokenise a corpus once into token shards with a manifest (resumable, parallel)."
@@ -123,11 +123,33 @@ def _prepare_parser(sub):
     p.add_argument("--val-fraction", type=float, default=d("val_fraction"), help="hold out every round(1/F)-th document as 'val' (default: %(default)s)")
     p.add_argument("--eot", default=None, help="tokenizer.json: its end-of-text token (default: found by name, e.g. </s>)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    c = p.add_argument_group("curation (chapter 16a): off unless asked for; report.json and report.png say what each stage removed")
+    c.add_argument("--curation", default=None, help="a .toml/.json file of curation settings (thresholds of every stage); the flags below override it")
+    c.add_argument("--normalize", choices=("NFC", "NFKC"), default=None, help="Unicode normalisation, HTML remnants and control characters removed")
+    c.add_argument("--dedup", choices=("none", "exact", "minhash"), default=None, help="remove identical documents (exact), and near-duplicates (minhash)")
+    c.add_argument("--boilerplate", action="store_true", default=None, help="remove lines repeated across documents")
+    c.add_argument("--filter", default=None, help="quality rules by name, comma-separated (thresholds from --curation, else the published ones)")
+    c.add_argument("--languages", default=None, help="keep documents in these languages, e.g. en,zh")
+    c.add_argument("--mask-pii", action="store_true", default=None, help="replace e-mail and IP addresses and phone numbers")
+
+OFF = dict(normalize=None, strip_html=False, dedup="none", boilerplate=False, languages=None, filters={}, mask_pii=False)
+
+def curation_settings(args) -> dict | None:
+    "The curation stages the flags (and --curation file) ask for; None when none is asked for (prepare as before)."
+    flags = dict(normalize=args.normalize, dedup=args.dedup, boilerplate=args.boilerplate, languages=args.languages, mask_pii=args.mask_pii,
+                 filters=args.filter and [f.strip() for f in args.filter.split(",") if f.strip()])
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if args.curation is None and not flags: return None
+    table = load_settings_file(args.curation, "curation") if args.curation else {}
+    if "filters" in flags and isinstance(table.get("filters"), dict):  # named on the command line, thresholds from the file
+        flags["filters"] = {n: table["filters"].get(n) for n in flags["filters"]}
+    if "normalize" in flags: flags["strip_html"] = True
+    return {**OFF, **table, **flags}
 
 def _prepare(args):
     res = prepare(args.source, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size, shard_tokens=args.shard_tokens,
                   workers=args.workers, text_field=args.text_field, split=args.split, max_docs=args.max_docs,
-                  val_fraction=args.val_fraction, eot=args.eot, progress=not args.no_progress)
+                  val_fraction=args.val_fraction, eot=args.eot, progress=not args.no_progress, curation=curation_settings(args))
     print(res.summary())
 
 

@@ -927,7 +927,7 @@ def check_shards_folder(out: str | os.PathLike) -> Path:
     "`out` if it is missing, empty, or holds only what `prepare` writes; else `OutputError` (nothing is touched)."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise OutputError(f"--out {str(out)!r} is a file: choose a folder")
-    ours = {MANIFEST_NAME, "prepare.json", "tokenizer.json"}
+    ours = {MANIFEST_NAME, "prepare.json", "tokenizer.json", "report.json", "report.png"}
     other = sorted(p.name for p in out.iterdir() if p.name not in ours and not _SHARD_FILE.fullmatch(p.name)
                    and not p.name.startswith(".")) if out.is_dir() else []
     if other:

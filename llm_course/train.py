@@ -23,7 +23,8 @@ from .data import (_SHARD_FILE, BLOCK_CHARS, MANIFEST_NAME, DocumentSource, Shar
 from .tokenizer import EOT_CHAR, EOT_NAMES, BPETokenizer, CharTokenizer, HFTokenizer, newline_cut
 from .model import PRESETS, ModelConfig, Transformer, to_hf
 from .learner import Callback, latest_checkpoint
-from .viz import LossPlot
+from .viz import LossPlot, figure_to_png
+from .curate import CurationConfig, curate, plot_report, write_report
 from matplotlib.figure import Figure
 from .pretrain import (TOKENIZER_NAME, TOKENIZERS, TrainRun, load_tokenizer, load_trained, process_rank, resume_settings,
                                  train_language_model, validate_run)
@@ -32,14 +33,15 @@ from .distributed import (PARALLEL, PREEMPTED_EXIT, AgreedStop, Distributed, cat
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
 
 # %% auto #0
-__all__ = ['PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'build_tokenizer', 'open_prepared_tokenizer', 'Prepared', 'prepare',
-           'TrainJob', 'job_from_dict', 'load_recipe', 'parallel_of', 'job_plan', 'check_job_fits', 'apply_auto_plan',
-           'JsonlLogger', 'read_metrics', 'train', 'validate_job', 'dry_run', 'export_run', 'add_train_arguments',
-           'job_from_args', 'run_from_args', 'main', 'exit_status', 'job_timeout', 'lost_rank', 'one_line_error',
-           'start_run', 'watch', 'runs_figure', 'check_tokens_per_step', 'check_steps_for_tokens', 'check_rank_rows',
-           'check_global_batch_ids']
+__all__ = ['CURATION_REPORT', 'PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'build_tokenizer', 'open_prepared_tokenizer',
+           'Prepared', 'CuratedSource', 'prepare', 'TrainJob', 'job_from_dict', 'load_settings_file', 'load_recipe',
+           'parallel_of', 'job_plan', 'check_job_fits', 'apply_auto_plan', 'JsonlLogger', 'read_metrics', 'train',
+           'validate_job', 'dry_run', 'export_run', 'add_train_arguments', 'job_from_args', 'run_from_args', 'main',
+           'exit_status', 'job_timeout', 'lost_rank', 'one_line_error', 'start_run', 'watch', 'runs_figure',
+           'check_tokens_per_step', 'check_steps_for_tokens', 'check_rank_rows', 'check_global_batch_ids']
 
 # %% ../nbs/19_train_7b.ipynb #e19d0002
+CURATION_REPORT = "report.json"  # what curation kept and removed (prepare with `curation=`)
 PREPARE_NAME = "prepare.json"  # the settings of a prepare in progress: what a re-run must keep to continue it
 EOT_TOKEN = "<|endoftext|>"
 
@@ -157,6 +159,17 @@ class Prepared:
 
 
 # %% ../nbs/19_train_7b.ipynb #e19d0004
+class CuratedSource:
+    "A `DocumentSource` seen through chapter 16a's curation stages: `pieces()` yields each kept, cleaned document whole."
+    def __init__(self, source: DocumentSource, config: CurationConfig):
+        self.source, self.config, self.kind, self.report = source, config, source.kind, None
+    def describe(self) -> dict: return self.source.describe()
+    def fingerprint(self) -> dict: return self.source.fingerprint()
+    def pieces(self) -> Iterator[tuple[str, bool]]:
+        report = {}  # the stages see whole documents; a stream that keeps nothing ends in a DataError naming the stage
+        for text in curate(("".join(blocks) for blocks in self.source.documents()), self.config, report): yield text, True
+        self.report = report
+
 def _start(out: Path, settings: dict, make_tokenizer):
     "The tokenizer of this folder: the saved one when continuing a prepare with the same settings, else a new one (saved first)."
     if (out/PREPARE_NAME).exists() and (out/TOKENIZER_NAME).exists():
@@ -191,6 +204,7 @@ def prepare(source: str | os.PathLike, # text file, folder of .txt/.md, .jsonl, 
             eot: str | None = None, # tokenizer.json: the end-of-text token (default: found by name)
             sample_chars: int = 2_000_000, # bpe: characters to learn the merges from
             progress: bool = True, # a tqdm bar over the tokens
+            curation: dict | None = None, # chapter 16a's stages (`CurationConfig` settings: dedup, filters, languages, mask_pii, …)
            ) -> Prepared:
     "Tokenise a corpus once into memory-mapped shards with a manifest; resumable, parallel, in bounded memory."
     t0 = time.perf_counter()
@@ -201,13 +215,14 @@ def prepare(source: str | os.PathLike, # text file, folder of .txt/.md, .jsonl, 
     if tokenizer not in ("char", "bpe"): tokenizer = str(Path(tokenizer).expanduser())
     else: token_dtype(vocab_size)  # a vocabulary that does not fit in uint32 fails here, before anything is read
     src, out = document_source(source, text_field, split, max_docs), Path(out).expanduser()
+    if curation is not None: src = CuratedSource(src, CurationConfig.from_dict(curation))  # checked before anything is read
     check_shards_folder(out)
     if next(src.pieces(), None) is None:
         raise DataError(f"corpus {str(source)!r} has no text (no non-empty document{', field ' + repr(text_field) if src.kind in ('jsonl', 'datasets') else ''}): "
                         "point to files with some text in them")
     settings = dict(source=dict(src.describe(), **src.fingerprint()), tokenizer=tokenizer, vocab_size=vocab_size if tokenizer == "bpe" else None, eot=eot,
                     shard_tokens=shard_tokens, val_fraction=val_fraction, sample_chars=sample_chars if tokenizer == "bpe" else None,
-                    block_chars=BLOCK_CHARS)
+                    block_chars=BLOCK_CHARS, curation=src.config.to_dict() if curation is not None else None)
     with RunLock(out):
         for p in out.glob(".*.tmp"): p.unlink()  # what a killed prepare was writing (we hold the lock: nobody else is)
         tok = _start(out, settings, lambda: build_tokenizer(tokenizer, src, vocab_size, sample_chars, eot, progress))
@@ -221,6 +236,11 @@ def prepare(source: str | os.PathLike, # text file, folder of .txt/.md, .jsonl, 
         new = _run_workers(_batches(todo, n_chars=shrink(1 << 20, 1 << 12)), writers, out/TOKENIZER_NAME, eot, dtype, workers,
                            progress, initial=sum(w.resumed_tokens for w in writers.values()), val_fraction=val_fraction)
         splits = {s: w.close() for s, w in writers.items()}
+        if curation is not None:  # what each stage kept and removed, with examples: beside the shards, and in the manifest
+            write_report(src.report, out/CURATION_REPORT)
+            fig = plot_report(src.report)
+            atomic_write_bytes(out/"report.png", figure_to_png(fig))
+            import matplotlib.pyplot as plt; plt.close(fig)
         if val_fraction and not splits["val"]:
             warnings.warn(f"no document went to the validation split (val_fraction={val_fraction} takes every "
                           f"{round(1 / val_fraction)}th document): use a smaller val_fraction or a corpus of more documents")
@@ -319,11 +339,12 @@ def job_from_dict(d: dict, # settings, e.g. read from a recipe file
             raise ConfigError(f"{source}: {k} must be {fields[k].type}, got {v!r} ({type(v).__name__}): e.g. {k} = {fields[k].default!r}")
     return TrainJob(**d)
 
-def load_recipe(path: str | os.PathLike, # a .toml or .yaml/.yml file of `TrainJob` settings
-                **overrides) -> TrainJob: # settings that replace the file's (e.g. from the command line)
-    "Read a run recipe (TOML or YAML) into a `TrainJob`, with `overrides` applied."
+def load_settings_file(path: str | os.PathLike, # a .toml, .yaml/.yml or .json file holding one table of settings
+                       what: str = "recipe", # how to call it in errors
+                      ) -> dict:
+    "The table of settings in a TOML, YAML or JSON file; `ConfigError` with the fix for a missing or unreadable one."
     path = Path(path).expanduser()
-    if not path.is_file(): raise MissingPathError(f"recipe {str(path)!r} does not exist: pass a .toml or .yaml file (see recipes/)")
+    if not path.is_file(): raise MissingPathError(f"{what} {str(path)!r} does not exist: pass a .toml or .yaml file (see recipes/)")
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix == ".toml":
@@ -333,14 +354,21 @@ def load_recipe(path: str | os.PathLike, # a .toml or .yaml/.yml file of `TrainJ
         elif path.suffix in (".yaml", ".yml"):
             import yaml
             d = yaml.safe_load(text) or {}
-        else: raise ConfigError(f"recipe {str(path)!r}: use a .toml or .yaml file")
-    except (ValueError, ImportError) as e:  # tomllib.TOMLDecodeError and yaml.YAMLError are ValueErrors / YAMLError below
-        raise ConfigError(f"recipe {str(path)!r} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]}): fix its syntax") from None
+        elif path.suffix == ".json": d = json.loads(text)
+        else: raise ConfigError(f"{what} {str(path)!r}: use a .toml, .yaml or .json file")
+    except (ValueError, ImportError) as e:  # tomllib.TOMLDecodeError, json's and yaml's errors are ValueErrors / YAMLError below
+        raise ConfigError(f"{what} {str(path)!r} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]}): fix its syntax") from None
     except Exception as e:
         if type(e).__module__.startswith("yaml"):
-            raise ConfigError(f"recipe {str(path)!r} is not valid YAML ({str(e).splitlines()[0]}): fix its syntax") from None
+            raise ConfigError(f"{what} {str(path)!r} is not valid YAML ({str(e).splitlines()[0]}): fix its syntax") from None
         raise
-    if not isinstance(d, dict): raise ConfigError(f"recipe {str(path)!r} must be a table of settings (key = value), got {type(d).__name__}")
+    if not isinstance(d, dict): raise ConfigError(f"{what} {str(path)!r} must be a table of settings (key = value), got {type(d).__name__}")
+    return d
+
+def load_recipe(path: str | os.PathLike, # a .toml or .yaml/.yml file of `TrainJob` settings
+                **overrides) -> TrainJob: # settings that replace the file's (e.g. from the command line)
+    "Read a run recipe (TOML or YAML) into a `TrainJob`, with `overrides` applied."
+    d, path = load_settings_file(path), Path(path)
     return job_from_dict({**d, **overrides}, f"recipe {path.name}")
 
 # %% ../nbs/19_train_7b.ipynb #f10f6e56
