@@ -152,7 +152,8 @@ def test_contamination_prepared_shards(tmp_path):
     from llm_course.train import prepare
     train = _train_text(seed=1)
     (tmp_path / "corpus.txt").write_text(train)
-    prepare(tmp_path / "corpus.txt", tmp_path / "shards", tokenizer="char", workers=1, progress=False)
+    # workers=2: prepare(workers=1) runs its worker set-up in the calling process (it resets SIGINT/SIGTERM there)
+    prepare(tmp_path / "corpus.txt", tmp_path / "shards", tokenizer="char", workers=2, progress=False)
     task, planted = _planted_task(train)
     idx = E.build_index(E.shard_texts(tmp_path / "shards", chunk_tokens=1001))
     assert E.contamination(task, idx)["flagged"] == planted
@@ -274,3 +275,8 @@ def test_eval_from_args(capsys):
     table = capsys.readouterr().out
     assert table.splitlines()[0].split()[:3] == ["task", "n", "shots"] and "next_word" in table
     raises(ConfigError, E.eval_from_args, p.parse_args(["--checkpoint", "demo", "--tasks", "cloze,nope"]), hint="unknown task 'nope'")
+    shots = E.eval_from_args(p.parse_args(["--checkpoint", "demo", "--tasks", f"mmlu:{FIX / 'mmlu.jsonl'}:{FIX / 'mmlu.jsonl'}",
+                                           "--num-fewshot", "1", "--json"]))
+    assert shots["results"][0]["n"] == 2 and shots["results"][0]["num_fewshot"] == 1
+    raises(ConfigError, E.eval_from_args, p.parse_args(["--checkpoint", "demo", "--tasks", f"mmlu:{FIX / 'mmlu.jsonl'}", "--num-fewshot", "1"]),
+           hint="has 0 few-shot examples")
