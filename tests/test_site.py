@@ -4,7 +4,8 @@ Quarto-free static build (tools/build_site.py) opened in Debian's Chromium.
 The session fixture `site` builds the site once (nbdev's processing into _proc/, then HTML into _site/), so
 `python -m pytest` needs no separate build step. Every test here is in the xdist group "site": one worker
 builds the site and starts one browser. Browser checks: each page loads with no script error, no failed
-request and no request leaving 127.0.0.1 (no CDN); saved widget state renders; maths renders; pictures load.
+request and no request leaving 127.0.0.1 (no CDN); saved widget state renders; maths renders; pictures load; no raw
+Markdown shows (table pipes, backticks as text), every code block is boxed and scrolls instead of running off the page.
 Exercises: every chapter page with an `## Exercises` section shows the heading, the stubs and the checks' saved
 "not done yet"; solutions/ lies outside what nbdev-docs and build_site render, and no solution's code is on any page.
 Screenshots: artifacts/screenshots/site-<page>.png.
@@ -183,6 +184,49 @@ PAGE_STATE_JS = """() => {
 }"""
 
 
+# What a reader must never see: Markdown the renderer left as text, code without its box, code that runs off the page.
+RAW_MARKDOWN_JS = r"""() => {
+  const main = document.querySelector('main') || document.body;
+  const clip = t => t.trim().replace(/\s+/g, ' ').slice(0, 100);
+  const pipes = [], ticks = [];
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+  for (let n; (n = walker.nextNode());) {
+    const el = n.parentElement;
+    if (!el || el.closest('pre, code, kbd, samp, script, style, textarea, svg, mjx-container, .MathJax')) continue;
+    const t = n.textContent;
+    if (/\|\s*:?-{3,}:?\s*\|/.test(t) || /^[ \t]*\|[^\n]*\|[^\n]*\|[ \t]*$/m.test(t)) pipes.push(clip(t));
+    if (t.includes('`')) ticks.push(clip(t));
+  }
+  const shown = p => p.getClientRects().length > 0;
+  const codeBlocks = [...main.querySelectorAll('.jp-RenderedMarkdown pre, .jp-InputArea pre')].filter(shown);
+  const unboxed = codeBlocks.filter(p => {
+    const s = getComputedStyle(p);
+    return s.backgroundColor === 'rgba(0, 0, 0, 0)' && s.borderTopStyle === 'none' && s.borderLeftStyle === 'none';
+  }).map(p => clip(p.textContent));
+  const unscrolled = [...main.querySelectorAll('pre')].filter(shown).filter(p => {
+    const s = getComputedStyle(p);
+    return !(['auto', 'scroll'].includes(s.overflowX) || /^(pre-wrap|break-spaces|pre-line|normal)$/.test(s.whiteSpace));
+  }).map(p => clip(p.textContent));
+  const right = main.getBoundingClientRect().right;
+  const sticking = [...main.querySelectorAll('pre, table, img, .jp-Cell')].filter(shown)
+    .filter(e => e.getBoundingClientRect().right > right + 1).map(e => e.tagName + ': ' + clip(e.textContent).slice(0, 60));
+  return {pipes, ticks, unboxed, unscrolled, sticking,
+          pageOverflow: document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth};
+}"""
+
+
+def raw_markdown_problems(page_file: str, r: dict) -> list[str]:
+    "Readable complaints from RAW_MARKDOWN_JS's result (empty when the page is clean)."
+    why = {"pipes": "pipe-table text shown as text (a table that did not render)",
+           "ticks": "literal backticks in rendered text (code spans that did not render)",
+           "unboxed": "code blocks without a background or border (unstyled <pre>)",
+           "unscrolled": "<pre> that neither scrolls nor wraps (long lines run off the page)",
+           "sticking": "elements that stick out of the page's column"}
+    out = [f"{page_file}: {why[k]}: {r[k][:3]}" for k in why if r[k]]
+    if r["pageOverflow"] > 1: out.append(f"{page_file}: the page scrolls sideways by {r['pageOverflow']} px")
+    return out
+
+
 @pytest.fixture(scope="module")
 def site_browser(site, browser):
     with static_server(SITE) as url:
@@ -220,6 +264,7 @@ def test_page_renders_in_browser(nb_name, site, site_browser):
                         || /Error displaying widget/.test(s.parentElement.innerText))""", timeout=30_000)
         page.evaluate("() => document.fonts.ready.then(() => true)")
         state = page.evaluate(PAGE_STATE_JS)
+        raw = page.evaluate(RAW_MARKDOWN_JS)
         shots = ARTIFACTS/"screenshots"
         shots.mkdir(parents=True, exist_ok=True)
         first = page.locator("main .widget-subarea, main mjx-container, main img").first
@@ -237,6 +282,35 @@ def test_page_renders_in_browser(nb_name, site, site_browser):
     if want["math"]:
         assert state["math"] > 0, f"{page_file}: the notebook has maths but MathJax rendered none"
     assert not state["mathErrors"], f"{page_file}: {state['mathErrors']} formulas failed to render"
+    problems = raw_markdown_problems(page_file, raw)
+    assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------------ the Markdown renderer (no build needed)
+
+def _md(source: str) -> str:
+    "A Markdown cell rendered as build_site renders it (nbconvert's lab exporter with the site's fixes)."
+    ex = build_site._site_exporter_class()(template_name="lab")
+    return ex.markdown2html({"cell": {}, "resources": {}}, source)
+
+
+def test_a_pipe_in_a_code_span_keeps_its_table():
+    "A `|` inside backticks in a table row (the home page's `#| slow`) stays in its cell, as Quarto's pandoc keeps it."
+    out = _md("Measured (test size):\n| chapter | note |\n|---|---:|\n| 15 | the race (`#| slow`) |\n| 17 | `a\\|b` |\n")
+    assert "<table>" in out and "|---" not in out, out
+    assert "<code>#| slow</code>" in out and "<code>a|b</code>" in out, out
+    assert out.count("<tr>") == 3, out
+    fenced = _md("```\n| `a|b` |\n|---|\n```\n")   # inside a fence nothing changes
+    assert "| `a|b` |" in fenced and "<table>" not in fenced, fenced
+
+
+def test_descriptions_render_their_markdown():
+    "Chapter subtitles render `code` and *emphasis*; HTML in them is escaped; tooltips get plain text."
+    assert build_site.inline_markdown("one `train` behind *two* <b>") == \
+        "one <code>train</code> behind <em>two</em> &lt;b&gt;"
+    assert build_site.plain_text("one `train` behind **two**") == "one train behind two"
+    bad = [n for n in NOTEBOOKS if (d := build_site.frontmatter(ROOT/"nbs"/n)[1]) and "`" in build_site.inline_markdown(d)]
+    assert not bad, f"descriptions whose backticks would show: {bad}"
 
 
 # ------------------------------------------------------------------ exercises shown, solutions hidden

@@ -203,6 +203,58 @@ def apply_directives(nb):
         if tags: c.metadata["tags"] = sorted(tags)
 
 
+# ---- Markdown: nbconvert's renderer (mistune, with its maths handling), made to read pipe tables as Quarto's pandoc does
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
+_TABLE_ROW = re.compile(r"^ {0,3}\|.*\|\s*$")
+
+
+def escape_code_pipes(md: str) -> str:
+    """Escape `|` inside code spans on pipe-table rows (outside fenced code): pandoc (Quarto) keeps such a pipe in the
+    cell, GFM wants it written `\\|`, and mistune drops a table whose row then has one cell too many (it printed the
+    whole table as text)."""
+    out, fence = [], None
+    for line in md.split("\n"):
+        m = _FENCE.match(line)
+        if fence is None and m: fence = m.group(1)[0] * len(m.group(1))
+        elif fence is not None and m and m.group(1).startswith(fence): fence = None
+        elif fence is None and _TABLE_ROW.match(line):
+            line = _CODE_SPAN.sub(lambda c: c.group(1) + re.sub(r"(?<!\\)\|", r"\\|", c.group(2)) + c.group(1), line)
+        out.append(line)
+    return "\n".join(out)
+
+
+def unescape_cell_pipes(html_: str) -> str:
+    "Inside table cells, `\\|` in code is the pipe itself (GFM); mistune leaves the backslash."
+    code = lambda m: m.group(0).replace("\\|", "|")
+    return re.sub(r"<t([dh])\b[^>]*>.*?</t\1>", lambda m: re.sub(r"<code>.*?</code>", code, m.group(0), flags=re.S),
+                  html_, flags=re.S)
+
+
+def inline_markdown(text: str) -> str:
+    "One line of Markdown (a chapter's description) as inline HTML: `code`, *emphasis*, links; HTML in it escaped."
+    import mistune
+    out = mistune.create_markdown(escape=True, plugins=["strikethrough"])(text).strip()
+    return out[3:-4] if out.startswith("<p>") and out.endswith("</p>") else out
+
+
+def plain_text(markdown_line: str) -> str:
+    "A description for a tooltip (`title=` shows text, not HTML): without the backticks and asterisks of Markdown."
+    return re.sub(r"`([^`]*)`|\*\*?([^*]+)\*\*?", lambda m: m.group(1) or m.group(2), markdown_line)
+
+
+def _site_exporter_class():
+    import jinja2
+    from nbconvert import HTMLExporter
+    class SiteExporter(HTMLExporter):
+        "nbconvert's lab HTML exporter with the Markdown fixes above (cells and `text/markdown` outputs alike)."
+        @jinja2.pass_context   # as nbconvert's own filter: it reads the cell's attachments from the template context
+        def markdown2html(self, context, source):
+            return unescape_cell_pipes(super().markdown2html(context, escape_code_pipes(source)))
+    return SiteExporter
+
+
 SITE_CSS = """
 body.llm-site { margin: 0; }
 .llm-sidebar { position: fixed; top: 0; left: 0; bottom: 0; width: 260px; overflow-y: auto; box-sizing: border-box;
@@ -219,6 +271,17 @@ main.llm-page { margin-left: 260px; padding: 16px 32px; max-width: 1100px; }
   border-top: 1px solid #e0e0e0; font-family: var(--jp-ui-font-family, sans-serif); }
 .llm-pager a { text-decoration: none; color: #1a5fb4; }
 .llm-description { font-style: italic; font-size: 125%; opacity: .75; }
+/* Code: the lab template's CSS leaves code blocks in Markdown unboxed; long lines scroll inside their box, never the page */
+main.llm-page .jp-Cell, main.llm-page .jp-InputArea, main.llm-page .jp-OutputArea, main.llm-page .jp-InputArea-editor,
+main.llm-page .jp-OutputArea-child, main.llm-page .jp-OutputArea-output, main.llm-page .jp-RenderedHTMLCommon { min-width: 0; max-width: 100%; }
+main.llm-page pre { overflow-x: auto; max-width: 100%; box-sizing: border-box; }
+main.llm-page .jp-RenderedMarkdown pre, main.llm-page .jp-InputArea-editor .highlight pre {
+  background: #f6f8fa; border: 1px solid #e1e4e8; border-radius: 4px; padding: 8px 12px; margin: 8px 0; line-height: 1.45; }
+main.llm-page .jp-InputArea-editor { border: 0; background: transparent; }
+main.llm-page .jp-OutputArea-output pre { padding: 2px 4px; }
+main.llm-page .jp-RenderedMarkdown :not(pre) > code { background: #f0f2f4; padding: 1px 4px; border-radius: 3px; }
+main.llm-page .jp-RenderedHTMLCommon table { display: block; overflow-x: auto; max-width: 100%; }
+.llm-description code { font-style: normal; font-size: 90%; background: #f0f2f4; padding: 1px 4px; border-radius: 3px; }
 @media (max-width: 800px) { .llm-sidebar { position: static; width: auto; border-right: 0; }
   main.llm-page { margin-left: 0; padding: 12px; } }
 """
@@ -271,7 +334,7 @@ def sidebar_html(site_title: str, pages: list[dict], current: str) -> str:
             section = p["section"]
             out.append(("</ul>" if i else "") + (f'<div class="llm-section">{html.escape(section)}</div>' if section else "") + "<ul>")
         cur = ' aria-current="page"' if p["file"] == current else ""
-        tip = f' title="{html.escape(p["description"])}"' if p.get("description") else ""
+        tip = f' title="{html.escape(plain_text(p["description"]))}"' if p.get("description") else ""
         out.append(f'<li><a href="{p["file"]}"{cur}{tip}>{html.escape(p["text"])}</a></li>')
     out.append("</ul></nav>")
     return "".join(out)
@@ -330,7 +393,6 @@ def render(proc: Path = PROC, out: Path = ROOT/"_site", assets: Path | None = AS
            pages: list[dict] | None = None) -> list[Path]:
     "Render the processed notebooks in `proc` to `out`: one page per entry of `pages` (default: `site_pages()`)."
     import jinja2, nbformat
-    from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
     if pages is None: pages = site_pages()
     missing = [p["href"] for p in pages if not (proc/p["href"]).exists()]
@@ -348,7 +410,7 @@ def render(proc: Path = PROC, out: Path = ROOT/"_site", assets: Path | None = AS
         fname = fm.get("output-file") or Path(p["href"]).with_suffix(".html").name
         desc = fm.get("description") or p["description"]
         head = f"# {title}"
-        if desc: head += f'\n\n<p class="llm-description">{html.escape(desc)}</p>'
+        if desc: head += f'\n\n<p class="llm-description">{inline_markdown(desc)}</p>'
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(head))
         apply_directives(nb)
         docs.append({"file": fname, "notebook": p["href"], "text": p["text"], "title": title,
@@ -362,7 +424,7 @@ def render(proc: Path = PROC, out: Path = ROOT/"_site", assets: Path | None = AS
         docs.insert(0, home)
     docs[0]["nb"].cells.append(chapter_map_cell(docs))
 
-    ex = HTMLExporter(template_name="lab", extra_loaders=[jinja2.DictLoader({"llm_site.html.j2": TEMPLATE})],
+    ex = _site_exporter_class()(template_name="lab", extra_loaders=[jinja2.DictLoader({"llm_site.html.j2": TEMPLATE})],
                       template_file="llm_site.html.j2")
     ex.require_js_url, ex.widget_renderer_url = urls["require_js"], urls["widgets"]
     ex.exclude_input_prompt = ex.exclude_output_prompt = True   # docs, not a notebook: no `In [ ]:` / `Out[4]:`
