@@ -583,7 +583,7 @@ class Distributed(Callback):
         learn.device = info.device
         learn.model = parallelize(learn.model.to(info.device), self.parallel, self.ac, self.compile, cfg.precision, info.device)
         self._data = learn.train_data
-        learn.local_batch = self.local_batch
+        learn.local_batch, learn.local_eval_batch, learn.reduce_eval_sums = self.local_batch, self.local_eval_batch, self.reduce_eval_sums
         learn.checkpoint_writer, learn.checkpoint_reader = save_sharded_checkpoint, load_sharded_checkpoint
         if not info.is_main:  # one progress bar and one plot per job, not one per rank
             learn.callbacks = [cb for cb in learn.callbacks if not isinstance(cb, (ProgressCallback, LossPlotCallback))]
@@ -600,6 +600,15 @@ class Distributed(Callback):
         rows = rank_rows(len(x), self.info.rank, world)
         return x[rows], y[rows], n / world
 
+    def local_eval_batch(self, x, y):
+        "This rank's rows of an evaluation batch: the ranks evaluate disjoint windows, each at the training micro-batch size."
+        rows = rank_rows(len(x), self.info.rank, self.info.world_size)
+        return x[rows], y[rows]
+
+    def reduce_eval_sums(self, total: float, count: int) -> tuple[float, int]:
+        "The validation loss sum and token count of all ranks: the mean is the one process's over the union of windows."
+        return all_reduce_sum(total), int(all_reduce_sum(count))
+
     def before_fit(self, learn):
         if hasattr(learn.train_data, "seek"): learn.train_data.seek(learn.step)  # a resumed run continues where the data was
         barrier("starting the run")  # every rank has resumed (and cleared old temporaries) before anyone writes
@@ -607,10 +616,6 @@ class Distributed(Callback):
     def after_backward(self, learn):
         learn.loss = all_reduce_mean(learn.loss)  # each rank's loss is its share × N: the mean is the whole batch's loss
         learn.step_tokens *= self.info.world_size
-
-    def after_eval(self, learn):
-        learn.val_loss = all_reduce_mean(learn.val_loss)
-        if learn.history and learn.history[-1]["step"] == learn.step: learn.history[-1]["val_loss"] = learn.val_loss
 
     def after_fit(self, learn):
         if self.lock is not None: self.lock.release(); self.lock = None

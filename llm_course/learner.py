@@ -33,7 +33,7 @@ __all__ = ['IGNORE_INDEX', 'PRECISIONS', 'KERNELS', 'CHUNKED_VOCAB', 'EVENTS', '
            'NanGuardCallback', 'MetricsCallback', 'EvalCallback', 'EarlyStoppingCallback', 'ProgressCallback',
            'LossPlotCallback', 'rng_state', 'set_rng_state', 'describe_model', 'save_checkpoint', 'list_checkpoints',
            'latest_checkpoint', 'load_checkpoint', 'default_optimizer', 'resolve_kernels', 'default_callbacks',
-           'Learner', 'CheckpointCallback', 'ActivationStats', 'GradientStats', 'plot_diagnostics',
+           'Learner', 'is_out_of_memory', 'CheckpointCallback', 'ActivationStats', 'GradientStats', 'plot_diagnostics',
            'check_clip_callback', 'check_plateau_stop']
 
 # %% ../nbs/11_learner.ipynb #540795cd
@@ -447,7 +447,7 @@ def default_callbacks(config: TrainConfig, schedule: Callable[[int], float] | No
     return cbs
 
 # must match between a checkpoint and the run that resumes it, or the resumed run is not the same run
-_RESUME_KEYS = ("batch_size", "block_size", "grad_accum", "seed", "precision")
+_RESUME_KEYS = ("batch_size", "block_size", "seed", "precision")  # not grad_accum: the same global batch split otherwise (fewer GPUs)
 
 # %% ../nbs/11_learner.ipynb #84f69980
 class Learner:
@@ -600,6 +600,14 @@ class Learner:
         "This process's rows of the step's batch and the count its summed loss is divided by: all of it here; `distributed` replaces it."
         return x, y, n
 
+    def local_eval_batch(self, x, y):
+        "This process's rows of an evaluation batch: all of them here; `distributed` gives each rank its own."
+        return x, y
+
+    def reduce_eval_sums(self, total: float, count: int) -> tuple[float, int]:
+        "The summed loss and token count over all processes: this one's here; `distributed` all-reduces them."
+        return total, count
+
     @torch.no_grad()
     def evaluate(self, data=None, # validation data (default: `val_data`)
                  n_batches: int | None = None, # batches to average (default: `config.eval_batches`)
@@ -612,9 +620,16 @@ class Learner:
         total, count = 0.0, 0
         with eval_mode(self.model):
             for _ in range(n_batches or cfg.eval_batches):
-                x, y = self._draw(data, cfg.batch_size // cfg.grad_accum, g)
+                x, y = self._draw(data, cfg.batch_size // cfg.grad_accum, g)  # the same windows on every process …
+                x, y = self.local_eval_batch(x, y)  # … of which each evaluates its own rows: a training micro-batch's shape
                 # unweighted: the validation loss (and perplexity) stays comparable across runs and class weights
-                total += self._lm_loss(x, y, "sum", weighted=False).item(); count += count_tokens(y, IGNORE_INDEX)
+                try: total += self._lm_loss(x, y, "sum", weighted=False).item(); count += count_tokens(y, IGNORE_INDEX)
+                except Exception as e:
+                    if not is_out_of_memory(e): raise
+                    raise TrainingError(f"out of memory while evaluating {len(x)} windows of {x.shape[1]} tokens per process: lower "
+                                        "eval_batches or batch_size // grad_accum (each process evaluates its share of them); "
+                                        "the last checkpoint is intact") from None
+        total, count = self.reduce_eval_sums(total, count)
         if count == 0: raise DataError("the validation batches have no targets (all are ignore_index=-100): check the data function")
         self.val_loss = total / count
         if self.history and self.history[-1]["step"] == self.step: self.history[-1]["val_loss"] = self.val_loss
@@ -670,6 +685,11 @@ def _check_class_weights(w):
         raise ConfigError(f"class_weights must be a 1-D list of finite weights ≥ 0, not all 0, one per class; got {w!r}: "
                           "e.g. finetune.balanced_class_weights(labels, n_classes)")
     return t
+
+def is_out_of_memory(e: BaseException) -> bool:
+    "Is this PyTorch's (or the allocator's) out-of-memory error, on a GPU or a CPU?"
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(e, RuntimeError) and any(s in str(e) for s in ("can't allocate memory", "out of memory", "not enough memory")))
 
 def _check_logits(logits, y):
     if logits.dim() != 3 or logits.shape[:2] != y.shape:

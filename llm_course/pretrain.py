@@ -23,7 +23,7 @@ from .core import (CHECKSUMS_NAME, CheckpointError, ConfigError, DataError, LLMC
 from .data import check_tokenizer, check_vocab_size, data_identity, load_corpus, open_shards, split_text
 from .tokenizer import BPETokenizer, CharTokenizer, HFTokenizer
 from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, load_pretrained, save_pretrained
-from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig, TrainingError, latest_checkpoint
+from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig, TrainingError, is_out_of_memory, latest_checkpoint
 from .generate import check_sampling, generate_text, stream
 from .viz import ema, figure_to_png
 from .scaling import check_fits, device_memory_bytes
@@ -151,7 +151,7 @@ def _check_flag(name, v):
 
 # settings that define what a run computes: a resume must keep them, or it is not the same run
 RESUME_KEEPS = ("corpus", "data", "vocab_size", "preset", "steps", "tokenizer", "bpe_vocab_size", "batch_size", "block_size", "lr", "warmup_steps",
-                "max_chars", "val_fraction", "seed", "schedule", "grad_accum", "precision")
+                "max_chars", "val_fraction", "seed", "schedule", "precision")  # grad_accum may change: same global batch
 
 def validate_run(run: TrainRun) -> None:
     "Check every setting of `run` (names, numbers, the output folder) without touching the disk; raise with a fix."
@@ -418,10 +418,6 @@ def _remove_temporaries(folder: Path):
     for p in list(folder.glob(".*.tmp")) + list(folder.glob("checkpoints/.step-*")):
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
-def _out_of_memory(e: BaseException) -> bool:
-    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or (
-        isinstance(e, RuntimeError) and any(s in str(e) for s in ("can't allocate memory", "out of memory", "not enough memory")))
-
 def train_language_model(run: TrainRun, # what to train, on what, for how long, and where to write it
                          callbacks: list = (), # extra Learner callbacks (e.g. a live LossPlotCallback, chapter 18's `Distributed`)
                          data_fn=None, # (train ids, block_size, seed) -> the Learner's train_data (e.g. chapter 18's `ShardedTokens`)
@@ -448,7 +444,7 @@ def _locked_train(run: TrainRun, out: Path, t0: float, hooks: dict) -> dict:
         if main and work.is_dir(): _remove_temporaries(work)
         try: summary = _train(run, work, **hooks)
         except Exception as e:
-            if not _out_of_memory(e): raise
+            if not is_out_of_memory(e): raise
             raise TrainingError(f"out of memory training preset {run.preset!r} with batch_size={run.batch_size} × block_size="
                                 f"{run.block_size}: use a smaller --batch-size or --block-size (or a smaller --preset); "
                                 f"{'the last checkpoint is intact' if latest_checkpoint(work) else 'no checkpoint was written'}") from None

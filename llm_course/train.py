@@ -33,12 +33,13 @@ from .distributed import (PARALLEL, PREEMPTED_EXIT, AgreedStop, Distributed, cat
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
 
 # %% auto #0
-__all__ = ['CURATION_REPORT', 'PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'build_tokenizer', 'open_prepared_tokenizer',
-           'Prepared', 'CuratedSource', 'prepare', 'TrainJob', 'job_from_dict', 'load_settings_file', 'load_recipe',
-           'parallel_of', 'job_plan', 'check_job_fits', 'apply_auto_plan', 'JsonlLogger', 'read_metrics', 'train',
-           'validate_job', 'dry_run', 'export_run', 'add_train_arguments', 'job_from_args', 'run_from_args', 'main',
-           'exit_status', 'job_timeout', 'lost_rank', 'one_line_error', 'start_run', 'watch', 'runs_figure',
-           'check_tokens_per_step', 'check_steps_for_tokens', 'check_rank_rows', 'check_global_batch_ids']
+__all__ = ['CURATION_REPORT', 'PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'BIG_RECIPES', 'build_tokenizer',
+           'open_prepared_tokenizer', 'Prepared', 'CuratedSource', 'prepare', 'TrainJob', 'job_from_dict',
+           'load_settings_file', 'load_recipe', 'parallel_of', 'job_plan', 'check_job_fits', 'apply_auto_plan',
+           'JsonlLogger', 'memory_stats', 'max_over_ranks', 'gpu_of_device', 'read_metrics', 'train', 'validate_job',
+           'dry_run', 'export_run', 'add_train_arguments', 'job_from_args', 'run_from_args', 'main', 'exit_status',
+           'job_timeout', 'lost_rank', 'one_line_error', 'start_run', 'watch', 'runs_figure', 'check_tokens_per_step',
+           'check_steps_for_tokens', 'check_rank_rows', 'check_global_batch_ids']
 
 # %% ../nbs/19_train_7b.ipynb #e19d0002
 CURATION_REPORT = "report.json"  # what curation kept and removed (prepare with `curation=`)
@@ -416,19 +417,24 @@ def apply_auto_plan(job: TrainJob, # the run as configured
 METRICS_LOG = "metrics.jsonl"
 
 class JsonlLogger(Callback):
-    "Every `every` steps, one JSON line per step in `path`: loss, LR, gradient norm, tokens/s, MFU, memory (rank 0; TensorBoard too if installed)."
+    "Every `every` steps, one JSON line per step in `path`: loss, LR, gradient norm, tokens/s, MFU and HFU, memory (max over ranks)."
     order = 40  # after the metrics and the NaN guard
     def __init__(self, every: int = 10, # steps between lines (the last step is always logged)
-                 peak_flops: float | None = None, # of all devices together, for the MFU column (None: no MFU)
-                 checkpointing: bool = False, # activation checkpointing: its recompute counts in the FLOPs
+                 peak_flops: float | None = None, # of all devices together, for the MFU/HFU columns (None: none)
+                 checkpointing: bool = False, # activation checkpointing: its recompute counts in HFU, never in MFU
                  path: str | os.PathLike | None = None): # default: metrics.jsonl in the run's folder
         self.every, self.peak, self.checkpointing, self.path, self.tb = every, peak_flops, checkpointing, path, None
 
     def before_fit(self, learn):
+        model = getattr(learn.model, "module", learn.model)  # DDP wraps the model; FSDP2 shards it in place
+        # chapter 17's convention: 6N per token plus attention, causal-halved; MFU counts the model's FLOPs only (as PaLM
+        # defines it), HFU also the blocks recomputed by activation checkpointing (the work the hardware really does)
+        self.fpt, self.hw_fpt = ((flops_per_token(model.config, learn.config.block_size),
+                                  flops_per_token(model.config, learn.config.block_size, checkpointing=self.checkpointing))
+                                 if hasattr(model, "config") else (None, None))
+        if learn.device.type == "cuda": torch.cuda.reset_peak_memory_stats(learn.device)
         if process_rank() != 0: return
         self.path = Path(self.path or Path(learn.config.out_dir) / METRICS_LOG)
-        model = getattr(learn.model, "module", learn.model)  # DDP wraps the model; FSDP2 shards it in place
-        self.fpt = flops_per_token(model.config, learn.config.block_size, checkpointing=self.checkpointing) if hasattr(model, "config") else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # a resumed run continues from its checkpoint: lines logged after it (before the stop) are dropped
         rows = [r for r in read_metrics(self.path) if r.get("step", 0) <= learn.step]
@@ -438,21 +444,17 @@ class JsonlLogger(Callback):
             self.tb = SummaryWriter(str(self.path.parent / "tensorboard"))
         except ImportError: self.tb = None  # TensorBoard is optional
 
-    def _memory_gb(self, learn) -> float:
-        if learn.device.type == "cuda": return torch.cuda.max_memory_allocated(learn.device) / 2**30
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports kB
-
     def after_step(self, learn):
-        if process_rank() != 0 or not (learn.step % self.every == 0 or learn.step == learn.config.steps or learn.stop_reason): return
-        h = learn.history[-1]
-        tps = h.get("tokens_per_s")
+        if not (learn.step % self.every == 0 or learn.step == learn.config.steps or learn.stop_reason): return
+        memory = max_over_ranks(memory_stats(learn.device))  # every rank takes part: the steps logged are the same on all
+        if process_rank() != 0: return
+        tps = learn.history[-1].get("tokens_per_s")
+        use = lambda fpt: tps * fpt / self.peak if tps and fpt and self.peak else None
         row = dict(step=learn.step, loss=learn.loss, lr=learn.lr, grad_norm=learn.grad_norm, tokens_per_s=tps,
-                   mfu=tps * self.fpt / self.peak if tps and self.fpt and self.peak else None,
-                   memory_gb=round(self._memory_gb(learn), 3), time=time.time())
+                   mfu=use(self.fpt), hfu=use(self.hw_fpt), memory_gb=memory["max_allocated_gb"], memory=memory, time=time.time())
         with open(self.path, "a") as f: f.write(json.dumps(row) + "\n")
         if self.tb is not None:
-            for k in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "memory_gb"):
+            for k in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "hfu", "memory_gb"):
                 if row[k] is not None: self.tb.add_scalar(f"train/{k}", row[k], learn.step)
 
     def after_eval(self, learn):
@@ -469,6 +471,31 @@ class JsonlLogger(Callback):
     def after_fit(self, learn):
         if self.tb is not None: self.tb.close(); self.tb = None
     on_error = after_fit
+
+def memory_stats(device: torch.device) -> dict:
+    "This process's memory: on a GPU the allocator's peaks (allocated, reserved, active) and its retries and OOMs; on a CPU the peak RSS."
+    if device.type == "cuda":
+        m = torch.cuda.memory_stats(device)
+        gb = lambda k: round(m.get(k, 0) / 2**30, 3)
+        return dict(max_allocated_gb=gb("allocated_bytes.all.peak"), max_reserved_gb=gb("reserved_bytes.all.peak"),
+                    max_active_gb=gb("active_bytes.all.peak"), alloc_retries=m.get("num_alloc_retries", 0), ooms=m.get("num_ooms", 0))
+    import resource
+    return dict(max_allocated_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3))  # Linux reports kB
+
+def max_over_ranks(values: dict) -> dict:
+    "Each number's maximum over the ranks of a launched job (itself on one process): the rank closest to its limit is what matters."
+    if not (torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1): return values
+    t = torch.tensor([float(v) for v in values.values()], dtype=torch.float64, device=dist_info().device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return {k: (int(x) if isinstance(v, int) else round(x, 3)) for (k, v), x in zip(values.items(), t.tolist())}
+
+def gpu_of_device(name: str) -> str | None:
+    "The `scaling.GPUS` key of a CUDA device name ('NVIDIA H100 80GB HBM3' -> 'h100-80gb'); None for one the table lacks."
+    n = name.lower()
+    if "h200" in n: return "h200"
+    if "h100" in n: return "h100-80gb"
+    if "a100" in n: return "a100-80gb" if "80g" in n.replace(" ", "") else "a100-40gb"
+    return None
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
     "The rows of a run's metrics.jsonl so far (a line being written is skipped): what a live plot polls."
@@ -505,7 +532,9 @@ def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`
         cbs.append(Distributed(parallel, activation_checkpointing=job.activation_checkpointing, compile=job.compile,
                                timeout_s=60 * job.timeout_minutes))
     device = dist_info().device if launched() else pick_device(job.device)
-    peak = world * GPUS[job.gpu or "h100-80gb"].peak_flops if device.type == "cuda" else None  # MFU only on GPUs
+    # MFU against the peak of the GPU that runs (its name), not of the one the recipe planned for; only on GPUs
+    gpu = gpu_of_device(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
+    peak = world * GPUS[gpu].peak_flops if gpu else None
     cbs.append(JsonlLogger(job.log_every, peak, job.activation_checkpointing))
     # the order is the run's, recorded in run.json: a run started under a launcher resumes in the same order without one, and back
     job = dataclasses.replace(job, data_order=job.data_order or ("sharded" if launched() else "windows"))
@@ -624,7 +653,14 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
     if args.no_progress: given["progress"] = False
     if args.resume: return resume_settings(given.pop("out", TrainJob.out), cls=TrainJob, **given)
     recipe = asdict(load_recipe(args.config)) if args.config else {}
-    return job_from_dict({**recipe, **given, "overwrite": args.overwrite}, "the command line")
+    job = job_from_dict({**recipe, **given, "overwrite": args.overwrite}, "the command line")
+    if not args.config and not args.dry_run and job.preset in PRESETS and ModelConfig.preset(job.preset).n_params() >= 1e9:
+        raise ConfigError(f"--preset {job.preset} without a recipe would train with the tiny defaults (context {job.block_size}, "
+                          f"{job.precision}, batch {job.batch_size}): pass the recipe made for it, e.g. --config "
+                          f"{BIG_RECIPES.get(job.preset, 'recipes/llama-1b.toml')} (flags still override it), or --dry-run to rehearse")
+    return job
+
+BIG_RECIPES = {"llama2-7b": "recipes/llama2-7b-8xh100.toml", "llama-1b": "recipes/llama-1b.toml"}  # in the course's repository
 
 def run_from_args(args: argparse.Namespace):
     "What `llm-course train` does with its parsed options: a dry run, or `train` (after `--auto`'s choices)."

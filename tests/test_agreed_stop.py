@@ -1,0 +1,104 @@
+"""Stop decisions agreed by every rank, pre-emption by a signal, and validation sharded over the ranks (issues 20 and 21).
+
+Before: under torchrun each rank stopped on its own clock (a straggler made the ranks hang in mismatched collectives), a
+SIGTERM killed the run without a checkpoint, and every rank evaluated the same windows at the whole micro-batch."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llm_course.distributed import PREEMPTED_EXIT, free_port, launch
+
+pytestmark = pytest.mark.xdist_group("agreed_stop")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "IN_TEST": "1", "PYTHONWARNINGS": "ignore", "TORCH_CPP_LOG_LEVEL": "ERROR"}
+for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"): ENV.pop(k, None)
+SMALL = ["--block-size", "16", "--batch-size", "4", "--max-chars", "20000", "--sample-tokens", "0", "--no-progress",
+         "--eval-every", "0", "--parallel", "ddp"]
+
+# rank 1's clock runs 1.6 times as fast as rank 0's: its time budget runs out several steps earlier
+SKEWED = """import os, sys, time
+if os.environ.get("RANK") == "1":
+    real, start = time.perf_counter, time.perf_counter()
+    time.perf_counter = lambda: start + 1.6 * (real() - start)
+from llm_course.train import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def torchrun(script, *args, wait=True):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(free_port()), *script, *map(str, args)]
+    if not wait: return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def history(run: Path) -> list[dict]:
+    return json.loads((run/"metrics.json").read_text())["history"]
+
+
+def test_a_skewed_clock_still_stops_both_ranks_at_the_same_step(tmp_path):
+    (tmp_path/"skewed.py").write_text(SKEWED)
+    res = torchrun([str(tmp_path/"skewed.py")], "--minutes", "0.12", "--steps", "100000", "--out", tmp_path/"run", *SMALL)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]  # before: the ranks hung in mismatched collectives
+    m = json.loads((tmp_path/"run"/"metrics.json").read_text())
+    assert "time budget" in m["stop_reason"], m["stop_reason"]
+    assert [p.name for p in (tmp_path/"run"/"checkpoints").iterdir()] == [f"step-{m['steps']:06d}"]
+
+
+def test_sigterm_checkpoints_the_stop_step_and_the_resume_matches(tmp_path):
+    args = ["--steps", "24", "--checkpoint-every", "0", *SMALL]
+    ref = torchrun(["-m", "llm_course.train"], "--out", tmp_path/"ref", *args)
+    assert ref.returncode == 0, ref.stdout[-3000:]
+    p = torchrun(["-m", "llm_course.train"], "--out", tmp_path/"run", *args, wait=False)
+    log = tmp_path/"run"/"metrics.jsonl"
+    deadline = time.time() + 300
+    while (not log.exists() or len(log.read_text().splitlines()) < 1) and time.time() < deadline: time.sleep(0.05)
+    workers = [int(x) for x in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()]
+    assert len(workers) == 2
+    for w in workers: os.kill(w, signal.SIGTERM)  # as Slurm signals every task of the job
+    out, _ = p.communicate(timeout=120)
+    assert "preempted by SIGTERM" in out and "checkpoint written" in out and str(PREEMPTED_EXIT) in out, out[-3000:]
+    cks = [c.name for c in (tmp_path/"run"/"checkpoints").iterdir() if c.name.startswith("step-")]
+    assert len(cks) == 1 and not (tmp_path/"run"/"model.safetensors").exists(), cks
+    stop = int(cks[0].split("-")[1])
+    assert 0 < stop < 24, stop
+    res = torchrun(["-m", "llm_course.train"], "--out", tmp_path/"run", "--resume", "--no-progress")
+    assert res.returncode == 0, res.stdout[-3000:]
+    got, want = [h["loss"] for h in history(tmp_path/"run")], [h["loss"] for h in history(tmp_path/"ref")]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def sharded_eval_job():
+    import torch
+    from llm_course.distributed import Distributed, dist_info, init_distributed, report, teardown_distributed
+    from llm_course.learner import Learner, TrainConfig
+    from llm_course.model import ModelConfig, Transformer
+    init_distributed()
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.preset("tiny", n_layer=2, d_model=32, n_head=2, d_ff=64, block_size=16, vocab_size=50))
+    val = torch.randint(0, 50, (5000,), generator=torch.Generator().manual_seed(1))
+    cfg = TrainConfig(steps=1, batch_size=8, grad_accum=2, block_size=16, eval_batches=3, progress=False)
+    learn = Learner(model, val, val, cfg, callbacks=[Distributed("ddp")])
+    seen = []
+    model.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
+    loss = learn.evaluate()
+    both = [None] * dist_info().world_size
+    torch.distributed.all_gather_object(both, [x.tolist() for x in seen])
+    report(loss=loss, shapes=[list(x.shape) for x in seen], windows=both)
+    teardown_distributed()
+
+
+def test_evaluation_is_sharded_over_the_ranks_and_equals_one_process():
+    import torch
+    from llm_course.learner import Learner, TrainConfig
+    from llm_course.model import ModelConfig, Transformer
+    r = launch(sharded_eval_job, nproc=2, timeout_s=180).results[0]
+    assert r["shapes"] == [[2, 16]] * 3  # each rank: the training micro-batch (8 // 2 accumulation // 2 ranks) per forward
+    rows = lambda rank: {tuple(w) for batch in r["windows"][rank] for w in batch}
+    assert not rows(0) & rows(1), "the ranks evaluated the same windows"
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.preset("tiny", n_layer=2, d_model=32, n_head=2, d_ff=64, block_size=16, vocab_size=50))
+    val = torch.randint(0, 50, (5000,), generator=torch.Generator().manual_seed(1))
+    one = Learner(model, val, val, TrainConfig(steps=1, batch_size=8, grad_accum=2, block_size=16, eval_batches=3, progress=False))
+    assert abs(one.evaluate() - r["loss"]) < 1e-6
