@@ -306,7 +306,7 @@ class Plan:
         if not (isinstance(self.mfu, (int, float)) and 0 < self.mfu <= 1):
             raise ConfigError(f"mfu must be a fraction in (0, 1], got {self.mfu!r}: 0.35–0.5 is typical for a well-tuned run")
         if self.usd_per_gpu_hour is not None and not (isinstance(self.usd_per_gpu_hour, (int, float)) and self.usd_per_gpu_hour >= 0):
-            raise ConfigError(f"usd_per_gpu_hour must be a price ≥ 0, got {self.usd_per_gpu_hour!r}: e.g. 2.0")
+            raise ConfigError(f"usd_per_gpu_hour must be a price ≥ 0, got {self.usd_per_gpu_hour!r}: e.g. 2.5")
         if not 0 <= self.safety_margin < 1: raise ConfigError(f"safety_margin must be in [0, 1), got {self.safety_margin}: e.g. 0.1")
         if self.tokens is None: self.tokens = chinchilla_tokens(param_count(self.config))
         if not (isinstance(self.tokens, (int, float)) and self.tokens > 0):
