@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     _plan_parser(sub)
     _prepare_parser(sub)
+    _verify_parser(sub)
     return p
 
 # %% ../nbs/20_cli.ipynb #a223fb24
@@ -106,6 +107,7 @@ def _plan(args):
 # %% ../nbs/20_cli.ipynb #c20e0001
 import inspect
 from .train import load_settings_file, prepare
+from .data import verify_shards
 
 def _prepare_parser(sub):
     "Add `llm-course prepare`: tokenise a corpus once into token shards with a manifest (resumable, parallel)."
@@ -146,6 +148,14 @@ def curation_settings(args) -> dict | None:
     if "normalize" in flags: flags["strip_html"] = True
     return {**OFF, **table, **flags}
 
+def _verify_parser(sub):
+    p = sub.add_parser("verify", help="re-read every shard of a prepared folder and check it against its manifest's SHA-256")
+    p.add_argument("data", help="a folder written by `llm-course prepare`")
+
+def _verify(args):
+    counts = verify_shards(args.data)
+    print(f"{args.data}: " + ", ".join(f"{n} {s} shard{'s' * (n != 1)}" for s, n in counts.items()) + " verified against manifest.json")
+
 def _prepare(args):
     res = prepare(args.source, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size, shard_tokens=args.shard_tokens,
                   workers=args.workers, text_field=args.text_field, split=args.split, max_docs=args.max_docs,
@@ -168,7 +178,7 @@ def _generate(args):
     for piece in pieces: print(piece, end="", flush=True)
     print()
 
-_COMMANDS = dict(info=_info, train=_train, export=_export, generate=_generate, plan=_plan, prepare=_prepare)
+_COMMANDS = dict(info=_info, train=_train, export=_export, generate=_generate, plan=_plan, prepare=_prepare, verify=_verify)
 
 def _as_flags(message: str, parser: argparse.ArgumentParser, command: str) -> str:
     "The package's messages name settings as in Python (`steps=100`); on the command line, say `--steps 100`."

@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #75d0360d
 from __future__ import annotations
-import ast, codecs, hashlib, importlib.resources, itertools, json, lzma, math, os, re, sys, sysconfig, unicodedata
+import ast, codecs, collections, hashlib, importlib.resources, itertools, json, lzma, math, os, re, sys, sysconfig, unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -28,8 +28,8 @@ __all__ = ['DEFAULT_CORPUS_SHA256', 'CORPUS_NAMES', 'TEXT_SUFFIXES', 'SEPARATORS
            'sequential_batches', 'n_sequential_batches', 'token_dtype', 'memmap_meta_path', 'pack_memmap',
            'open_memmap', 'DocumentSource', 'document_source', 'shard_name', 'is_val_document', 'write_shard',
            'ShardWriter', 'write_manifest', 'load_manifest', 'data_identity', 'check_tokenizer', 'manifest_tokenizer',
-           'check_vocab_size', 'TokenShards', 'open_shards', 'check_shards_folder', 'check_train_val_split',
-           'check_get_batch', 'check_sequential_batches']
+           'check_vocab_size', 'TokenShards', 'open_shards', 'verify_shards', 'check_shards_folder',
+           'check_train_val_split', 'check_get_batch', 'check_sequential_batches']
 
 # %% ../nbs/01_data.ipynb #cfe04c80
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x84\x86-\x9f]")  # Unicode category Cc minus \t \n (and \x0c, \x85: line breaks)
@@ -867,6 +867,23 @@ def check_vocab_size(manifest, # a manifest (dict), a shard folder, or a tokeniz
 
 
 # %% ../nbs/01_data.ipynb #d47a0006
+class _MapPool:
+    "At most `max_open` shard files mapped at a time (each mapping holds a file descriptor): the least recently used is let go."
+    def __init__(self, max_open: int): self.max_open, self.maps = max_open, collections.OrderedDict()
+    def get(self, path: Path, n: int, dtype) -> np.memmap:
+        m = self.maps.pop(path, None)
+        if m is None:
+            m = np.memmap(path, dtype=dtype, mode="r", shape=(n,))
+            while len(self.maps) >= self.max_open: self.maps.popitem(last=False)  # its mapping closes with its last reference
+        self.maps[path] = m
+        return m
+
+class _MappedShard:
+    "One shard, mapped only while it is being read (through a shared `_MapPool`)."
+    def __init__(self, path: Path, n: int, dtype, pool: _MapPool): self.path, self.n, self.dtype, self.pool = path, n, np.dtype(dtype), pool
+    def __len__(self): return self.n
+    def __getitem__(self, idx): return self.pool.get(self.path, self.n, self.dtype)[idx]
+
 class TokenShards:
     "The shards of one split as one read-only 1-D array: `len`, `dtype`, and `x[i]`, `x[a:b]`, `x[idx]` for integer arrays of any shape."
     ndim = 1
@@ -903,7 +920,8 @@ class TokenShards:
 
 def open_shards(folder: str | os.PathLike, # a folder written by `prepare`
                 split: str = "train", # "train" or "val"
-                verify: bool = True, # check every shard's SHA-256 (reads all of it once); False checks sizes only
+                verify: bool = True, # check every shard's SHA-256 (reads all of it once); False checks sizes only (what training does)
+                max_open: int = 64, # shards mapped at the same time (open files and mappings stay bounded at any corpus size)
                ) -> TokenShards:
     "All shards of one split as one memory-mapped 1-D array that `ShardedTokens(data=...)` reads."
     folder, man = Path(folder), load_manifest(folder)
@@ -911,7 +929,7 @@ def open_shards(folder: str | os.PathLike, # a folder written by `prepare`
     if split not in man["splits"] or not man["splits"][split]["shards"]:
         raise DataError(f"{str(folder)!r} has no {split!r} shards (it has {', '.join(s for s, v in man['splits'].items() if v['shards'])}): "
                         f"pass split= one of those, or prepare with --val-fraction > 0 for a validation split")
-    arrays = []
+    arrays, pool = [], _MapPool(check_int("max_open", max_open, example=64))
     for e in man["splits"][split]["shards"]:
         p = folder/e["file"]
         if not p.is_file(): raise DataError(f"shard {e['file']} of {str(folder)!r} is missing: {fix}")
@@ -920,8 +938,15 @@ def open_shards(folder: str | os.PathLike, # a folder written by `prepare`
             raise DataError(f"shard {e['file']} of {str(folder)!r} has {p.stat().st_size:,} bytes, expected {size:,} (truncated or overwritten): {fix}")
         if verify and sha256_file(p) != e["sha256"]:
             raise DataError(f"shard {e['file']} of {str(folder)!r} is corrupt (its SHA-256 differs from the manifest's): {fix}")
-        arrays.append(np.memmap(p, dtype=man["dtype"], mode="r", shape=(e["tokens"],)) if e["tokens"] else np.zeros(0, man["dtype"]))
+        arrays.append(_MappedShard(p, e["tokens"], man["dtype"], pool) if e["tokens"] else np.zeros(0, man["dtype"]))
     return TokenShards(arrays, [e["file"] for e in man["splits"][split]["shards"]])
+
+def verify_shards(folder: str | os.PathLike) -> dict:
+    "Re-read every shard of a prepared folder and check it against the manifest's SHA-256 (`llm-course verify`); `DataError` names the first bad one."
+    man = load_manifest(folder)
+    for split, v in man["splits"].items():
+        if v["shards"]: open_shards(folder, split, verify=True)
+    return {s: len(v["shards"]) for s, v in man["splits"].items()}
 
 def check_shards_folder(out: str | os.PathLike) -> Path:
     "`out` if it is missing, empty, or holds only what `prepare` writes; else `OutputError` (nothing is touched)."

@@ -352,7 +352,8 @@ def _prepared_data(run: TrainRun, work: Path):
     tok = load_tokenizer(folder / TOKENIZER_NAME)
     check_tokenizer(folder, tok)  # the shards were made with this tokenizer.json
     if run.resume: check_tokenizer(folder, load_tokenizer(work / TOKENIZER_NAME))  # and the run trained with it
-    return None, tok, open_shards(folder, "train"), open_shards(folder, "val")
+    # sizes only: prepare checked every byte once (`llm-course verify` checks again on demand), not every rank at every start
+    return None, tok, open_shards(folder, "train", verify=False), open_shards(folder, "val", verify=False)
 
 def _prepare(run: TrainRun, work: Path):
     "Load and tokenize: everything that can fail before the first file is written."

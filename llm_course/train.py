@@ -100,10 +100,11 @@ def _die_with_parent(parent: int):
 def _worker_init(path: str, eot: str | None, parent: int | None = None):
     "Load the tokenizer once per worker process (from the tokenizer.json beside the shards); die with the parent."
     global _WORKER_TOK
-    import signal
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handlers (forked): a stopped pool ends its workers quietly
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent handles it and stops the workers
-    if parent is not None: _die_with_parent(parent)
+    if parent is not None:  # a worker process (workers=1 encodes in the caller, whose signals stay as they are)
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handlers (forked): a stopped pool ends its workers quietly
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent handles it and stops the workers
+        _die_with_parent(parent)
     _WORKER_TOK = open_prepared_tokenizer(path, eot)
 
 def _encode_units(texts: list[str], ends: list[bool], dtype: str) -> list[np.ndarray]:
