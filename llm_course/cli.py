@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     _plan_parser(sub)
     _prepare_parser(sub)
     _verify_parser(sub)
+    _eval_parser(sub)
     return p
 
 # %% ../nbs/20_cli.ipynb #a223fb24
@@ -108,6 +109,7 @@ def _plan(args):
 import inspect
 from .train import load_settings_file, prepare
 from .data import verify_shards
+from .evaluate import add_eval_arguments, eval_from_args
 
 def _prepare_parser(sub):
     "Add `llm-course prepare`: tokenise a corpus once into token shards with a manifest (resumable, parallel)."
@@ -148,6 +150,11 @@ def curation_settings(args) -> dict | None:
     if "normalize" in flags: flags["strip_html"] = True
     return {**OFF, **table, **flags}
 
+def _eval_parser(sub):
+    add_eval_arguments(sub.add_parser("eval", help="score a trained run on tasks: multiple choice by log-likelihood, generation by exact match (chapter 19a)"))
+
+def _eval(args): eval_from_args(args)
+
 def _verify_parser(sub):
     p = sub.add_parser("verify", help="re-read every shard of a prepared folder and check it against its manifest's SHA-256")
     p.add_argument("data", help="a folder written by `llm-course prepare`")
@@ -178,7 +185,7 @@ def _generate(args):
     for piece in pieces: print(piece, end="", flush=True)
     print()
 
-_COMMANDS = dict(info=_info, train=_train, export=_export, generate=_generate, plan=_plan, prepare=_prepare, verify=_verify)
+_COMMANDS = dict(info=_info, train=_train, export=_export, generate=_generate, plan=_plan, prepare=_prepare, verify=_verify, eval=_eval)
 
 def _as_flags(message: str, parser: argparse.ArgumentParser, command: str) -> str:
     "The package's messages name settings as in Python (`steps=100`); on the command line, say `--steps 100`."
