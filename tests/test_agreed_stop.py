@@ -102,3 +102,18 @@ def test_evaluation_is_sharded_over_the_ranks_and_equals_one_process():
     val = torch.randint(0, 50, (5000,), generator=torch.Generator().manual_seed(1))
     one = Learner(model, val, val, TrainConfig(steps=1, batch_size=8, grad_accum=2, block_size=16, eval_batches=3, progress=False))
     assert abs(one.evaluate() - r["loss"]) < 1e-6
+
+
+def test_a_killed_rank_is_one_line_on_the_others(tmp_path):
+    "SIGKILL of rank 1: rank 0 says so in one line (gloo's 'Connection reset by peer' used to reach it as a traceback)."
+    p = torchrun(["-m", "llm_course.train"], "--out", tmp_path/"run", "--steps", "5000", *SMALL, wait=False)
+    log = tmp_path/"run"/"metrics.jsonl"
+    deadline = time.time() + 300
+    while not log.exists() and time.time() < deadline: time.sleep(0.05)
+    workers = [int(x) for x in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()]
+    os.kill(workers[1], signal.SIGKILL)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode != 0
+    ours = [l for l in out.splitlines() if l.startswith("llm_course.train [rank 0]")]
+    assert len(ours) == 1 and "lost contact with another rank" in ours[0] and "--resume" in ours[0], out[-3000:]
+    assert 'File "' + str(Path(__file__).resolve().parents[1]/"llm_course") not in out  # no traceback through our code
