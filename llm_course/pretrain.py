@@ -25,6 +25,7 @@ from .tokenizer import BPETokenizer, CharTokenizer, HFTokenizer
 from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, load_pretrained, save_pretrained
 from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig, TrainingError, is_out_of_memory, latest_checkpoint
 from .generate import check_sampling, generate_text, stream
+from .kernels import triton_interpreter_on
 from .viz import ema, figure_to_png
 from .scaling import check_fits, device_memory_bytes
 
@@ -140,6 +141,7 @@ class TrainRun:
     prompt: str = "" # start of the sample ("" : a newline)
     threads: int | None = 1 # CPU threads while training (tiny models run best on one); None or 0: leave PyTorch's setting
     verbose: bool = True # print the summary and the sample
+    attn_impl: str = "sdpa" # attention kernel: "sdpa", "course" (chapter 12a's tiles) or "triton" (12a's kernels; CUDA, or the interpreter)
     allow_data_change: bool = False # resume although the data's content changed since the run started (recorded in run.json)
 
 # %% ../nbs/15_pretraining.ipynb #0b2f17a4
@@ -178,7 +180,11 @@ def validate_run(run: TrainRun) -> None:
     _positive_int("grad_accum", run.grad_accum)
     TrainConfig(steps=run.steps or DEFAULT_STEPS, batch_size=run.batch_size, grad_accum=run.grad_accum, lr=run.lr,
                 schedule=run.schedule, precision=run.precision)  # the Learner's own checks, now rather than after loading the corpus
-    pick_device(run.device)  # unknown or absent devices fail here
+    device = pick_device(run.device)  # unknown or absent devices fail here
+    ModelConfig.preset(run.preset, attn_impl=run.attn_impl)  # an unknown attention kernel fails now
+    if run.attn_impl == "triton" and device.type != "cuda" and not triton_interpreter_on():
+        raise ConfigError(f"attn_impl='triton' compiles its kernels for a GPU, and this run is on {device.type}: use attn_impl='course' "
+                          "(the same algorithm in PyTorch), or set TRITON_INTERPRET=1 to interpret the kernels (slow)")
     if run.resume and run.overwrite: raise ConfigError("resume and overwrite exclude each other: continue the run in out (resume) or replace it (overwrite)")
     check_output_folder(run.out, run.resume, run.overwrite)
 
@@ -374,7 +380,7 @@ def _prepare(run: TrainRun, work: Path):
     base = ModelConfig.preset(run.preset)
     block = run.block_size or base.block_size
     if run.vocab_size is not None: check_vocab_size(tok.vocab_size, run.vocab_size)  # ids beyond the embedding: refused now
-    config = ModelConfig.preset(run.preset, vocab_size=run.vocab_size or tok.vocab_size, block_size=block)
+    config = ModelConfig.preset(run.preset, vocab_size=run.vocab_size or tok.vocab_size, block_size=block, attn_impl=run.attn_impl)
     if len(val_ids) <= block or len(train_ids) <= block:
         raise DataError(f"the data has {len(train_ids):,} training and {len(val_ids):,} validation tokens: too few for block_size={block} "
                         f"(each split needs > {block}); use more text (or a larger val_fraction), or a smaller block_size")

@@ -632,6 +632,8 @@ def add_train_arguments(t: argparse.ArgumentParser):
     opt("--lr", "peak learning rate", type=float)
     opt("--schedule", "cosine or wsd (warmup first, either way)", choices=("cosine", "wsd"))
     opt("--precision", "fp32, or bf16 autocast", choices=("fp32", "bf16"))
+    opt("--attn-impl", "attention kernel: sdpa (PyTorch's), course (chapter 12a's tiles) or triton (12a's kernels, on CUDA)",
+        choices=("sdpa", "course", "triton"))
     opt("--parallel", "auto, none, ddp or fsdp", choices=("auto", *PARALLEL))
     t.add_argument("--activation-checkpointing", action="store_true", default=None, help="recompute each block in backward")
     t.add_argument("--compile", action="store_true", default=None, help="torch.compile each block")
