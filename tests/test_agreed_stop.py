@@ -117,3 +117,20 @@ def test_a_killed_rank_is_one_line_on_the_others(tmp_path):
     ours = [l for l in out.splitlines() if l.startswith("llm_course.train [rank 0]")]
     assert len(ours) == 1 and "lost contact with another rank" in ours[0] and "--resume" in ours[0], out[-3000:]
     assert 'File "' + str(Path(__file__).resolve().parents[1]/"llm_course") not in out  # no traceback through our code
+
+
+def test_a_two_rank_run_resumed_as_one_plain_process_keeps_its_data_order(tmp_path):
+    "The data order is the run's (run.json): resumed without a launcher, it continues the sharded order, not random windows."
+    args = ["--checkpoint-every", "3", *SMALL]
+    ref = torchrun(["-m", "llm_course.train"], "--out", tmp_path/"ref", "--steps", "6", *args)
+    assert ref.returncode == 0, ref.stdout[-3000:]
+    first = torchrun(["-m", "llm_course.train"], "--out", tmp_path/"run", "--steps", "6", *args)
+    assert first.returncode == 0, first.stdout[-3000:]
+    import shutil
+    (tmp_path/"run"/"model.safetensors").unlink(); shutil.rmtree(tmp_path/"run"/"checkpoints"/"step-000006")  # as if stopped at 3
+    assert json.loads((tmp_path/"run"/"run.json").read_text())["data_order"] == "sharded"
+    res = subprocess.run([sys.executable, "-c", "import sys; from llm_course.cli import main; sys.exit(main())", "train",
+                          "--resume", "--out", str(tmp_path/"run"), "--no-progress"], env=ENV, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got, want = [h["loss"] for h in history(tmp_path/"run")], [h["loss"] for h in history(tmp_path/"ref")]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
