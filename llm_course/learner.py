@@ -506,6 +506,10 @@ class Learner:
             except IndexError as e:
                 raise DataError(f"the model failed on the first batch ({e}); its largest token id is {int(x.max())}: build the "
                                 f"model with vocab_size ≥ {int(x.max()) + 1}, or encode the data with the model's tokenizer") from None
+            except RuntimeError as e:
+                if "primitive descriptor" not in str(e) or self.config.precision != "bf16": raise
+                raise ConfigError("this CPU cannot run the model's LSTM in bf16 (oneDNN needs hardware bf16, e.g. AVX512-BF16): use "
+                                  "precision='fp32' here, or a machine with bf16 support") from None
             _check_logits(logits, y); self._checked, self.vocab_size = True, logits.shape[-1]
             if self.class_weights is not None and len(self.class_weights) != self.vocab_size:
                 raise ConfigError(f"class_weights has {len(self.class_weights)} entries but the model scores {self.vocab_size} "

@@ -64,3 +64,14 @@ def rejected(result, *words: str):
     "An exercise check rejected a wrong answer (not a stub) with a message containing every one of `words`."
     assert not result and result.done, f"expected a rejection, got {result!r}"
     for w in words: assert w in result.message, f"{w!r} not in {result.message!r}"
+
+
+def cpu_bf16_lstm() -> bool:
+    "Can this CPU run an LSTM under bf16 autocast? oneDNN needs hardware bf16 (e.g. AVX512-BF16); without it the op fails."
+    import torch
+    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): return False
+
+
+needs_cpu_bf16_lstm = pytest.mark.skipif(not cpu_bf16_lstm(), reason="this CPU has no bf16 support for oneDNN's LSTM (PyTorch fails "
+                                         "with 'could not create a primitive descriptor'); the bf16 LSTM tests need AVX512-BF16 or AMX")

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import needs_cpu_bf16_lstm
 from llm_course.core import seed_everything
 from llm_course.data import get_batch
 from llm_course.learner import (EVENTS, Callback, EarlyStoppingCallback, Learner, LossPlotCallback, ProgressCallback,
@@ -171,6 +172,7 @@ def test_clipping_records_norm_and_caps_it(ids):
     learn = Learner(lm(), ids, config=cfg(grad_clip=None)); learn.fit()
     assert all(h["grad_norm"] is None for h in learn.history)
 
+@needs_cpu_bf16_lstm
 def test_bf16_autocast_cpu(ids):
     a = Learner(lm(), ids, config=cfg(precision="fp32")); a.fit()
     b = Learner(lm(), ids, config=cfg(precision="bf16")); b.fit()
@@ -257,10 +259,16 @@ def test_failed_resave_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     assert (folder/"model.safetensors").read_bytes() == first and [p.name for p in tmp_path.iterdir()] == [folder.name]
 
 
-@pytest.mark.parametrize("precision, advised", [("fp32", False), ("bf16", True)])
+@pytest.mark.parametrize("precision, advised", [("fp32", False), pytest.param("bf16", True, marks=needs_cpu_bf16_lstm)])
 def test_nan_guard_advises_fp32_only_on_a_bf16_run(ids, precision, advised):
     "The divergence message suggests precision='fp32' only where the run is not already in fp32."
     from llm_course.learner import TrainingError
     with pytest.raises(TrainingError) as err:
         Learner(lm(), ids, config=cfg(steps=6, lr=1e6, precision=precision)).fit()
     assert ("precision='fp32'" in str(err.value)) is advised and "Lower the learning rate" in str(err.value)
+
+
+@pytest.mark.skipif(__import__("conftest").cpu_bf16_lstm(), reason="this CPU runs bf16 LSTMs: nothing to refuse")
+def test_bf16_lstm_on_a_cpu_without_bf16_is_one_clear_error(ids):
+    from conftest import raises
+    raises(ConfigError, Learner(lm(), ids, config=cfg(precision="bf16")).fit, hint="precision='fp32'")

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import needs_cpu_bf16_lstm
 from llm_course.core import seed_everything
 from llm_course.learner import (Learner, TrainConfig, default_optimizer, latest_checkpoint, list_checkpoints,
                                 load_checkpoint)
@@ -34,7 +35,7 @@ VARIANTS = {
     "no-clip+wd": dict(grad_clip=None, weight_decay=0.1, schedule="wsd", warmup_steps=2),
 }
 
-@pytest.mark.parametrize("name", list(VARIANTS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=needs_cpu_bf16_lstm) if n == "bf16" else n for n in VARIANTS])
 @pytest.mark.parametrize("k", [1, 7])
 def test_stop_and_resume_is_bit_identical(tmp_path, name, k):
     ids = data(); val = ids[:600]
