@@ -833,6 +833,7 @@ def data_identity(source: str | os.PathLike, # a corpus ("default", "synthetic",
     "What a run records about the data it trains on, so that a resume can tell that the data changed."
     if prepared:
         folder = Path(source).expanduser().absolute()
+        load_manifest(folder)  # a missing or damaged manifest: the reader's own error, with its fix
         return dict(kind="prepared", path=str(folder), manifest_sha256=sha256_file(folder/MANIFEST_NAME))
     if str(source) == "synthetic": return dict(kind="synthetic")
     src = document_source(source)
