@@ -53,13 +53,15 @@ def check_int(name: str, # the setting's name, as the user wrote it
               low: int = 1, # the smallest allowed value
               example=None, # the fix: a value to suggest (default: max(low, 1)), or a whole sentence
               allow_none: bool = False, # whether None (e.g. "no limit") is allowed too
+              high: int | None = 2**53, # the largest allowed value (a count beyond it is a typo, and overflows C++ sizes); None: no limit
              ):
     "`value` if it is an int ≥ `low` (True/False do not count), else a `ConfigError` that names it and a fix."
     if value is None and allow_none: return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         fix = example if isinstance(example, str) else f"e.g. {name}={max(low, 1) if example is None else example}"
         raise ConfigError(f"{name} must be an int ≥ {low}{' or None' if allow_none else ''}, got {value!r}: {fix}")
-    if value > 2**53: raise ConfigError(f"{name}={value} is far too large (more than 2**53): use a realistic value, e.g. {name}={example or max(low, 1)}")
+    if high is not None and value > high:
+        raise ConfigError(f"{name}={value} is far too large (more than {high:,}): use a realistic value, e.g. {name}={example or max(low, 1)}")
     return value
 
 # %% ../nbs/00_core.ipynb #24f33abb
@@ -95,7 +97,7 @@ SEED_LIMIT = 2**63 - 1  # PyTorch's generators take a signed 64-bit seed
 
 def check_seed(seed, name: str = "seed") -> int:
     "`seed` if it is an int in [0, 2⁶³ − 1], else a `ConfigError` with a fix (PyTorch fails on larger ones)."
-    check_int(name, seed, 0, example=0)
+    check_int(name, seed, 0, example=0, high=None)  # the limit below, with its own message
     if seed > SEED_LIMIT: raise ConfigError(f"{name} must be at most 2**63 - 1 = {SEED_LIMIT}, got {seed}: use a smaller seed, e.g. 0")
     return seed
 
