@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     _prepare_parser(sub)
     _verify_parser(sub)
     _eval_parser(sub)
+    _chat_parser(sub)
     return p
 
 # %% ../nbs/20_cli.ipynb #a223fb24
@@ -110,6 +111,7 @@ import inspect
 from .train import load_settings_file, prepare
 from .data import verify_shards
 from .evaluate import add_eval_arguments, eval_from_args
+from .sft import add_chat_arguments, chat_from_args
 
 def _prepare_parser(sub):
     "Add `llm-course prepare`: tokenise a corpus once into token shards with a manifest (resumable, parallel)."
@@ -155,6 +157,11 @@ def _eval_parser(sub):
 
 def _eval(args): eval_from_args(args)
 
+def _chat_parser(sub):
+    add_chat_arguments(sub.add_parser("chat", help="talk to an instruction-tuned run (chapter 19b's chat template); --prompt answers without a console"))
+
+def _chat(args): chat_from_args(args)
+
 def _verify_parser(sub):
     p = sub.add_parser("verify", help="re-read every shard of a prepared folder and check it against its manifest's SHA-256")
     p.add_argument("data", help="a folder written by `llm-course prepare`")
@@ -185,7 +192,7 @@ def _generate(args):
     for piece in pieces: print(piece, end="", flush=True)
     print()
 
-_COMMANDS = dict(info=_info, train=_train, export=_export, generate=_generate, plan=_plan, prepare=_prepare, verify=_verify, eval=_eval)
+_COMMANDS = dict(info=_info, train=_train, export=_export, generate=_generate, plan=_plan, prepare=_prepare, verify=_verify, eval=_eval, chat=_chat)
 
 def _as_flags(message: str, parser: argparse.ArgumentParser, command: str) -> str:
     "The package's messages name settings as in Python (`steps=100`); on the command line, say `--steps 100`."
