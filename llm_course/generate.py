@@ -371,13 +371,13 @@ def check_keep_top_k(keep_top_k):
 @exercise("keep_top_p")
 def check_keep_top_p(keep_top_p):
     "`keep_top_p(logits, p)`: the nucleus — the smallest set of most likely tokens whose probability reaches p — kept, the rest -inf."
-    from transformers import TopPLogitsWarper
     for case, z in _filter_inputs(15):
         for p in (0.01, 0.5, 0.9, 0.999, 1.0):
             c = f"{case}, p={p}"
-            got = attempt(keep_top_p, z.clone(), p, case=c)
             probs = z.softmax(-1)
             sp, order = probs.sort(-1, descending=True)
+            if p < 1 and ((sp.cumsum(-1) - p).abs() < 1e-5).any(): continue  # the crossing is within float32 rounding: either answer is right
+            got = attempt(keep_top_p, z.clone(), p, case=c)
             def nucleus(sorted_probs, order):   # drop a token once the mass ranked before it reaches p
                 drop = (sorted_probs.cumsum(-1) - sorted_probs) >= p
                 return z.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
@@ -386,10 +386,9 @@ def check_keep_top_p(keep_top_p):
                           z.masked_fill((sp.cumsum(-1) >= p).scatter(-1, order, sp.cumsum(-1) >= p), float("-inf")),
                       "sort the tokens by probability before accumulating the mass": nucleus(probs, torch.arange(z.shape[-1]).expand_as(z)),
                       "accumulate from the most likely token down (sort descending)": nucleus(asc.values, asc.indices)}
-            expected = top_p_filter(z, p)
-            assert torch.equal(_kept(expected), _kept(TopPLogitsWarper(p)(None, z.clone())) if p < 1 else _kept(z))
+            expected = top_p_filter(z, p)  # the chapter's nucleus (checked against transformers' TopPLogitsWarper in the chapter)
             _filter_case("keep_top_p", got, expected, z, c, wrongs)
-    return "keeps exactly transformers' TopPLogitsWarper's nucleus on 24 inputs × 5 values of p (the crossing token, ties, ±1000, p=1), kept logits unchanged"
+    return "keeps exactly the chapter's top_p_filter nucleus on 24 inputs × 5 values of p (the crossing token, ties, ±1000, p=1), kept logits unchanged"
 
 @exercise("penalize_repeats")
 def check_penalize_repeats(penalize_repeats):

@@ -149,7 +149,7 @@ def test_check_fits():
                                       (dict(gpus=0), "gpus="), (dict(gpus=-2), "gpus="), (dict(seq=8192), "seq ≤ 4096"),
                                       (dict(micro_batch=0), "micro_batch="), (dict(mfu=0.0), "0.35"), (dict(mfu=1.2), "0.35"),
                                       (dict(sharding="zero3"), "fsdp"), (dict(gpus=8, sharding="none"), "ddp"),
-                                      (dict(precision="fp8"), "bf16"), (dict(usd_per_gpu_hour=-1), "2.0")])
+                                      (dict(precision="fp8"), "bf16"), (dict(usd_per_gpu_hour=-1), "2.5")])
 def test_bad_plan_settings(kw, hint):
     raises(ConfigError, Plan, **kw, hint=hint)
 
