@@ -111,7 +111,7 @@ import inspect
 from .train import load_settings_file, prepare
 from .data import verify_shards
 from .evaluate import add_eval_arguments, eval_from_args
-from .sft import add_chat_arguments, chat_from_args
+from .sft import TEMPLATES, add_chat_arguments, chat_from_args, prepare_sft
 
 def _prepare_parser(sub):
     "Add `llm-course prepare`: tokenise a corpus once into token shards with a manifest (resumable, parallel)."
@@ -129,6 +129,9 @@ def _prepare_parser(sub):
     p.add_argument("--val-fraction", type=float, default=d("val_fraction"), help="hold out every round(1/F)-th document as 'val' (default: %(default)s)")
     p.add_argument("--eot", default=None, help="tokenizer.json: its end-of-text token (default: found by name, e.g. </s>)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    s = p.add_argument_group("conversations (chapter 19b): the source is a .jsonl of chats, for `llm-course train --sft`")
+    s.add_argument("--sft", action="store_true", help="render, encode and mask each conversation (loss on the replies only)")
+    s.add_argument("--template", default="course", help="chat template: " + ", ".join(TEMPLATES) + " (default: %(default)s)")
     c = p.add_argument_group("curation (chapter 16a): off unless asked for; report.json and report.png say what each stage removed")
     c.add_argument("--curation", default=None, help="a .toml/.json file of curation settings (thresholds of every stage); the flags below override it")
     c.add_argument("--normalize", choices=("NFC", "NFKC"), default=None, help="Unicode normalisation, HTML remnants and control characters removed")
@@ -170,7 +173,16 @@ def _verify(args):
     counts = verify_shards(args.data)
     print(f"{args.data}: " + ", ".join(f"{n} {s} shard{'s' * (n != 1)}" for s, n in counts.items()) + " verified against manifest.json")
 
+def _prepare_sft(args):
+    if args.tokenizer in ("char", "bpe"):
+        raise ConfigError("prepare --sft encodes with the model's own tokenizer: pass --tokenizer RUN_FOLDER (or its tokenizer.json)")
+    m = prepare_sft(args.source, args.out, args.tokenizer, args.template, val_fraction=args.val_fraction or 0.1)
+    print(f"{args.out}: {m['train_conversations']:,} train / {m['val_conversations']:,} val conversations, "
+          f"{m['train_trained_tokens']:,} of {m['train_tokens']:,} train tokens are replies (trained on); longest {m['train_longest']} tokens "
+          f"({m['template']} template)")
+
 def _prepare(args):
+    if args.sft: return _prepare_sft(args)
     res = prepare(args.source, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size, shard_tokens=args.shard_tokens,
                   workers=args.workers, text_field=args.text_field, split=args.split, max_docs=args.max_docs,
                   val_fraction=args.val_fraction, eot=args.eot, progress=not args.no_progress, curation=curation_settings(args))

@@ -401,13 +401,14 @@ def build_sharded_model(config: ModelConfig, # the model's shape, e.g. ModelConf
                         parallel: str = "fsdp", # as in `parallelize`
                         materialize: bool = True, # allocate this rank's shards and initialise them; False: stay on meta
                         seed: int = 0, # initialisation seed (the same on every rank)
+                        cls: type = Transformer, # the model class (a `Transformer` subclass, e.g. chapter 19b's `PackedTransformer`)
                         **kwargs, # more `parallelize` options (activation_checkpointing, compile, precision)
                        ) -> Transformer:
     "Build the model on `meta` (no memory), shard it with FSDP2, then allocate and initialise only this rank's shards."
     if parallel != "fsdp":  # replicated layouts hold the whole model anyway: build it, then wrap
         torch.manual_seed(seed)
-        return parallelize(Transformer(config).to(dist_info().device), parallel, **kwargs)
-    with torch.device("meta"): model = Transformer(config)
+        return parallelize(cls(config).to(dist_info().device), parallel, **kwargs)
+    with torch.device("meta"): model = cls(config)
     model = parallelize(model, parallel, **kwargs)
     if materialize:
         info = dist_info()

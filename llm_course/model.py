@@ -22,8 +22,8 @@ from .kernels import flash_attention
 
 # %% auto #0
 __all__ = ['PRESETS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'RMSNorm', 'make_norm', 'MLP', 'SwiGLU', 'KernelAttention',
-           'Block', 'KVCache', 'Transformer', 'save_pretrained', 'load_pretrained', 'hf_architecture', 'to_hf',
-           'from_hf', 'check_rms_norm', 'check_prenorm_block', 'check_count_params']
+           'Block', 'KVCache', 'Transformer', 'save_pretrained', 'read_config', 'load_pretrained', 'hf_architecture',
+           'to_hf', 'from_hf', 'check_rms_norm', 'check_prenorm_block', 'check_count_params']
 
 # %% ../nbs/13_transformer.ipynb #728c3e6f
 _STYLES = {"llama": dict(norm="rmsnorm", mlp="swiglu", pos="rope", tie_weights=False, bias=False),
@@ -381,7 +381,8 @@ def save_pretrained(model: Transformer, # the model to save
     write_checksums(folder, [WEIGHTS_NAME])  # checked by load_pretrained: a flipped byte is caught, not sampled from
     return folder
 
-def _read_config(folder: Path) -> ModelConfig:
+def read_config(folder: Path) -> ModelConfig:
+    "The `ModelConfig` of a folder written by `save_pretrained` (a run's output folder)."
     path = folder / CONFIG_NAME
     if not path.exists():
         raise CheckpointError(f"no {CONFIG_NAME} in {str(folder)!r}: pass the folder written by save_pretrained(model, folder)")
@@ -405,7 +406,7 @@ def load_pretrained(folder: str | Path, # written by `save_pretrained`
     from safetensors.torch import load_file
     folder = Path(folder)
     if not folder.is_dir(): raise CheckpointError(f"checkpoint folder {str(folder)!r} does not exist: check the path")
-    config = _read_config(folder)
+    config = read_config(folder)
     if not (folder / WEIGHTS_NAME).exists():
         raise CheckpointError(f"no {WEIGHTS_NAME} in {str(folder)!r}: the save was interrupted or files were moved; save again")
     verify_checksums(folder, "model", names=[WEIGHTS_NAME])  # folders saved before checksums existed load unchecked

@@ -361,27 +361,30 @@ def _prepared_data(run: TrainRun, work: Path):
     # sizes only: prepare checked every byte once (`llm-course verify` checks again on demand), not every rank at every start
     return None, tok, open_shards(folder, "train", verify=False), open_shards(folder, "val", verify=False)
 
-def _prepare(run: TrainRun, work: Path):
+def _read_data(run: TrainRun, work: Path):
+    "(identity, text, tokenizer, train, val) of a run's corpus or `prepare`d shards."
+    identity = data_identity(run.data, prepared=True) if run.data else data_identity(run.corpus)
+    if run.data: return identity, *_prepared_data(run, work)
+    text = load_corpus(run.corpus)
+    if run.max_chars: text = text[:run.max_chars]
+    tok = load_tokenizer(work / TOKENIZER_NAME) if run.resume else train_tokenizer(text, run.tokenizer, run.bpe_vocab_size)
+    try: ids = torch.tensor(tok.encode(text), dtype=torch.long)
+    except TokenizerError as e:
+        raise DataError(f"the corpus does not fit the run's saved tokenizer ({e}): resume with the corpus the run started with") from None
+    return identity, text, tok, *split_text(ids, (1 - run.val_fraction, run.val_fraction))
+
+def _prepare(run: TrainRun, work: Path, data_reader=None):
     "Load and tokenize: everything that can fail before the first file is written."
     device = pick_device(run.device)
     saved = check_resume(run, work) if run.resume else {}
-    identity = data_identity(run.data, prepared=True) if run.data else data_identity(run.corpus)
+    identity, text, tok, train_ids, val_ids = (data_reader or _read_data)(run, work)
     saved = {**saved, "changes": saved.get("changes", []) + check_data_identity(run, saved, identity)} if saved else {}
     saved["data_identity"] = identity
-    if run.data: text, tok, train_ids, val_ids = _prepared_data(run, work)
-    else:
-        text = load_corpus(run.corpus)
-        if run.max_chars: text = text[:run.max_chars]
-        tok = load_tokenizer(work / TOKENIZER_NAME) if run.resume else train_tokenizer(text, run.tokenizer, run.bpe_vocab_size)
-        try: ids = torch.tensor(tok.encode(text), dtype=torch.long)
-        except TokenizerError as e:
-            raise DataError(f"the corpus does not fit the run's saved tokenizer ({e}): resume with the corpus the run started with") from None
-        train_ids, val_ids = split_text(ids, (1 - run.val_fraction, run.val_fraction))
     base = ModelConfig.preset(run.preset)
     block = run.block_size or base.block_size
     if run.vocab_size is not None: check_vocab_size(tok.vocab_size, run.vocab_size)  # ids beyond the embedding: refused now
     config = ModelConfig.preset(run.preset, vocab_size=run.vocab_size or tok.vocab_size, block_size=block, attn_impl=run.attn_impl)
-    if len(val_ids) <= block or len(train_ids) <= block:
+    if not callable(train_ids) and (len(val_ids) <= block or len(train_ids) <= block):  # (data functions check their own windows)
         raise DataError(f"the data has {len(train_ids):,} training and {len(val_ids):,} validation tokens: too few for block_size={block} "
                         f"(each split needs > {block}); use more text (or a larger val_fraction), or a smaller block_size")
     if run.sample_tokens:  # the sample is the last thing a run does: check its prompt now, not after training
@@ -430,13 +433,15 @@ def train_language_model(run: TrainRun, # what to train, on what, for how long, 
                          data_fn=None, # (train ids, block_size, seed) -> the Learner's train_data (e.g. chapter 18's `ShardedTokens`)
                          model_fn=None, # config -> the model (default `Transformer(config)`; e.g. built on `meta` and sharded)
                          check_fn=None, # config -> None, raising when the run cannot fit (default: chapter 17's one-GPU check)
+                         data_reader=None, # (run, work) -> (identity, text, tokenizer, train, val) (default: the corpus or prepared shards)
                         ) -> dict:
     "Train a Transformer LM on a corpus with the Learner; write weights, tokenizer, metrics and plot into `run.out`."
     t0 = time.perf_counter()
     validate_run(run)
     out = Path(run.out).expanduser()
     new_dirs = [p for p in out.absolute().parents if not p.exists()]  # deepest first: removed again if the run fails
-    try: return _locked_train(run, out, t0, dict(callbacks=callbacks, data_fn=data_fn, model_fn=model_fn, check_fn=check_fn))
+    try: return _locked_train(run, out, t0, dict(callbacks=callbacks, data_fn=data_fn, model_fn=model_fn, check_fn=check_fn,
+                                                   data_reader=data_reader))
     except BaseException:
         for d in new_dirs:
             try: d.rmdir()  # only if still empty: a run that failed before writing leaves nothing behind
@@ -485,10 +490,12 @@ def check_fits_one_device(config: ModelConfig, run: TrainRun, device: torch.devi
         check_fits(config, memory, micro_batch=run.batch_size // run.grad_accum, seq=config.block_size, gpus=1, sharding="none",
                    precision=run.precision, preset=run.preset)
 
-def _train(run: TrainRun, work: Path, callbacks=(), data_fn=None, model_fn=None, check_fn=None) -> dict:
+def _n_tokens(data) -> int: return data.n_tokens if hasattr(data, "n_tokens") else len(data)  # token ids, or a data function that counts its own
+
+def _train(run: TrainRun, work: Path, callbacks=(), data_fn=None, model_fn=None, check_fn=None, data_reader=None) -> dict:
     "The training itself, all of it written into `work` (by rank 0 when the run is launched on several processes)."
     t0, main = time.perf_counter(), process_rank() == 0
-    device, text, tok, config, train_ids, val_ids, tc, minutes, saved = _prepare(run, work)
+    device, text, tok, config, train_ids, val_ids, tc, minutes, saved = _prepare(run, work, data_reader)
     check_fn(config) if check_fn else check_fits_one_device(config, run, device)
     with _Threads(run.threads, device):
         seed_everything(run.seed)
@@ -525,7 +532,8 @@ def _train(run: TrainRun, work: Path, callbacks=(), data_fn=None, model_fn=None,
                    seconds=time.perf_counter() - t0, train_seconds=m["train_time_s"], tokens_seen=m["tokens_seen"],
                    tokens_per_s=m["tokens_per_s"], stop_reason=m["stop_reason"], n_params=model.n_params(),
                    vocab_size=tok.vocab_size, tokenizer="char" if isinstance(tok, CharTokenizer) else "bpe",
-                   corpus=run.data or run.corpus, corpus_chars=None if text is None else len(text), train_tokens=len(train_ids), val_tokens=len(val_ids),
+                   corpus=saved["data_identity"].get("path", run.corpus) if data_reader else run.data or run.corpus,
+                   corpus_chars=None if text is None else len(text), train_tokens=_n_tokens(train_ids), val_tokens=_n_tokens(val_ids),
                    device=str(device), sample=sample, prompt=_start_prompt(tok, run.prompt), out=str(run.out),
                    files={k: str(work / n) for k, n in dict(model=WEIGHTS_NAME, config=CONFIG_NAME, tokenizer=TOKENIZER_NAME,
                                                            metrics="metrics.json", plot="loss.png", checkpoints="checkpoints").items()})

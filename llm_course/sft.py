@@ -16,12 +16,12 @@ import torch
 
 from .core import (ConfigError, DataError, MissingPathError, Mismatch, OutputError, attempt, ensure_dir, eval_mode,
                              exercise, expect_close, expect_equal, load_json, make_temp_dir, replace_folder, save_json,
-                             write_checksums)
+                             sha256_file, verify_checksums, write_checksums)
 from .tokenizer import TokenizerError
 from .learner import IGNORE_INDEX, Learner, TrainConfig
 from .model import Transformer, save_pretrained
 from .generate import stream
-from .pretrain import TOKENIZER_NAME, load_tokenizer, load_trained
+from .pretrain import RUN_NAME, TOKENIZER_NAME, load_tokenizer, load_trained
 from .evaluate import Example, Task, evaluate_task, hf_tokenizer
 
 # %% auto #0
@@ -29,9 +29,10 @@ __all__ = ['ROLES', 'Segments', 'COURSE_JINJA', 'LLAMA2_JINJA', 'TEMPLATES', 'DO
            'CHAT_NAME', 'check_conversation', 'ChatTemplate', 'render_jinja', 'check_template', 'get_template',
            'render_segments', 'render_chat', 'save_chat_tokenizer', 'encode_chat', 'sft_example', 'document_positions',
            'document_mask', 'PackedTransformer', 'pack', 'read_conversations', 'write_conversations', 'prepare_sft',
-           'SFTData', 'sft_datasets', 'task_words', 'uppercase_conversation', 'split_words', 'uppercase_task',
-           'sft_train', 'chat_reply', 'chat_loop', 'save_chat_model', 'add_chat_arguments', 'chat_from_args',
-           'check_sft_labels', 'check_restart_positions', 'check_render_course']
+           'SFTData', 'sft_datasets', 'sft_identity', 'sft_reader', 'task_words', 'uppercase_conversation',
+           'split_words', 'uppercase_task', 'sft_train', 'chat_reply', 'chat_loop', 'save_chat_model',
+           'add_chat_arguments', 'chat_template_of', 'chat_from_args', 'check_sft_labels', 'check_restart_positions',
+           'check_render_course']
 
 # %% ../nbs/19b_sft.ipynb #3a745b7c
 ROLES = ("system", "user", "assistant")
@@ -365,6 +366,8 @@ class SFTData:
 
     def __len__(self): return len(self.offsets) - 1
     def __repr__(self): return f"SFTData({self.split}, {len(self)} conversations, block_size={self.block_size}, pack={self.pack})"
+    @property
+    def n_tokens(self) -> int: return int(self.offsets[-1])
 
     def example(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         "(x, y) of conversation i, as `sft_example` makes it."
@@ -386,6 +389,35 @@ class SFTData:
 def sft_datasets(folder: str | os.PathLike, block_size: int, pack: bool = True) -> tuple[SFTData, SFTData]:
     "The train and validation `SFTData` of a `prepare_sft` folder: what `Learner(model, train, val, ...)` takes."
     return SFTData(folder, "train", block_size, pack), SFTData(folder, "val", block_size, pack)
+
+def sft_identity(folder: str | os.PathLike) -> dict:
+    "What a run records about its conversations: the folder, the chat template, and the hash of its checksums (every file's SHA-256)."
+    folder = Path(folder).expanduser().absolute()
+    verify_checksums(folder, "SFT data")  # small enough to check every byte at every start
+    template = load_json(folder/SFT_MANIFEST, "SFT manifest")["template"]
+    return dict(kind="sft", path=str(folder), template=template, checksums_sha256=sha256_file(folder/"checksums.json"))
+
+def _weights_sha256(run: Path) -> str:
+    "A finished run's weights hash, from its checksums.json (loading the weights checks it; a 7B file is not hashed twice)."
+    listed = load_json(run/"checksums.json", "checksum file")["files"] if (run/"checksums.json").exists() else {}
+    return listed["model.safetensors"]["sha256"] if "model.safetensors" in listed else sha256_file(run/"model.safetensors")
+
+def sft_reader(folder: str | os.PathLike, # a `prepare_sft` folder
+               init: str | os.PathLike | None = None, # the run the model starts from: its tokenizer must be the folder's
+              ):
+    "Chapter 19's `train` reads SFT data through this: (run, work) -> (identity, text, tokenizer, train data, val data)."
+    folder = Path(folder).expanduser()
+    def read(run, work):
+        if not (folder/SFT_MANIFEST).is_file():
+            raise MissingPathError(f"{str(folder)!r} holds no {SFT_MANIFEST}: pass a folder written by `llm-course prepare --sft`")
+        identity, tok = sft_identity(folder), load_tokenizer(folder/TOKENIZER_NAME)
+        for other, what in ((init, "the init run"), (work if run.resume else None, "the run being resumed")):
+            if other is not None and load_tokenizer(Path(other)/TOKENIZER_NAME).checksum != tok.checksum:
+                raise DataError(f"{str(folder)!r} was encoded with another tokenizer than {what}'s: prepare the conversations "
+                                f"again with --tokenizer {other}")
+        if init is not None: identity["init"] = dict(path=str(init), weights_sha256=_weights_sha256(Path(init)))
+        return (identity, None, tok, *sft_datasets(folder, run.block_size))
+    return read
 
 # %% ../nbs/19b_sft.ipynb #8f7babc4
 PHRASES = ("Uppercase: {w}", "Shout {w}.")
@@ -505,12 +537,18 @@ def add_chat_arguments(p: argparse.ArgumentParser):
     p.add_argument("--device", default="cpu", help="where to run the model")
     return p
 
+def chat_template_of(folder: Path) -> str:
+    "The template a model folder was tuned with: its chat.json (`save_chat_model`), its run.json (`train --sft`), else 'course'."
+    if (folder/CHAT_NAME).exists(): return load_json(folder/CHAT_NAME, "chat settings")["template"]
+    if (folder/RUN_NAME).exists(): return (load_json(folder/RUN_NAME, "run settings").get("data_identity") or {}).get("template", "course")
+    return "course"
+
 def chat_from_args(args: argparse.Namespace, input_fn=input, output_fn=print) -> list[dict]:
     "Run `llm-course chat`: load the checkpoint and talk (or answer each --prompt and exit); returns the conversation."
     from llm_course.pretrain import demo_model, demo_model_path
     folder = demo_model_path() if args.checkpoint == "demo" else Path(args.checkpoint).expanduser()
     model, tok = demo_model(args.device) if args.checkpoint == "demo" else load_trained(folder, args.device)
-    template = args.template or (load_json(folder/CHAT_NAME, "chat settings")["template"] if (folder/CHAT_NAME).exists() else "course")
+    template = args.template or chat_template_of(folder)
     get_template(template)
     if args.prompt is not None:
         lines = iter(args.prompt)

@@ -21,12 +21,12 @@ from .core import (ConfigError, DataError, LLMCourseError, MissingPathError, Out
 from .data import (_SHARD_FILE, BLOCK_CHARS, MANIFEST_NAME, DocumentSource, ShardWriter, check_shards_folder, document_source,
                              is_val_document, shard_name, token_dtype, write_manifest)
 from .tokenizer import EOT_CHAR, EOT_NAMES, BPETokenizer, CharTokenizer, HFTokenizer, newline_cut
-from .model import PRESETS, ModelConfig, Transformer, to_hf
+from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, read_config, to_hf
 from .learner import Callback, latest_checkpoint
 from .viz import LossPlot, figure_to_png
 from .curate import CurationConfig, curate, plot_report, write_report
 from matplotlib.figure import Figure
-from .pretrain import (TOKENIZER_NAME, TOKENIZERS, TrainRun, load_tokenizer, load_trained, process_rank, resume_settings,
+from .pretrain import (RUN_NAME, TOKENIZER_NAME, TOKENIZERS, TrainRun, load_tokenizer, load_trained, process_rank, resume_settings,
                                  train_language_model, validate_run)
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
 from .distributed import (PARALLEL, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
@@ -36,10 +36,11 @@ from .distributed import (PARALLEL, PREEMPTED_EXIT, AgreedStop, Distributed, cat
 __all__ = ['CURATION_REPORT', 'PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'BIG_RECIPES', 'build_tokenizer',
            'open_prepared_tokenizer', 'Prepared', 'CuratedSource', 'prepare', 'TrainJob', 'job_from_dict',
            'load_settings_file', 'load_recipe', 'parallel_of', 'job_plan', 'check_job_fits', 'apply_auto_plan',
-           'JsonlLogger', 'memory_stats', 'max_over_ranks', 'gpu_of_device', 'read_metrics', 'train', 'validate_job',
-           'dry_run', 'export_run', 'add_train_arguments', 'job_from_args', 'run_from_args', 'main', 'exit_status',
-           'job_timeout', 'lost_rank', 'one_line_error', 'start_run', 'watch', 'runs_figure', 'check_tokens_per_step',
-           'check_steps_for_tokens', 'check_rank_rows', 'check_global_batch_ids']
+           'JsonlLogger', 'memory_stats', 'max_over_ranks', 'gpu_of_device', 'read_metrics', 'init_folder',
+           'with_init_model', 'load_initial_weights', 'train', 'validate_job', 'dry_run', 'export_run',
+           'add_train_arguments', 'job_from_args', 'run_from_args', 'main', 'exit_status', 'job_timeout', 'lost_rank',
+           'one_line_error', 'start_run', 'watch', 'runs_figure', 'check_tokens_per_step', 'check_steps_for_tokens',
+           'check_rank_rows', 'check_global_batch_ids']
 
 # %% ../nbs/19_train_7b.ipynb #e19d0002
 CURATION_REPORT = "report.json"  # what curation kept and removed (prepare with `curation=`)
@@ -322,6 +323,8 @@ class TrainJob(TrainRun):
     meta_init: bool | None = None # build the model on `meta` and initialise only this rank's shards; None: for FSDP runs ≥ 1B parameters
     data_order: str | None = None # "sharded" (chapter 18's `ShardedTokens`) or "windows" (random windows); None: sharded when launched
     timeout_minutes: float = 10.0 # a rank that waits longer than this for the others (a stalled or dead rank) fails the job, in one line
+    init: str | None = None # start from a finished run's weights (its folder, or "demo"): the model's shape is that run's
+    sft: str | None = None # a folder of `llm-course prepare --sft` (chapter 19b): train on its conversations, loss on the replies only
 
 def _type_ok(value, annotation: str) -> bool:
     "Does a value read from a recipe file fit a dataclass field's annotation (as written: 'int | None', 'float', …)?"
@@ -511,12 +514,50 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
 # %% ../nbs/19_train_7b.ipynb #fb65264b
 def _model_fn(job: TrainJob, parallel: str):
     "Large FSDP models are built on `meta` and only each rank's shards are allocated (chapter 18): no rank ever holds the whole model."
+    cls = Transformer
+    if job.sft: from llm_course.sft import PackedTransformer as cls  # chapter 19b: packed conversations, attention reset at each
     def build(config: ModelConfig):
         big = config.n_params() >= 1e9 if job.meta_init is None else job.meta_init
-        if parallel != "fsdp" or not big: return Transformer(config)
-        return build_sharded_model(config, "fsdp", seed=job.seed, activation_checkpointing=job.activation_checkpointing,
-                                   compile=job.compile, precision=job.precision)
+        if parallel != "fsdp" or not big: model = cls(config)
+        else: model = build_sharded_model(config, "fsdp", seed=job.seed, activation_checkpointing=job.activation_checkpointing,
+                                          compile=job.compile, precision=job.precision, cls=cls)
+        if job.init: load_initial_weights(model, job.init)
+        return model
     return build
+
+def init_folder(init: str) -> Path:
+    "The folder of a run to start from: a finished run's `--out`, or 'demo' (the course's trained demo model)."
+    if init == "demo":
+        from llm_course.pretrain import demo_model_path
+        return demo_model_path()
+    folder = Path(init).expanduser().absolute()
+    if not (folder / WEIGHTS_NAME).is_file() or not (folder / CONFIG_NAME).is_file():
+        raise MissingPathError(f"init {init!r} holds no {WEIGHTS_NAME} and {CONFIG_NAME}: pass the --out folder of a finished "
+                               "`llm-course train` run (or 'demo')")
+    return folder
+
+def with_init_model(job: TrainJob) -> TrainJob:
+    "The job with the model shape of the run it starts from (preset, context, vocabulary); a contradicting --preset is refused."
+    folder = init_folder(job.init)
+    config = read_config(folder)
+    preset = load_json(folder / RUN_NAME, "run settings").get("preset") if (folder / RUN_NAME).exists() else None
+    if job.preset not in (TrainJob.preset, preset):
+        raise ConfigError(f"--preset {job.preset} contradicts the init run {job.init!r}, a {preset or 'custom'} model: leave --preset out")
+    shape = dict(vocab_size=config.vocab_size, block_size=config.block_size, attn_impl=job.attn_impl)
+    if preset not in PRESETS or ModelConfig.preset(preset, **shape).to_dict() != dataclasses.replace(config, attn_impl=job.attn_impl).to_dict():
+        raise ConfigError(f"the init run {job.init!r} is not a preset's shape (its run.json names {preset!r}): start from a run of "
+                          "`llm-course train`, whose model is a preset")
+    return dataclasses.replace(job, init=str(folder), preset=preset, block_size=config.block_size, vocab_size=config.vocab_size)
+
+def load_initial_weights(model: torch.nn.Module, # a fresh model (sharded by FSDP, or whole) of the init run's shape
+                         folder: str | os.PathLike): # a finished run (its model.safetensors, checked against its checksums)
+    "Copy a run's weights into `model`: whole on one process; under FSDP rank 0 reads the file and each rank receives its shards."
+    from llm_course.model import load_pretrained
+    if not any(type(p).__name__ == "DTensor" for p in model.parameters()):
+        return model.load_state_dict(load_pretrained(folder).state_dict())
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+    whole = load_pretrained(folder).state_dict() if process_rank() == 0 else {}  # one reader; 7B: ~27 GB of host memory on rank 0
+    set_model_state_dict(model, whole, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
 
 def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`)
           callbacks: list = (), # extra Learner callbacks (e.g. a live LossPlotCallback)
@@ -524,6 +565,8 @@ def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`
     "The course's one training run, from the `tiny` preset on a laptop CPU to `llama2-7b` on many GPUs under torchrun."
     if not isinstance(job, TrainJob): job = TrainJob(**asdict(job)) if isinstance(job, TrainRun) else job_from_dict(job)
     validate_job(job)
+    if job.init: job = with_init_model(job)  # before anything is built: the model is the init run's shape
+    if job.sft: job = dataclasses.replace(job, sft=str(Path(job.sft).expanduser().absolute()))  # run.json: a path that resumes anywhere
     world = int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
     parallel = parallel_of(job, world)
     cbs = list(callbacks)
@@ -540,9 +583,13 @@ def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`
     # the order is the run's, recorded in run.json: a run started under a launcher resumes in the same order without one, and back
     job = dataclasses.replace(job, data_order=job.data_order or ("sharded" if launched() else "windows"))
     data_fn = (lambda ids, block, seed: ShardedTokens(ids.numpy() if torch.is_tensor(ids) else ids, block, seed=seed)) \
-        if job.data_order == "sharded" else None
+        if job.data_order == "sharded" and not job.sft else None
+    data_reader = None
+    if job.sft:  # chapter 19b: windows of whole conversations, the same for every rank, each taking its own rows
+        from llm_course.sft import sft_reader
+        data_reader = sft_reader(job.sft, job.init)
     try:
-        return train_language_model(job, cbs, data_fn=data_fn, model_fn=_model_fn(job, parallel),
+        return train_language_model(job, cbs, data_fn=data_fn, model_fn=_model_fn(job, parallel), data_reader=data_reader,
                                     check_fn=lambda config: check_job_fits(job, config, world, device))
     finally:
         if launched(): teardown_distributed()
@@ -558,6 +605,11 @@ def validate_job(job: TrainJob):
         raise ConfigError(f"timeout_minutes must be a number of minutes in [0.1, 1440], got {t!r}: e.g. timeout_minutes=10")
     for k in ("activation_checkpointing", "compile"):
         if not isinstance(getattr(job, k), bool): raise ConfigError(f"{k} must be True or False, got {getattr(job, k)!r}")
+    if job.sft is not None and job.data is not None:
+        raise ConfigError("sft and data are two kinds of training data: pass one (--sft for conversations, --data for text shards)")
+    if job.sft is not None and job.init is None and not job.resume:
+        warnings.warn("sft without init trains a chat model from random weights: pass init (a pretrained run's folder) to fine-tune one")
+    if job.init is not None: init_folder(job.init)
     validate_run(job)
 
 # %% ../nbs/19_train_7b.ipynb #a9826e45
@@ -613,6 +665,8 @@ def add_train_arguments(t: argparse.ArgumentParser):
     t.add_argument("--config", default=None, help="a recipe: a .toml or .yaml file of settings (see recipes/); flags override it")
     opt("--corpus", "'default' (embedded, offline), 'synthetic', or a text file/folder")
     opt("--data", "a folder written by `llm-course prepare`: its token shards and tokenizer (instead of --corpus)")
+    opt("--sft", "a folder written by `llm-course prepare --sft`: train on its conversations, loss on the replies only")
+    opt("--init", "start from the weights of a finished run (its --out folder, or 'demo'); the model's shape is that run's")
     opt("--vocab-size", "the model's vocabulary (None: the tokenizer's)", type=int)
     opt("--preset", "model preset: " + ", ".join(PRESETS))
     opt("--steps", "optimizer steps (None: what fits in about 3 CPU minutes)", type=int)
