@@ -22,6 +22,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def full_size(request) -> bool:
+    "True under `pytest --slow`: fault-injection tests try every moment; by default (CI) a fixed sample of them."
+    return request.config.getoption("--slow")
+
+
+@pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
 
