@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
 
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, Mismatch, OutputError, RunLock, attempt,
                              check_int, check_replaceable, checksummed_names, ensure_dir, exercise, expect_close, load_json,
@@ -24,15 +25,16 @@ from .learner import (Callback, CheckpointCallback, Learner, LossPlotCallback, P
                                 latest_checkpoint)
 
 # %% auto #0
-__all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'DCP_FORMAT', 'PREEMPTED_EXIT', 'STOP_SIGNALS', 'DistributedError',
-           'DistInfo', 'launched', 'dist_info', 'init_distributed', 'teardown_distributed', 'is_main', 'print0',
-           'get_logger', 'free_port', 'torchrun_command', 'kill_job', 'LaunchResult', 'report', 'launch',
-           'all_reduce_mean', 'all_reduce_sum', 'barrier', 'on_main', 'rank_rows', 'ShardedTokens', 'activation_bytes',
-           'checkpoint_blocks', 'parallelize', 'is_parallel', 'unwrap', 'build_sharded_model', 'local_numel',
-           'model_class', 'save_sharded_checkpoint', 'load_sharded_checkpoint', 'load_full_model', 'export_hf',
-           'check_export_folder', 'write_hf_folder', 'Distributed', 'catch_stop_signals', 'preempted', 'AgreedStop',
-           'tiny_model', 'train_config', 'train_main', 'save_full_weights', 'dry_run_main', 'main',
-           'check_average_gradients', 'check_shard_flat', 'check_ring_all_reduce']
+__all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'GRAD_SYNC', 'DCP_FORMAT', 'PREEMPTED_EXIT', 'STOP_SIGNALS',
+           'DistributedError', 'DistInfo', 'launched', 'dist_info', 'init_distributed', 'set_collective_timeout',
+           'teardown_distributed', 'is_main', 'print0', 'get_logger', 'free_port', 'torchrun_command', 'kill_job',
+           'LaunchResult', 'report', 'launch', 'all_reduce_mean', 'all_reduce_sum', 'barrier', 'on_main', 'rank_rows',
+           'ShardedTokens', 'activation_bytes', 'checkpoint_blocks', 'device_mesh', 'parallelize', 'is_parallel',
+           'unwrap', 'build_sharded_model', 'local_numel', 'model_class', 'save_sharded_checkpoint',
+           'load_sharded_checkpoint', 'load_full_model', 'export_hf', 'check_export_folder', 'write_hf_folder',
+           'Distributed', 'catch_stop_signals', 'preempted', 'AgreedStop', 'tiny_model', 'train_config', 'train_main',
+           'save_full_weights', 'dry_run_main', 'main', 'check_average_gradients', 'check_shard_flat',
+           'check_ring_all_reduce']
 
 # %% ../nbs/18_distributed.ipynb #f21747c3
 class DistributedError(LLMCourseError, RuntimeError):
@@ -105,6 +107,13 @@ def init_distributed(backend: str | None = None, # "nccl" or "gloo"; None: NCCL 
                                "uses the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE, that the port is reachable, and that all "
                                "processes were started") from None
     return dist_info()
+
+def set_collective_timeout(timeout_s: float):
+    "Change how long collectives wait (e.g. long while rank 0 loads a checkpoint, short once training runs); not every backend can."
+    from torch.distributed.distributed_c10d import _set_pg_timeout
+    try: _set_pg_timeout(datetime.timedelta(seconds=timeout_s), None)
+    except (RuntimeError, AttributeError, NotImplementedError) as e:
+        warnings.warn(f"the collective timeout stays as it was ({type(e).__name__}: {e})")
 
 def teardown_distributed(wait: bool | None = None, # wait for every rank first; None: yes, unless an exception is on its way out
                         ):
@@ -341,7 +350,8 @@ def activation_bytes(model: nn.Module, # the model (train mode)
     return int(held)
 
 # %% ../nbs/18_distributed.ipynb #c69095c9
-PARALLEL = ("none", "ddp", "fsdp")
+PARALLEL = ("none", "ddp", "fsdp", "hsdp")
+GRAD_SYNC = ("auto", "step", "micro") # when gradients are communicated under gradient accumulation (see `Distributed.grad_sync`)
 
 def checkpoint_blocks(model: nn.Module) -> nn.Module:
     "Activation checkpointing per Transformer block: keep each block's input, recompute its inside during backward."
@@ -353,12 +363,26 @@ def checkpoint_blocks(model: nn.Module) -> nn.Module:
         block._checkpointed = True
     return model
 
+def device_mesh(parallel: str, # "fsdp" or "hsdp"
+                device: torch.device, # this rank's device
+                shard_size: int | None = None, # hsdp: ranks that share one copy of the model (None: one node's, LOCAL_WORLD_SIZE)
+               ):
+    "FSDP: one flat mesh of every rank. HSDP: (replicate, shard), the model sharded within a node and replicated across nodes."
+    world = dist_info().world_size
+    if parallel == "fsdp": return init_device_mesh(device.type, (world,))
+    g = shard_size or _env_int("LOCAL_WORLD_SIZE", world)  # torchrun numbers a node's ranks consecutively: a shard group is a node
+    if not isinstance(g, int) or g < 1 or world % g:
+        raise ConfigError(f"hsdp shards over groups of {g!r} ranks, which does not divide the {world} ranks: set shard_size to "
+                          f"the GPUs of one node (a divisor of {world}), or use parallel='fsdp'")
+    return init_device_mesh(device.type, (world // g, g), mesh_dim_names=("replicate", "shard"))
+
 def parallelize(model: nn.Module, # a `Transformer` (or any model with `.blocks`), on its device or on `meta`
-                parallel: str = "fsdp", # "fsdp" (FSDP2, shard weights/grads/optimizer), "ddp" (replicate), "none"
+                parallel: str = "fsdp", # "fsdp" (FSDP2, shard weights/grads/optimizer), "hsdp" (shard in a node, replicate across), "ddp", "none"
                 activation_checkpointing: bool = False, # recompute each block in backward: less memory, ~1/3 more compute
                 compile: bool = False, # torch.compile each block (GPU runs; slow to start on CPU)
                 precision: str = "fp32", # "bf16": FSDP computes in bf16 and reduces gradients in fp32
                 device: torch.device | None = None, # this rank's device (default: from the process group)
+                shard_size: int | None = None, # hsdp: ranks per shard group (None: the GPUs of one node)
                ) -> nn.Module:
     "Apply, in this order, activation checkpointing, compile and FSDP2 (or DDP) to `model`; returns the model to train."
     if parallel not in PARALLEL: raise ConfigError(f"unknown parallel={parallel!r}: use one of {PARALLEL}")
@@ -373,12 +397,12 @@ def parallelize(model: nn.Module, # a `Transformer` (or any model with `.blocks`
     if parallel == "ddp":
         from torch.nn.parallel import DistributedDataParallel as DDP
         return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if parallel == "fsdp":
+    if parallel in ("fsdp", "hsdp"):
         # 3. FSDP2: each block is one unit (all-gathered just before it runs, freed after), then the root
-        # holds what is left (embeddings, final norm, output head)
+        # holds what is left (embeddings, final norm, output head). On a 2-D mesh FSDP2 is HSDP: the all-gathers and
+        # reduce-scatters stay inside a node (NVLink), only the gradient all-reduce crosses nodes
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-        from torch.distributed.device_mesh import init_device_mesh
-        mesh = init_device_mesh(device.type, (info.world_size,))
+        mesh = device_mesh(parallel, device, shard_size)
         mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if precision == "bf16" else MixedPrecisionPolicy()
         for i, block in enumerate(model.blocks):
             # the last block's weights are needed again at once by backward: keep them gathered
@@ -405,7 +429,7 @@ def build_sharded_model(config: ModelConfig, # the model's shape, e.g. ModelConf
                         **kwargs, # more `parallelize` options (activation_checkpointing, compile, precision)
                        ) -> Transformer:
     "Build the model on `meta` (no memory), shard it with FSDP2, then allocate and initialise only this rank's shards."
-    if parallel != "fsdp":  # replicated layouts hold the whole model anyway: build it, then wrap
+    if parallel not in ("fsdp", "hsdp"):  # replicated layouts hold the whole model anyway: build it, then wrap
         torch.manual_seed(seed)
         return parallelize(cls(config).to(dist_info().device), parallel, **kwargs)
     with torch.device("meta"): model = cls(config)
@@ -413,8 +437,10 @@ def build_sharded_model(config: ModelConfig, # the model's shape, e.g. ModelConf
     if materialize:
         info = dist_info()
         model.to_empty(device=info.device)  # each rank allocates its own shards only
-        # each rank draws its shards from its own stream (the same seed everywhere would repeat one shard on every rank)
-        torch.manual_seed(seed + info.rank)
+        # each shard from its own stream (one seed everywhere would repeat one shard on every rank); under HSDP the
+        # replicas of a shard must be equal: the stream is the shard's (its place in the mesh's shard dimension)
+        mesh = next(model.parameters()).device_mesh
+        torch.manual_seed(seed + mesh.get_local_rank(mesh.ndim - 1))
         unwrap(model).init_weights()  # nn.init on each rank's local shards: the distribution, not the values, of 1 process
         torch.manual_seed(seed)  # then the same RNG state on every rank again
     return model
@@ -562,16 +588,21 @@ class Distributed(Callback):
     def __init__(self, parallel: str = "fsdp", # "fsdp" (FSDP2), "ddp", or "none" (a single process only)
                  activation_checkpointing: bool = False, # recompute blocks during backward
                  compile: bool = False, # torch.compile each block
-                 timeout_s: float = DEFAULT_TIMEOUT_S, # how long a rank waits for the others before failing
+                 timeout_s: float = DEFAULT_TIMEOUT_S, # how long a rank waits for the others before failing, once training runs
                  device: str | None = None, # "cpu" to force gloo on CPU
+                 shard_size: int | None = None, # hsdp: ranks per shard group (None: the GPUs of one node)
+                 grad_sync: str = "auto", # under gradient accumulation: "auto", "step" or "micro" (see `grad_sync`)
+                 init_timeout_s: float | None = None, # the wait for the others until the first step (loading, sharding); None: timeout_s
                 ):
         if parallel not in PARALLEL: raise ConfigError(f"unknown parallel={parallel!r}: use one of {PARALLEL}")
+        if grad_sync not in GRAD_SYNC: raise ConfigError(f"unknown grad_sync={grad_sync!r}: use one of {GRAD_SYNC}")
         self.parallel, self.ac, self.compile, self.timeout_s, self.device = parallel, activation_checkpointing, compile, timeout_s, device
+        self.shard_size, self.sync, self.init_timeout_s = shard_size, grad_sync, init_timeout_s or timeout_s
         self.info, self.lock = None, None
 
     def prepare_model(self, learn):
         "Join the process group, check the batch split, parallelize the model and plug the distributed parts into `learn`."
-        self.info = info = init_distributed(timeout_s=self.timeout_s, device=self.device)
+        self.info = info = init_distributed(timeout_s=self.init_timeout_s, device=self.device)
         cfg = learn.config
         rank_rows(cfg.batch_size, 0, info.world_size)  # fails now, with a fix, if the world size does not divide the batch
         if (cfg.batch_size // info.world_size) % cfg.grad_accum:
@@ -582,9 +613,11 @@ class Distributed(Callback):
             raise ConfigError(f"parallel='none' with {info.world_size} processes would train {info.world_size} unrelated copies: "
                               "use parallel='fsdp' or 'ddp', or launch one process")
         learn.device = info.device
-        learn.model = parallelize(learn.model.to(info.device), self.parallel, self.ac, self.compile, cfg.precision, info.device)
+        learn.model = parallelize(learn.model.to(info.device), self.parallel, self.ac, self.compile, cfg.precision, info.device,
+                                  self.shard_size)
         self._data = learn.train_data
         learn.local_batch, learn.local_eval_batch, learn.reduce_eval_sums = self.local_batch, self.local_eval_batch, self.reduce_eval_sums
+        learn.grad_sync = self.grad_sync
         learn.checkpoint_writer, learn.checkpoint_reader = save_sharded_checkpoint, load_sharded_checkpoint
         if not info.is_main:  # one progress bar and one plot per job, not one per rank
             learn.callbacks = [cb for cb in learn.callbacks if not isinstance(cb, (ProgressCallback, LossPlotCallback))]
@@ -610,9 +643,20 @@ class Distributed(Callback):
         "The validation loss sum and token count of all ranks: the mean is the one process's over the union of windows."
         return all_reduce_sum(total), int(all_reduce_sum(count))
 
+    def grad_sync(self, last: bool):
+        "Before a micro-batch's backward: which gradient collectives it runs. With accumulation, communicate as late as memory allows."
+        model, mode = self.learn_model, self.sync
+        if mode == "micro" or self.parallel == "none": return contextlib.nullcontext()
+        if self.parallel == "ddp": return contextlib.nullcontext() if last else model.no_sync()  # DDP's gradients are whole anyway
+        if mode == "step": model.set_requires_gradient_sync(last)  # fewest collectives; holds unsharded gradients in between
+        elif self.parallel == "hsdp": model.set_requires_all_reduce(last)  # reduce-scatter in the node each time, cross nodes once
+        return contextlib.nullcontext()  # "auto" FSDP: reduce-scatter each micro-batch, so gradients stay sharded (1/N the memory)
+
     def before_fit(self, learn):
+        self.learn_model = learn.model
         if hasattr(learn.train_data, "seek"): learn.train_data.seek(learn.step)  # a resumed run continues where the data was
         barrier("starting the run")  # every rank has resumed (and cleared old temporaries) before anyone writes
+        if self.init_timeout_s != self.timeout_s: set_collective_timeout(self.timeout_s)  # from now on a stalled rank fails fast
 
     def after_backward(self, learn):
         learn.loss = all_reduce_mean(learn.loss)  # each rank's loss is its share × N: the mean is the whole batch's loss

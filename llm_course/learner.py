@@ -589,10 +589,11 @@ class Learner:
         if n == 0: raise DataError("a training batch has no targets to predict (all are ignore_index=-100): check the data function")
         x, y, n = self.local_batch(x, y, n)
         total = 0.0
-        for xm, ym in zip(x.chunk(k), y.chunk(k)):
-            if counted: loss = self._lm_loss(xm, ym, "sum") / n  # Σ over counted tokens / N of the whole step
-            else: loss = self._lm_loss(xm, ym) if ym.numel() == n else self._lm_loss(xm, ym) * (ym.numel() / n)  # same, cheaper
-            loss.backward()
+        for i, (xm, ym) in enumerate(zip(x.chunk(k), y.chunk(k))):
+            with self.grad_sync(last=i == k - 1):  # across processes: communicate on the last micro-batch where that is cheaper
+                if counted: loss = self._lm_loss(xm, ym, "sum") / n  # Σ over counted tokens / N of the whole step
+                else: loss = self._lm_loss(xm, ym) if ym.numel() == n else self._lm_loss(xm, ym) * (ym.numel() / n)  # same, cheaper
+                loss.backward()
             total = total + loss.detach()
         self.loss, self.grad_norm, self.step_tokens = float(total), None, x.numel()
         self._event("after_backward")  # clipping, NaN guard: the weights are still untouched here
@@ -603,6 +604,10 @@ class Learner:
     def local_batch(self, x, y, n):
         "This process's rows of the step's batch and the count its summed loss is divided by: all of it here; `distributed` replaces it."
         return x, y, n
+
+    def grad_sync(self, last: bool):
+        "A context for one micro-batch's forward and backward: nothing to synchronise in one process; `distributed` replaces it."
+        return contextlib.nullcontext()
 
     def local_eval_batch(self, x, y):
         "This process's rows of an evaluation batch: all of them here; `distributed` gives each rank its own."

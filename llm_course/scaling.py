@@ -24,8 +24,8 @@ __all__ = ['MiB', 'GiB', 'GPUS', 'CHINCHILLA', 'SHARDINGS', 'PRECISIONS', 'CONTE
            'matmul_params', 'flops_breakdown', 'flops_per_token', 'checkpoint_blocks', 'measure_step',
            'layer_activation_bytes', 'activation_memory', 'logits_memory', 'Accelerator', 'measure_matmul_peak',
            'accelerator', 'device_memory_bytes', 'chinchilla_tokens', 'chinchilla_loss', 'compute_optimal',
-           'implied_mfu', 'Plan', 'auto_plan', 'check_fits', 'plan_figure', 'PlannerWidget', 'check_training_days',
-           'check_matmul_flops_per_token', 'check_model_state_bytes']
+           'implied_mfu', 'fsdp_units', 'Plan', 'auto_plan', 'check_fits', 'plan_figure', 'PlannerWidget',
+           'check_training_days', 'check_matmul_flops_per_token', 'check_model_state_bytes']
 
 # %% ../nbs/17_scaling.ipynb #56621d5f
 def param_breakdown(config: ModelConfig) -> dict[str, int]:
@@ -173,18 +173,23 @@ class Accelerator:
     memory_bytes: int # memory a process can use, as `torch.cuda.get_device_properties(i).total_memory` reports it
     peak_flops: float | None # dense bf16 tensor-core peak FLOP/s (CPU: measured fp32 matmul peak; None = measure)
     source: str = "" # where the numbers come from
+    intra_node_bytes_per_s: float | None = None # per GPU, one direction, between GPUs of a node (NVLink)
+    inter_node_bytes_per_s: float | None = None # per GPU, one direction, between nodes (its own InfiniBand NIC)
+    gpus_per_node: int = 8 # GPUs in one node (an HGX/DGX board)
 
 GPUS = {
     # CPU: the memory is this machine's RAM; the peak is measured (`measure_matmul_peak`), in fp32, when first needed
     "cpu": Accelerator("cpu", 0, None, "this machine: RAM from the OS, peak from a matmul microbenchmark"),
     # NVIDIA A100 datasheet (2020): 312 TFLOP/s dense BF16 tensor core; 40 GB HBM2 (40,960 MiB in nvidia-smi)
-    "a100-40gb": Accelerator("a100-40gb", 40960 * MiB, 312e12, "NVIDIA A100 Tensor Core GPU datasheet"),
+    # links: NVLink 3 600 GB/s per GPU both directions (300 one way); DGX A100: one 200 Gb/s HDR InfiniBand NIC per GPU (25 GB/s)
+    "a100-40gb": Accelerator("a100-40gb", 40960 * MiB, 312e12, "NVIDIA A100 Tensor Core GPU datasheet", 300e9, 25e9),
     # same datasheet: 80 GB HBM2e (81,920 MiB in nvidia-smi), same 312 TFLOP/s
-    "a100-80gb": Accelerator("a100-80gb", 81920 * MiB, 312e12, "NVIDIA A100 Tensor Core GPU datasheet"),
-    # NVIDIA H100 datasheet, SXM5: 989 TFLOP/s dense BF16 (1,979 is the 2:4-sparse figure); 80 GB HBM3 (81,559 MiB)
-    "h100-80gb": Accelerator("h100-80gb", 81559 * MiB, 989e12, "NVIDIA H100 Tensor Core GPU datasheet (SXM5)"),
-    # NVIDIA H200 datasheet, SXM: the H100's compute (989 TFLOP/s dense BF16) with 141 GB HBM3e (143,771 MiB)
-    "h200": Accelerator("h200", 143771 * MiB, 989e12, "NVIDIA H200 Tensor Core GPU datasheet (SXM)"),
+    "a100-80gb": Accelerator("a100-80gb", 81920 * MiB, 312e12, "NVIDIA A100 Tensor Core GPU datasheet", 300e9, 25e9),
+    # NVIDIA H100 datasheet, SXM5: 989 TFLOP/s dense BF16 (1,979 is the 2:4-sparse figure); 80 GB HBM3 (81,559 MiB);
+    # NVLink 4 900 GB/s both directions (450 one way); DGX H100: one 400 Gb/s NDR InfiniBand NIC per GPU (50 GB/s)
+    "h100-80gb": Accelerator("h100-80gb", 81559 * MiB, 989e12, "NVIDIA H100 Tensor Core GPU datasheet (SXM5)", 450e9, 50e9),
+    # NVIDIA H200 datasheet, SXM: the H100's compute (989 TFLOP/s dense BF16) and links with 141 GB HBM3e (143,771 MiB)
+    "h200": Accelerator("h200", 143771 * MiB, 989e12, "NVIDIA H200 Tensor Core GPU datasheet (SXM)", 450e9, 50e9),
 }
 
 # %% ../nbs/17_scaling.ipynb #76887cd2
@@ -254,7 +259,7 @@ def implied_mfu(gpu_hours: float, # reported GPU-hours of the run
     return tokens * flops_per_token / (gpu_hours * 3600 * peak_flops)
 
 # %% ../nbs/17_scaling.ipynb #2aad5ed9
-SHARDINGS = ("none", "ddp", "zero1", "zero2", "fsdp")
+SHARDINGS = ("none", "ddp", "zero1", "zero2", "fsdp", "hsdp")
 PRECISIONS = ("bf16", "fp32")
 CONTEXT_BYTES = 2 * GiB   # per GPU: CUDA context, cuBLAS/NCCL workspaces and allocator fragmentation (not on CPU)
 
@@ -264,6 +269,12 @@ def _preset_name(config: ModelConfig) -> str | None:
 def _gb(n: float) -> str:
     "Bytes as GiB (MiB when small): the units nvidia-smi and torch.cuda report."
     return f"{n / GiB:,.1f} GiB" if n >= 0.1 * GiB else f"{n / MiB:,.1f} MiB"
+
+def fsdp_units(c: ModelConfig) -> tuple[int, int]:
+    "Parameters of one FSDP unit: a Transformer block, and the root (embeddings, final norm, head)."
+    pb = param_breakdown(c)
+    block = (pb["attention"] + pb["mlp"]) // c.n_layer + 2 * (pb["norms"] // (2 * c.n_layer + 1))
+    return block, pb["embeddings"] + pb["head"] + pb["norms"] // (2 * c.n_layer + 1)
 
 @dataclass
 class Plan:
@@ -282,6 +293,7 @@ class Plan:
     chunked_loss: bool = False # chapter 04's chunked cross-entropy: no [B, T, V] logits
     safety_margin: float = 0.10 # fraction of the memory to leave free
     usd_per_gpu_hour: float | None = None # price of one GPU-hour, for the cost line (None: no cost)
+    gpus_per_node: int | None = None # GPUs per node (None: the device's, 8): hsdp shards within a node; links differ in and between nodes
 
     def __post_init__(self):
         if isinstance(self.model, str): self.config = ModelConfig.preset(self.model)   # unknown preset: ConfigError
@@ -298,6 +310,8 @@ class Plan:
         check_int("micro_batch", self.micro_batch, example="e.g. micro_batch=1 (or let auto_plan choose)")
         check_int("grad_accum", self.grad_accum)
         if self.sharding is None: self.sharding = "none" if self.gpus == 1 else "fsdp"
+        if self.gpus_per_node is None: self.gpus_per_node = self.device.gpus_per_node
+        check_int("gpus_per_node", self.gpus_per_node, example="e.g. gpus_per_node=8")
         if self.sharding not in SHARDINGS: raise ConfigError(f"unknown sharding {self.sharding!r}: choose one of {', '.join(SHARDINGS)}")
         if self.sharding == "none" and self.gpus > 1:
             raise ConfigError(f"sharding 'none' means a single GPU but gpus={self.gpus}: use 'ddp' to replicate the model, "
@@ -320,23 +334,55 @@ class Plan:
 
     def memory(self) -> dict[str, int]:
         "Bytes per GPU, by component, at the peak of a training step."
-        c, N, P, a = self.config, self.gpus, param_count(self.config), self.act_bytes
+        c, P, a = self.config, param_count(self.config), self.act_bytes
+        N = self.shard_group  # the ranks that share one copy of the model state
         shard = lambda n, on: math.ceil(n / N) if on else n
-        fsdp, bf16 = self.sharding == "fsdp", self.precision == "bf16"
+        fsdp, bf16 = self.sharding in ("fsdp", "hsdp"), self.precision == "bf16"
         m = dict(weights=0 if (fsdp and bf16) else shard(P * a, fsdp),      # FSDP+bf16: only the gathered units (below)
-                 master_weights=shard(P * 4, self.sharding in ("zero1", "zero2", "fsdp")) if bf16 else 0,
-                 gradients=shard(P * 4, self.sharding in ("zero2", "fsdp")),   # fp32 (FSDP2 reduce_dtype=float32)
-                 optimizer=shard(P * 8, self.sharding in ("zero1", "zero2", "fsdp")))   # AdamW: two fp32 moments
+                 master_weights=shard(P * 4, self.sharding in ("zero1", "zero2", "fsdp", "hsdp")) if bf16 else 0,
+                 gradients=shard(P * 4, self.sharding in ("zero2", "fsdp", "hsdp")),   # fp32 (FSDP2 reduce_dtype=float32)
+                 optimizer=shard(P * 8, self.sharding in ("zero1", "zero2", "fsdp", "hsdp")))   # AdamW: two fp32 moments
         if fsdp:   # the two largest units all-gathered at once (the one computing + the prefetched one), params and grads
-            pb = param_breakdown(c)
-            block = (pb["attention"] + pb["mlp"]) // c.n_layer + 2 * (pb["norms"] // (2 * c.n_layer + 1))
-            root = pb["embeddings"] + pb["head"] + pb["norms"] // (2 * c.n_layer + 1)
+            block, root = fsdp_units(c)
             big = sorted([block, block, root])[-2:]
             m["fsdp_working_set"] = sum(big) * 2 * a
         m["activations"] = sum(activation_memory(c, self.micro_batch, self.seq, a, self.checkpointing).values())
         m["logits"] = sum(logits_memory(c, self.micro_batch, self.seq, a, self.chunked_loss).values())
         m["cuda_context"] = 0 if self.device.name == "cpu" else CONTEXT_BYTES
         return m
+
+    @property
+    def shard_group(self) -> int:
+        "Ranks that share one copy of the model state: all of them (ZeRO/FSDP), one node's (HSDP), or one (DDP: replicas)."
+        return min(self.gpus, self.gpus_per_node) if self.sharding == "hsdp" else self.gpus
+
+    def communication(self) -> dict[str, float]:
+        "Bytes each GPU sends per optimizer step, inside its node and between nodes (ring collectives; gradients reduced in fp32)."
+        P, a, k, N = param_count(self.config), self.act_bytes, self.grad_accum, self.gpus
+        ring = lambda n: (n - 1) / n  # an all-gather or reduce-scatter of S bytes over n ranks sends (n-1)/n · S from each
+        if self.sharding in ("fsdp", "hsdp"):  # every micro-batch: weights all-gathered for forward and backward, grads reduce-scattered
+            G, (block, root) = self.shard_group, fsdp_units(self.config)
+            regathered = P - block - root  # backward gathers again all but the root and the last block (kept after forward)
+            inner = k * ring(G) * ((P + regathered) * a + 4 * P)
+            R = N // G  # HSDP: the shards' gradients all-reduced across the replicas once per step (2 rings)
+            outer = 2 * ring(R) * 4 * P / G if R > 1 else 0.0
+            if self.sharding == "fsdp" and N > self.gpus_per_node: inner, outer = 0.0, inner  # one flat ring over every node
+            return dict(intra_node=inner, inter_node=outer)
+        if self.sharding == "none": return dict(intra_node=0.0, inter_node=0.0)
+        sent = 2 * ring(N) * 4 * P + (ring(N) * a * P if self.sharding in ("zero1", "zero2") else 0)  # grads all-reduced once per step
+        return dict(intra_node=0.0, inter_node=sent) if N > self.gpus_per_node else dict(intra_node=sent, inter_node=0.0)
+
+    @property
+    def comm_seconds(self) -> float:
+        "Time each GPU spends sending a step's bytes at its link speeds (NaN where the device has none: CPU)."
+        c, d = self.communication(), self.device
+        t = lambda b, bw: 0.0 if not b else (b / bw if bw else float("nan"))
+        return t(c["intra_node"], d.intra_node_bytes_per_s) + t(c["inter_node"], d.inter_node_bytes_per_s)
+
+    @property
+    def bandwidth_bound(self) -> bool:
+        "True when a step's communication takes longer than its compute: overlap cannot hide it, the links set the speed."
+        return self.comm_seconds > self.step_seconds
 
     @property
     def total_memory(self) -> int: return sum(self.memory().values())
@@ -388,6 +434,13 @@ class Plan:
                          f"TFLOP/s per device (MFU {self.model_flops_utilization:.1%}); {self.flops_per_token / 1e9:.1f} GFLOP/token")
             cost = "" if self.cost_usd is None else f", ${self.cost_usd:,.0f} at ${self.usd_per_gpu_hour:g} per GPU-hour"
             lines.append(f"time: {self.days:,.1f} days ({self.gpu_hours:,.0f} GPU-hours{cost}) for {self.tokens:.3g} tokens")
+            comm = self.communication()
+            if any(comm.values()) and not math.isnan(self.comm_seconds):
+                verdict = ("BANDWIDTH-BOUND: the links, not the GPUs, set the speed" if self.bandwidth_bound
+                           else "overlap can hide it behind compute")
+                lines.append(f"communication per GPU per step: {comm['intra_node'] / 1e9:,.1f} GB inside a node, "
+                             f"{comm['inter_node'] / 1e9:,.1f} GB between nodes: {self.comm_seconds:,.2f} s vs "
+                             f"{self.step_seconds:,.2f} s of compute ({verdict})")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -397,9 +450,11 @@ class Plan:
                  global_batch_tokens=self.global_batch_tokens, sharding=self.sharding, checkpointing=self.checkpointing,
                  precision=self.precision, mfu=self.mfu, tokens=self.tokens, memory_bytes=self.memory(),
                  total_bytes=self.total_memory, capacity_bytes=self.device.memory_bytes, usable_bytes=self.usable_memory,
-                 fits=self.fits, shortfall_bytes=self.shortfall, flops_per_token=self.flops_per_token)
+                 fits=self.fits, shortfall_bytes=self.shortfall, flops_per_token=self.flops_per_token,
+                 gpus_per_node=self.gpus_per_node, communication_bytes=self.communication())
         if self.device.peak_flops:
-            d.update(tokens_per_s=self.tokens_per_s, model_flops_utilization=self.model_flops_utilization,
+            d.update(comm_seconds=self.comm_seconds, bandwidth_bound=self.bandwidth_bound,
+                     tokens_per_s=self.tokens_per_s, model_flops_utilization=self.model_flops_utilization,
                      days=self.days, gpu_hours=self.gpu_hours, usd_per_gpu_hour=self.usd_per_gpu_hour, cost_usd=self.cost_usd)
         return d
 
@@ -443,7 +498,8 @@ def auto_plan(model: str | ModelConfig = "llama2-7b", # preset name or `ModelCon
             n = base.seq * gpus
             raise ConfigError(f"a global batch of {global_batch_tokens:,} tokens is not a multiple of seq × gpus = {n:,}: "
                               f"use --global-batch-tokens {max(n, round(global_batch_tokens / n) * n)}")
-    shardings = ["none"] if gpus == 1 else ["ddp", "fsdp"]
+    # across nodes, HSDP before FSDP: sharded within a node (NVLink), only the gradient all-reduce crosses the slower links
+    shardings = ["none"] if gpus == 1 else ["ddp", "hsdp", "fsdp"] if gpus > base.gpus_per_node else ["ddp", "fsdp"]
     options = [dataclasses.replace(base, sharding=s, checkpointing=ck) for ck in (False, True) for s in shardings]
     plan = next((p for p in options if p.fits), None)
     if plan is None:
@@ -468,6 +524,12 @@ def auto_plan(model: str | ModelConfig = "llama2-7b", # preset name or `ModelCon
         reasons.append(f"FSDP (full shard over {gpus} GPUs): replicated, the weights, gradients and AdamW state alone take "
                        f"{_gb(states(options[0]))} per GPU, more than the {usable} usable; sharded they take "
                        f"{_gb(states(plan))} plus {_gb(plan.memory()['fsdp_working_set'])} for the two gathered blocks.")
+    elif plan.sharding == "hsdp":
+        flat = dataclasses.replace(plan, sharding="fsdp")
+        reasons.append(f"HSDP (shard within each node of {plan.gpus_per_node} GPUs, replicate across the {gpus // plan.shard_group} nodes): "
+                       f"replicated, the model state takes {_gb(states(options[0]))} per GPU; sharded over one node it takes "
+                       f"{_gb(states(plan))}. Between nodes each GPU then sends {plan.communication()['inter_node'] / 1e9:,.1f} GB per "
+                       f"step instead of flat FSDP's {flat.communication()['inter_node'] / 1e9:,.1f} GB.")
     elif plan.sharding == "ddp":
         reasons.append(f"DDP: the full model state ({_gb(states(plan))}) fits on every GPU, so each keeps a replica and "
                        "only the gradients are all-reduced, the least communication of any layout.")

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from .pretrain import (RUN_NAME, TOKENIZER_NAME, TOKENIZERS, TrainRun, load_tokenizer, load_trained, process_rank, resume_settings,
                                  train_language_model, validate_run)
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
-from .distributed import (PARALLEL, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
+from .distributed import (GRAD_SYNC, PARALLEL, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
 
 # %% auto #0
@@ -315,7 +315,9 @@ def _kill_pool(pool: ProcessPoolExecutor):
 @dataclass
 class TrainJob(TrainRun):
     "A training run as a recipe describes it: chapter 15's `TrainRun` plus how it is spread over processes (chapter 18)."
-    parallel: str = "auto" # "auto" (FSDP when launched on several processes, else one process), "none", "ddp" or "fsdp"
+    parallel: str = "auto" # "auto" (FSDP when launched on several processes, else one process), "none", "ddp", "fsdp" or "hsdp"
+    shard_size: int | None = None # hsdp: ranks that share one sharded copy of the model (None: one node's GPUs, LOCAL_WORLD_SIZE)
+    grad_sync: str = "auto" # with grad_accum: "auto" (DDP/HSDP cross-node sync on the last micro-batch only), "step", "micro"
     activation_checkpointing: bool = False # recompute each block during backward: far less activation memory, ~1/3 more compute
     compile: bool = False # torch.compile each block (worth it on GPUs; slow to start on a CPU)
     gpu: str | None = None # what the planner plans for when no GPU is visible (dry runs): a key of `scaling.GPUS`
@@ -323,6 +325,7 @@ class TrainJob(TrainRun):
     meta_init: bool | None = None # build the model on `meta` and initialise only this rank's shards; None: for FSDP runs ≥ 1B parameters
     data_order: str | None = None # "sharded" (chapter 18's `ShardedTokens`) or "windows" (random windows); None: sharded when launched
     timeout_minutes: float = 10.0 # a rank that waits longer than this for the others (a stalled or dead rank) fails the job, in one line
+    init_timeout_minutes: float | None = None # the same until the first step (joining, loading, sharding a big model); None: timeout_minutes
     init: str | None = None # start from a finished run's weights (its folder, or "demo"): the model's shape is that run's
     sft: str | None = None # a folder of `llm-course prepare --sft` (chapter 19b): train on its conversations, loss on the replies only
 
@@ -518,9 +521,9 @@ def _model_fn(job: TrainJob, parallel: str):
     if job.sft: from llm_course.sft import PackedTransformer as cls  # chapter 19b: packed conversations, attention reset at each
     def build(config: ModelConfig):
         big = config.n_params() >= 1e9 if job.meta_init is None else job.meta_init
-        if parallel != "fsdp" or not big: model = cls(config)
-        else: model = build_sharded_model(config, "fsdp", seed=job.seed, activation_checkpointing=job.activation_checkpointing,
-                                          compile=job.compile, precision=job.precision, cls=cls)
+        if parallel not in ("fsdp", "hsdp") or not big: model = cls(config)
+        else: model = build_sharded_model(config, parallel, seed=job.seed, activation_checkpointing=job.activation_checkpointing,
+                                          compile=job.compile, precision=job.precision, shard_size=job.shard_size, cls=cls)
         if job.init: load_initial_weights(model, job.init)
         return model
     return build
@@ -572,9 +575,11 @@ def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`
     cbs = list(callbacks)
     cbs.append(AgreedStop())  # a signal or a time budget stops every rank at the same step, checkpointed
     if launched() or parallel != "none" or job.activation_checkpointing or job.compile:
-        init_distributed(timeout_s=60 * job.timeout_minutes)  # before the model is built: a meta-built model is sharded over the group
+        init_s = 60 * (job.init_timeout_minutes or job.timeout_minutes)  # joining and loading may take longer than a step
+        init_distributed(timeout_s=init_s)  # before the model is built: a meta-built model is sharded over the group
         cbs.append(Distributed(parallel, activation_checkpointing=job.activation_checkpointing, compile=job.compile,
-                               timeout_s=60 * job.timeout_minutes))
+                               timeout_s=60 * job.timeout_minutes, shard_size=job.shard_size, grad_sync=job.grad_sync,
+                               init_timeout_s=init_s))
     device = dist_info().device if launched() else pick_device(job.device)
     # MFU against the peak of the GPU that runs (its name), not of the one the recipe planned for; only on GPUs
     gpu = gpu_of_device(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
@@ -600,9 +605,13 @@ def validate_job(job: TrainJob):
     if job.gpu is not None and job.gpu not in GPUS: raise ConfigError(f"unknown gpu {job.gpu!r}: use one of {', '.join(GPUS)}")
     if job.data_order not in (None, "sharded", "windows"):
         raise ConfigError(f"unknown data_order {job.data_order!r}: use 'sharded', 'windows', or None (sharded when launched)")
-    t = job.timeout_minutes
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0.1 <= t <= 24 * 60:
-        raise ConfigError(f"timeout_minutes must be a number of minutes in [0.1, 1440], got {t!r}: e.g. timeout_minutes=10")
+    for k in ("timeout_minutes", "init_timeout_minutes"):
+        t = getattr(job, k)
+        if t is None and k == "init_timeout_minutes": continue
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0.1 <= t <= 24 * 60:
+            raise ConfigError(f"{k} must be a number of minutes in [0.1, 1440], got {t!r}: e.g. {k}=10")
+    if job.grad_sync not in GRAD_SYNC: raise ConfigError(f"unknown grad_sync {job.grad_sync!r}: use one of {', '.join(map(repr, GRAD_SYNC))}")
+    check_int("shard_size", job.shard_size, example=8, allow_none=True)
     for k in ("activation_checkpointing", "compile"):
         if not isinstance(getattr(job, k), bool): raise ConfigError(f"{k} must be True or False, got {getattr(job, k)!r}")
     if job.sft is not None and job.data is not None:
@@ -613,6 +622,11 @@ def validate_job(job: TrainJob):
     validate_run(job)
 
 # %% ../nbs/19_train_7b.ipynb #a9826e45
+def _shard_group(model) -> int:
+    "Ranks that hold one copy of a sharded model between them: all of them under FSDP, one node's under HSDP."
+    mesh = next(model.parameters()).device_mesh
+    return mesh.size(mesh.ndim - 1)
+
 def dry_run(job: TrainJob) -> dict:
     "Build the model on `meta`, shard it over the launched ranks, print the plan and each rank's share, and allocate nothing."
     validate_job(job)
@@ -622,14 +636,16 @@ def dry_run(job: TrainJob) -> dict:
         config = ModelConfig.preset(job.preset, block_size=job.block_size or base.block_size)  # the preset's vocabulary
         with torch.device("meta"): model = Transformer(config)
         parallel = parallel_of(job, info.world_size)
-        if parallel == "fsdp": model = build_sharded_model(config, "fsdp", materialize=False)
-        local = local_numel(model) if parallel == "fsdp" else config.n_params()
+        sharded = parallel in ("fsdp", "hsdp")
+        if sharded: model = build_sharded_model(config, parallel, materialize=False, shard_size=job.shard_size)
+        local = local_numel(model) if sharded else config.n_params()
         shares = [None] * info.world_size
         if info.world_size > 1: torch.distributed.all_gather_object(shares, local)
         else: shares = [local]
         plan = job_plan(job, config, info.world_size)
         summary = dict(preset=job.preset, world_size=info.world_size, parallel=parallel, shares=shares,
-                       total=sum(shares) if parallel == "fsdp" else local, n_params=config.n_params(), plan=plan.to_dict())
+                       total=round(sum(shares) * _shard_group(model) / info.world_size) if sharded else local,
+                       n_params=config.n_params(), plan=plan.to_dict())
         if info.rank == 0:
             print(plan.describe())
             print(f"parameters per rank ({parallel}): " + ", ".join(f"{s:,}" for s in shares) + f" (sum {sum(shares):,})")
@@ -688,13 +704,18 @@ def add_train_arguments(t: argparse.ArgumentParser):
     opt("--precision", "fp32, or bf16 autocast", choices=("fp32", "bf16"))
     opt("--attn-impl", "attention kernel: sdpa (PyTorch's), course (chapter 12a's tiles) or triton (12a's kernels, on CUDA)",
         choices=("sdpa", "course", "triton"))
-    opt("--parallel", "auto, none, ddp or fsdp", choices=("auto", *PARALLEL))
+    opt("--parallel", "auto, none, ddp, fsdp or hsdp (shard within a node, replicate across nodes)", choices=("auto", *PARALLEL))
+    opt("--shard-size", "hsdp: ranks per sharded copy of the model (None: one node's GPUs)", type=int)
+    opt("--data-order", "sharded (every window once per epoch, split over the ranks) or windows (random windows); None: sharded when launched",
+        choices=("sharded", "windows"))
+    opt("--grad-sync", "with --grad-accum: when gradients cross processes (auto, step, micro)", choices=GRAD_SYNC)
     t.add_argument("--activation-checkpointing", action="store_true", default=None, help="recompute each block in backward")
     t.add_argument("--compile", action="store_true", default=None, help="torch.compile each block")
     opt("--gpu", "the GPU to plan for where none is visible (dry runs): " + ", ".join(GPUS))
     opt("--max-chars", "use only the start of the corpus (quick runs)", type=int)
     opt("--checkpoint-every", "steps between checkpoints (0: only at the end)", type=int)
     opt("--timeout-minutes", "how long a rank waits for the others before the job fails", type=float)
+    opt("--init-timeout-minutes", "the same until the first step (joining, loading, sharding; None: --timeout-minutes)", type=float)
     opt("--eval-every", "steps between validation losses (0: only at the end)", type=int)
     opt("--log-every", "steps between lines of metrics.jsonl", type=int)
     opt("--prompt", "start of the sample printed at the end")
