@@ -618,6 +618,8 @@ class Distributed(Callback):
         self._data = learn.train_data
         learn.local_batch, learn.local_eval_batch, learn.reduce_eval_sums = self.local_batch, self.local_eval_batch, self.reduce_eval_sums
         learn.grad_sync = self.grad_sync
+        if self.parallel in ("fsdp", "hsdp"):  # FSDP's MixedPrecisionPolicy casts weights and inputs to bf16 itself: autocast on top
+            learn._autocast = contextlib.nullcontext  # would only add casts (norms and the loss upcast to fp32 on their own)
         learn.checkpoint_writer, learn.checkpoint_reader = save_sharded_checkpoint, load_sharded_checkpoint
         if not info.is_main:  # one progress bar and one plot per job, not one per rank
             learn.callbacks = [cb for cb in learn.callbacks if not isinstance(cb, (ProgressCallback, LossPlotCallback))]

@@ -32,9 +32,9 @@ __all__ = ['IGNORE_INDEX', 'PRECISIONS', 'KERNELS', 'CHUNKED_VOCAB', 'EVENTS', '
            'TrainingError', 'TrainConfig', 'make_schedule', 'Callback', 'LRScheduleCallback', 'GradClipCallback',
            'NanGuardCallback', 'MetricsCallback', 'EvalCallback', 'EarlyStoppingCallback', 'ProgressCallback',
            'LossPlotCallback', 'rng_state', 'set_rng_state', 'describe_model', 'save_checkpoint', 'list_checkpoints',
-           'latest_checkpoint', 'load_checkpoint', 'default_optimizer', 'resolve_kernels', 'default_callbacks',
-           'Learner', 'is_out_of_memory', 'CheckpointCallback', 'ActivationStats', 'GradientStats', 'plot_diagnostics',
-           'check_clip_callback', 'check_plateau_stop']
+           'latest_checkpoint', 'load_checkpoint', 'default_optimizer', 'eval_windows', 'resolve_kernels',
+           'default_callbacks', 'Learner', 'is_out_of_memory', 'CheckpointCallback', 'ActivationStats', 'GradientStats',
+           'plot_diagnostics', 'check_clip_callback', 'check_plateau_stop']
 
 # %% ../nbs/11_learner.ipynb #540795cd
 class TrainingError(LLMCourseError, RuntimeError):
@@ -416,6 +416,10 @@ def _describe(opt) -> str:
     fused = any(g.get("fused") for g in opt.param_groups) if t.__module__.startswith("torch.") else False
     return f"{t.__module__}.{t.__name__}" + (" (fused)" if fused else " (foreach)" if t is AdamW else "")
 
+def eval_windows(config: TrainConfig) -> int:
+    "Windows per evaluation batch: one training micro-step's worth (each process of a launch then evaluates its share of them)."
+    return config.batch_size // config.grad_accum
+
 def resolve_kernels(kernels: str, # `TrainConfig.kernels`: "auto", "course" or "torch"
                     device: torch.device, # where the run trains
                     model: nn.Module, # the (possibly wrapped or sharded) model
@@ -629,7 +633,7 @@ class Learner:
         total, count = 0.0, 0
         with eval_mode(self.model):
             for _ in range(n_batches or cfg.eval_batches):
-                x, y = self._draw(data, cfg.batch_size // cfg.grad_accum, g)  # the same windows on every process …
+                x, y = self._draw(data, eval_windows(cfg), g)  # the same windows on every process …
                 x, y = self.local_eval_batch(x, y)  # … of which each evaluates its own rows: a training micro-batch's shape
                 # unweighted: the validation loss (and perplexity) stays comparable across runs and class weights
                 try: total += self._lm_loss(x, y, "sum", weighted=False).item(); count += count_tokens(y, IGNORE_INDEX)
