@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 
+from .curate import mix64
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, Mismatch, OutputError, RunLock, attempt,
                              check_int, check_replaceable, checksummed_names, ensure_dir, exercise, expect_close, load_json,
                              make_temp_dir, mark_folder, replace_folder, save_json, verify_checksums, write_checksums)
@@ -29,8 +30,8 @@ __all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'GRAD_SYNC', 'DCP_FORM
            'DistributedError', 'DistInfo', 'launched', 'dist_info', 'init_distributed', 'set_collective_timeout',
            'teardown_distributed', 'is_main', 'print0', 'get_logger', 'free_port', 'torchrun_command', 'kill_job',
            'LaunchResult', 'report', 'launch', 'all_reduce_mean', 'all_reduce_sum', 'barrier', 'on_main', 'rank_rows',
-           'ShardedTokens', 'activation_bytes', 'checkpoint_blocks', 'device_mesh', 'parallelize', 'is_parallel',
-           'unwrap', 'build_sharded_model', 'local_numel', 'model_class', 'save_sharded_checkpoint',
+           'permuted', 'ShardedTokens', 'activation_bytes', 'checkpoint_blocks', 'device_mesh', 'parallelize',
+           'is_parallel', 'unwrap', 'build_sharded_model', 'local_numel', 'model_class', 'save_sharded_checkpoint',
            'load_sharded_checkpoint', 'load_full_model', 'export_hf', 'check_export_folder', 'write_hf_folder',
            'Distributed', 'catch_stop_signals', 'preempted', 'AgreedStop', 'tiny_model', 'train_config', 'train_main',
            'save_full_weights', 'dry_run_main', 'main', 'check_average_gradients', 'check_shard_flat',
@@ -281,6 +282,21 @@ def rank_rows(batch_size: int, # the global batch: sequences per optimizer step 
     per = batch_size // world_size
     return slice(rank * per, (rank + 1) * per)
 
+def permuted(positions: np.ndarray, # indices into the permutation, each in [0, n)
+             n: int, # the permutation's size (windows of the corpus: billions for a 7B run)
+             seed: int, epoch: int, # the key: same key, same permutation, on every rank and every restart
+             rounds: int = 4) -> np.ndarray:
+    "Entries of a pseudo-random permutation of range(n) without building it: a keyed Feistel network, cycle-walked into [0, n)."
+    half = max(1, (max(n - 1, 1).bit_length() + 1) // 2)  # the network permutes [0, 4^half) ⊇ [0, n), fewer than 4n values
+    mask, keys = np.uint64((1 << half) - 1), np.random.default_rng([seed, epoch]).integers(0, 2**63, rounds, dtype=np.uint64)
+    def network(x):
+        left, right = x >> np.uint64(half), x & mask
+        for k in keys: left, right = right, left ^ (mix64(right ^ k) & mask)  # each round a bijection: swap, mix one half in
+        return (left << np.uint64(half)) | right
+    x = network(np.asarray(positions, dtype=np.uint64))
+    while (out := x >= n).any(): x[out] = network(x[out])  # cycle-walking: a value past n steps on until it lands inside
+    return x.astype(np.int64)
+
 class ShardedTokens:
     "Non-overlapping windows of a token stream in a seeded order; step s uses windows s·B … (s+1)·B-1, each rank reads only its rows."
     rank_local = True  # batches hold this rank's rows only (the Learner's `local_batch` needs to know)
@@ -295,18 +311,18 @@ class ShardedTokens:
         if self.n_windows < 1:
             raise DataError(f"the token stream has {len(self.data)} tokens, fewer than one window of block_size+1={block_size + 1}: "
                             "use more data or a smaller block_size")
-        self._rank, self._world, self.step, self._orders = rank, world_size, 0, {}
+        self._rank, self._world, self.step = rank, world_size, 0
 
-    def order(self, epoch: int) -> np.ndarray:
-        "The window order of one pass over the data: a permutation seeded by (seed, epoch)."
-        if epoch not in self._orders:
-            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)}  # keep one epoch
-        return self._orders[epoch]
+    def order(self, epoch: int, positions: np.ndarray | None = None) -> np.ndarray:
+        "Entries `positions` (default: all) of one pass's window order, a permutation seeded by (seed, epoch), each computed alone."
+        pos = np.arange(self.n_windows) if positions is None else np.asarray(positions)
+        return permuted(pos, self.n_windows, self.seed, epoch)
 
     def sample_ids(self, step: int, batch_size: int) -> np.ndarray:
         "Window ids of the global batch of `step`: positions step·B … (s+1)·B-1 of the endless, epoch-by-epoch order."
-        pos = step * batch_size + np.arange(batch_size)
-        return np.array([self.order(int(p // self.n_windows))[p % self.n_windows] for p in pos])
+        pos = step * batch_size + np.arange(batch_size, dtype=np.int64)
+        epoch, at = pos // self.n_windows, pos % self.n_windows
+        return np.concatenate([self.order(int(e), at[epoch == e]) for e in np.unique(epoch)])  # (a batch spans ≤ 2 epochs)
 
     def __call__(self, batch_size: int, generator=None):
         "This rank's rows of the current step's global batch (x, y); moves to the next step."

@@ -47,3 +47,24 @@ def test_damage_is_still_caught(shards, tmp_path):
     raises(DataError, data.verify_shards, bad, hint="train-00007.bin")
     with open(bad/"train-00011.bin", "r+b") as f: f.truncate(100)  # a truncated shard: found at start-up, from its size
     raises(DataError, data.open_shards, bad, "train", verify=False, hint="truncated")
+
+
+def test_the_epoch_order_is_a_permutation_computed_a_batch_at_a_time():
+    "ShardedTokens' window order is a keyed Feistel permutation: a true permutation, new each epoch, and a step costs a batch's ids."
+    import tracemalloc
+    from collections import Counter
+    from llm_course.distributed import ShardedTokens, permuted
+    for n in (1, 2, 3, 7, 1000, 65537):
+        orders = [permuted(np.arange(n), n, seed=0, epoch=e) for e in (0, 1)]
+        assert all(sorted(o.tolist()) == list(range(n)) for o in orders), n
+    assert (permuted(np.arange(1000), 1000, 0, 0) != permuted(np.arange(1000), 1000, 0, 1)).mean() > 0.9  # reshuffled each epoch
+    firsts = Counter(int(permuted(np.zeros(1), 10, seed, 0)[0]) for seed in range(2000))
+    assert sorted(firsts) == list(range(10)) and max(firsts.values()) < 300  # the first window is any of them, about equally often
+
+    class Corpus:  # 1T tokens, as a 7B run sees its shards: 244M windows of 4096; nothing is read to pick a batch's windows
+        def __len__(self): return 10**12
+    st = ShardedTokens(Corpus(), 4096, seed=0, rank=0, world_size=1)
+    tracemalloc.start()
+    ids = st.sample_ids(step=st.n_windows // 1024, batch_size=1024)  # the batch that crosses from epoch 0 into epoch 1
+    peak = tracemalloc.get_traced_memory()[1]; tracemalloc.stop()
+    assert len(set(ids.tolist())) == 1024 and ids.max() < st.n_windows and peak < 1 << 20, peak  # < 1 MB, not a 2 GB permutation
