@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/distributed.html.md"""
 
 # %% ../nbs/18_distributed.ipynb #9ab48593
 from __future__ import annotations
-import contextlib, datetime, functools, inspect, json, logging, os, shutil, signal, socket, subprocess, sys, tempfile, textwrap, time, warnings
+import contextlib, copy, datetime, functools, inspect, json, logging, os, shutil, signal, socket, subprocess, sys, tempfile, textwrap, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from torch.distributed.device_mesh import init_device_mesh
 from .curate import mix64
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, Mismatch, OutputError, RunLock, attempt,
                              check_int, check_replaceable, checksummed_names, ensure_dir, exercise, expect_close, load_json,
-                             make_temp_dir, mark_folder, replace_folder, save_json, verify_checksums, write_checksums)
+                             make_temp_dir, mark_folder, replace_folder, save_json, sha256_file, verify_checksums, write_checksums,
+                             CHECKSUMS_FORMAT, CHECKSUMS_NAME)
 from .data import open_memmap
 from .model import ModelConfig, Transformer, to_hf
 from .learner import (Callback, CheckpointCallback, Learner, LossPlotCallback, ProgressCallback, TrainConfig,
@@ -32,10 +33,10 @@ __all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'GRAD_SYNC', 'DCP_FORM
            'LaunchResult', 'report', 'launch', 'all_reduce_mean', 'all_reduce_sum', 'barrier', 'on_main', 'rank_rows',
            'permuted', 'ShardedTokens', 'activation_bytes', 'checkpoint_blocks', 'device_mesh', 'parallelize',
            'is_parallel', 'unwrap', 'build_sharded_model', 'local_numel', 'model_class', 'save_sharded_checkpoint',
-           'load_sharded_checkpoint', 'load_full_model', 'export_hf', 'check_export_folder', 'write_hf_folder',
-           'Distributed', 'catch_stop_signals', 'preempted', 'AgreedStop', 'tiny_model', 'train_config', 'train_main',
-           'save_full_weights', 'dry_run_main', 'main', 'check_average_gradients', 'check_shard_flat',
-           'check_ring_all_reduce']
+           'PendingCheckpoint', 'start_checkpoint', 'verify_shares', 'load_sharded_checkpoint', 'load_full_model',
+           'export_hf', 'check_export_folder', 'write_hf_folder', 'Distributed', 'catch_stop_signals', 'preempted',
+           'AgreedStop', 'tiny_model', 'train_config', 'train_main', 'save_full_weights', 'dry_run_main', 'main',
+           'check_average_gradients', 'check_shard_flat', 'check_ring_all_reduce']
 
 # %% ../nbs/18_distributed.ipynb #f21747c3
 class DistributedError(LLMCourseError, RuntimeError):
@@ -482,30 +483,80 @@ def save_sharded_checkpoint(folder: str | os.PathLike, # the checkpoint folder, 
                             model: nn.Module, # sharded (FSDP2), replicated (DDP) or plain
                             optimizer: torch.optim.Optimizer | None = None, # its (sharded) state goes in too
                             state: dict | None = None, # JSON-able extras from rank 0: step, RNG, config, history…
-                           ) -> Path:
-    "Every rank writes its shards into one hidden temporary folder; rank 0 adds state and checksums and renames it into place."
+                            background=None, # a process group for a background write (`dcp.async_save`); None: write now
+                           ):
+    "Every rank writes its shards into one hidden temporary folder; once all have, rank 0 adds the state and renames it into place."
+    pending = start_checkpoint(folder, model, optimizer, state, background)
+    return pending.finish() if background is None else pending
+
+class PendingCheckpoint:
+    "A checkpoint whose shards are being written (in the background under `async_save`): `finish` makes it visible."
+    def __init__(self, folder: Path, tmp: Path, future, model: nn.Module, state: dict):
+        self.folder, self.tmp, self.future, self.model, self.state = folder, tmp, future, model, state
+
+    def finish(self) -> Path:
+        "Collective: wait for this rank's writes, hash and fsync its own files, then rank 0 writes state and checksums and renames."
+        try:
+            if self.future is not None: self.future.result()
+        except (RuntimeError, OSError, ValueError) as e: _write_failed(self.folder, self.tmp, e)
+        if (s := os.environ.get(_SLEEP_ENV)): time.sleep(float(s))  # lets tests kill us mid-write
+        info, mine = dist_info(), {}
+        own = [self.tmp/".metadata"] if info.is_main else []  # DCP names each rank's file __<rank>_<n>.distcp
+        for f in own + sorted(self.tmp.glob(f"__{info.rank}_*.distcp")):
+            _fsync(f); mine[f.name] = dict(sha256=sha256_file(f), bytes=f.stat().st_size)
+        shares = [mine]
+        if info.world_size > 1:
+            shares = [None] * info.world_size
+            try: dist.all_gather_object(shares, mine)
+            except (RuntimeError, ValueError) as e: raise _collective_failed(f"finishing checkpoint {self.folder.name}", e) from None
+        def publish():
+            save_json(dict(format=DCP_FORMAT, model=dict(cls=model_class(self.model), config=_config_of(self.model)),
+                           world_size=info.world_size, **self.state), self.tmp/"state.json")
+            files = {k: v for share in shares for k, v in share.items()}
+            files["state.json"] = dict(sha256=sha256_file(self.tmp/"state.json"), bytes=(self.tmp/"state.json").stat().st_size)
+            save_json(dict(format=CHECKSUMS_FORMAT, files=dict(sorted(files.items()))), self.tmp/CHECKSUMS_NAME)
+            for f in ("state.json", CHECKSUMS_NAME): _fsync(self.tmp/f)
+            replace_folder(self.tmp, self.folder)  # the rename that makes it visible: before it, nothing lists the folder
+            return str(self.folder)
+        on_main(publish, what=f"finishing checkpoint {self.folder.name}")
+        return self.folder
+
+def _write_failed(folder: Path, tmp: Path, e: Exception):
+    if is_main(): shutil.rmtree(tmp, ignore_errors=True)
+    raise OutputError(f"could not write checkpoint {folder.name} ({type(e).__name__}: {str(e)[:300]}): free some space or "
+                      "fix the folder's permissions; the previous checkpoints are intact") from None
+
+def start_checkpoint(folder: str | os.PathLike, model: nn.Module, optimizer=None, state: dict | None = None,
+                     background=None) -> PendingCheckpoint:
+    "Begin a checkpoint: the shards written now, or — with a `background` process group — copied aside and written by a thread."
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
-    folder = Path(folder)
+    folder, state = Path(folder), copy.deepcopy(state or {})  # as of this step: written later, after the history grew
     tmp = Path(on_main(lambda: str(make_temp_dir(folder.parent, f".{folder.name}.tmp-")), what="creating the checkpoint folder"))
     msd, osd = get_state_dict(model, optimizer) if optimizer is not None else (get_state_dict(model, [])[0], None)
     sd = {"model": msd} if osd is None else {"model": msd, "optim": osd}
-    try: dcp.save(sd, checkpoint_id=tmp)  # collective: each rank writes its own shards, rank 0 the .metadata index
-    except (RuntimeError, OSError, ValueError) as e:  # DCP gathers every rank's error and raises it on all of them
-        if is_main(): shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"could not write checkpoint {folder.name} ({type(e).__name__}: {str(e)[:300]}): free some space or "
-                          "fix the folder's permissions; the previous checkpoints are intact") from None
-    if (s := os.environ.get(_SLEEP_ENV)): time.sleep(float(s))  # lets tests kill us mid-write
-    barrier("finishing the checkpoint shards")
-    def finish():
-        save_json(dict(format=DCP_FORMAT, model=dict(cls=model_class(model), config=_config_of(model)),
-                       world_size=dist_info().world_size, **(state or {})), tmp/"state.json")
-        write_checksums(tmp)  # sha256 + size of every shard: a truncated or missing one is named at load time
-        for f in tmp.iterdir(): _fsync(f)
-        replace_folder(tmp, folder)  # the rename that makes it visible: before it, nothing lists the folder
-        return str(folder)
-    on_main(finish, what=f"finishing checkpoint {folder.name}")
-    return folder
+    future = None
+    try:
+        if background is None: dcp.save(sd, checkpoint_id=tmp)  # collective: each rank its own shards, rank 0 the .metadata index
+        else:  # a copy of the state now (training may change the weights at once), the writes on a thread, on their own group
+            res = dcp.async_save(sd, checkpoint_id=tmp, process_group=background, storage_writer=_test_writer(tmp))
+            if hasattr(res, "staging_completion"): res.staging_completion.result(); res = res.upload_completion
+            future, started = res, time.time()
+            future.add_done_callback(lambda f: state.__setitem__("write", dict(started=started, written=time.time())))
+    except (RuntimeError, OSError, ValueError) as e: _write_failed(folder, tmp, e)  # DCP raises every rank's error on all of them
+    return PendingCheckpoint(folder, tmp, future, model, state)
+
+_ASYNC_SLEEP_ENV = "LLM_COURSE_TEST_ASYNC_WRITE_SLEEP"  # tests: seconds the background writer waits before writing
+
+def _test_writer(tmp: Path):
+    "DCP's file writer (None: its default), slowed down for tests that watch training go on during a background write."
+    if not (delay := float(os.environ.get(_ASYNC_SLEEP_ENV, 0) or 0)): return None
+    from torch.distributed.checkpoint import FileSystemWriter
+    class SlowWriter(FileSystemWriter):
+        def write_data(self, plan, planner):
+            time.sleep(delay)
+            return super().write_data(plan, planner)
+    return SlowWriter(tmp)
 
 def _fsync(path: Path):
     fd = os.open(path, os.O_RDONLY)
@@ -523,13 +574,28 @@ def _check_checkpoint(folder: Path, model: nn.Module) -> dict:
     if state.get("format") != DCP_FORMAT:
         raise CheckpointError(f"{str(folder)!r} has format {state.get('format')!r}, not a sharded checkpoint ({DCP_FORMAT!r}): "
                               "load a single-process checkpoint with llm_course.learner.load_checkpoint, or resume it without Distributed")
-    verify_checksums(folder, "checkpoint", required=True)  # a missing or truncated shard is named here, before anything loads
     saved, now = state["model"].get("config"), _config_of(model)
     if saved and now and saved != now:
         diffs = [f"{k}={v!r} in the checkpoint, {now.get(k)!r} now" for k, v in saved.items() if now.get(k) != v][:4]
         raise CheckpointError(f"checkpoint {str(folder)!r} belongs to a different model ({'; '.join(diffs)}): build the model "
                               "with the settings it was trained with, or start a new run in another out_dir")
     return state
+
+def verify_shares(folder: Path):
+    "Each rank checks the SHA-256 of every world_size-th file of a checkpoint: together all of them, no rank reads them all."
+    info = dist_info()
+    if not (folder/CHECKSUMS_NAME).exists():
+        raise CheckpointError(f"checkpoint {str(folder)!r} has no {CHECKSUMS_NAME}: it is incomplete; delete it to resume from the previous one")
+    try:
+        names = sorted(load_json(folder/CHECKSUMS_NAME, "checksum file")["files"])[info.rank::info.world_size]
+        verify_checksums(folder, "checkpoint", names=names, required=True); err = None
+    except (CheckpointError, DataError, KeyError, TypeError) as e: err = str(e)
+    errs = [err]
+    if info.world_size > 1:
+        errs = [None] * info.world_size
+        try: dist.all_gather_object(errs, err)
+        except (RuntimeError, ValueError) as e: raise _collective_failed(f"verifying checkpoint {folder.name}", e) from None
+    if (first := next((e for e in errs if e), None)): raise CheckpointError(first)
 
 def load_sharded_checkpoint(folder: str | os.PathLike, # written by `save_sharded_checkpoint`, on any number of ranks
                             model: nn.Module, # sharded, replicated or plain: DCP reshards to this run's layout
@@ -541,6 +607,7 @@ def load_sharded_checkpoint(folder: str | os.PathLike, # written by `save_sharde
     if folder is None: raise CheckpointError("no checkpoint folder given (None): is there a checkpoint in out_dir? latest_checkpoint() returns None when not")
     folder = Path(folder)
     state = on_main(_check_checkpoint, folder, model, what=f"checking checkpoint {folder.name}")
+    verify_shares(folder)  # a missing, truncated or corrupt file is named here, before anything loads
     if optimizer is not None:
         msd, osd = get_state_dict(model, optimizer)
         sd = {"model": msd, "optim": osd}
@@ -560,6 +627,7 @@ def load_full_model(folder: str | os.PathLike, # a sharded checkpoint folder
     import torch.distributed.checkpoint as dcp
     folder = Path(folder)
     state = _check_checkpoint(folder, nn.Module())
+    verify_checksums(folder, "checkpoint", required=True)  # one process reads every file anyway: check them all
     model = Transformer(ModelConfig.from_dict(state["model"]["config"]))
     sd = model.state_dict()
     try:
@@ -609,11 +677,13 @@ class Distributed(Callback):
                  shard_size: int | None = None, # hsdp: ranks per shard group (None: the GPUs of one node)
                  grad_sync: str = "auto", # under gradient accumulation: "auto", "step" or "micro" (see `grad_sync`)
                  init_timeout_s: float | None = None, # the wait for the others until the first step (loading, sharding); None: timeout_s
+                 async_checkpoint: bool = True, # write checkpoints on a background thread while training goes on (`dcp.async_save`)
                 ):
         if parallel not in PARALLEL: raise ConfigError(f"unknown parallel={parallel!r}: use one of {PARALLEL}")
         if grad_sync not in GRAD_SYNC: raise ConfigError(f"unknown grad_sync={grad_sync!r}: use one of {GRAD_SYNC}")
         self.parallel, self.ac, self.compile, self.timeout_s, self.device = parallel, activation_checkpointing, compile, timeout_s, device
         self.shard_size, self.sync, self.init_timeout_s = shard_size, grad_sync, init_timeout_s or timeout_s
+        self.async_checkpoint, self.background, self.pending = async_checkpoint, None, None
         self.info, self.lock = None, None
 
     def prepare_model(self, learn):
@@ -636,7 +706,9 @@ class Distributed(Callback):
         learn.grad_sync = self.grad_sync
         if self.parallel in ("fsdp", "hsdp"):  # FSDP's MixedPrecisionPolicy casts weights and inputs to bf16 itself: autocast on top
             learn._autocast = contextlib.nullcontext  # would only add casts (norms and the loss upcast to fp32 on their own)
-        learn.checkpoint_writer, learn.checkpoint_reader = save_sharded_checkpoint, load_sharded_checkpoint
+        learn.checkpoint_writer, learn.checkpoint_reader = self.write_checkpoint, load_sharded_checkpoint
+        # the background writes run their collectives on a group of their own (gloo, host memory): never interleaved with training's
+        if self.async_checkpoint: self.background = dist.new_group(backend="gloo")
         if not info.is_main:  # one progress bar and one plot per job, not one per rank
             learn.callbacks = [cb for cb in learn.callbacks if not isinstance(cb, (ProgressCallback, LossPlotCallback))]
             learn._bind_events()
@@ -680,9 +752,22 @@ class Distributed(Callback):
         learn.loss = all_reduce_mean(learn.loss)  # each rank's loss is its share × N: the mean is the whole batch's loss
         learn.step_tokens *= self.info.world_size
 
+    def write_checkpoint(self, folder, model, optimizer, state):
+        "Finish the checkpoint still in flight (one at a time), then start this one: in the background, or now."
+        self.finish_checkpoint()
+        if self.background is None: return save_sharded_checkpoint(folder, model, optimizer, state)
+        self.pending = start_checkpoint(folder, model, optimizer, state, self.background)
+        return Path(folder)  # visible once finished: at the next checkpoint, or when the run ends
+
+    def finish_checkpoint(self):
+        if self.pending is not None: pending, self.pending = self.pending, None; pending.finish()
+
     def after_fit(self, learn):
+        self.finish_checkpoint()  # the last (or the preempted step's) checkpoint complete before the run reports or exits
+        self.on_error(learn)
+
+    def on_error(self, learn):  # no collectives here: the others may be gone; a half-written checkpoint stays hidden
         if self.lock is not None: self.lock.release(); self.lock = None
-    on_error = after_fit
 
     def state_dict(self): return dict(world_size=self.info.world_size if self.info else 1, parallel=self.parallel)
 

@@ -325,6 +325,7 @@ class TrainJob(TrainRun):
     meta_init: bool | None = None # build the model on `meta` and initialise only this rank's shards; None: for FSDP runs ≥ 1B parameters
     data_order: str | None = None # "sharded" (chapter 18's `ShardedTokens`) or "windows" (random windows); None: sharded when launched
     timeout_minutes: float = 10.0 # a rank that waits longer than this for the others (a stalled or dead rank) fails the job, in one line
+    async_checkpoint: bool = True # launched runs: checkpoints written on a background thread while training goes on
     init_timeout_minutes: float | None = None # the same until the first step (joining, loading, sharding a big model); None: timeout_minutes
     init: str | None = None # start from a finished run's weights (its folder, or "demo"): the model's shape is that run's
     sft: str | None = None # a folder of `llm-course prepare --sft` (chapter 19b): train on its conversations, loss on the replies only
@@ -579,7 +580,7 @@ def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`
         init_distributed(timeout_s=init_s)  # before the model is built: a meta-built model is sharded over the group
         cbs.append(Distributed(parallel, activation_checkpointing=job.activation_checkpointing, compile=job.compile,
                                timeout_s=60 * job.timeout_minutes, shard_size=job.shard_size, grad_sync=job.grad_sync,
-                               init_timeout_s=init_s))
+                               init_timeout_s=init_s, async_checkpoint=job.async_checkpoint))
     device = dist_info().device if launched() else pick_device(job.device)
     # MFU against the peak of the GPU that runs (its name), not of the one the recipe planned for; only on GPUs
     gpu = gpu_of_device(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
@@ -612,7 +613,7 @@ def validate_job(job: TrainJob):
             raise ConfigError(f"{k} must be a number of minutes in [0.1, 1440], got {t!r}: e.g. {k}=10")
     if job.grad_sync not in GRAD_SYNC: raise ConfigError(f"unknown grad_sync {job.grad_sync!r}: use one of {', '.join(map(repr, GRAD_SYNC))}")
     check_int("shard_size", job.shard_size, example=8, allow_none=True)
-    for k in ("activation_checkpointing", "compile"):
+    for k in ("activation_checkpointing", "compile", "async_checkpoint"):
         if not isinstance(getattr(job, k), bool): raise ConfigError(f"{k} must be True or False, got {getattr(job, k)!r}")
     if job.sft is not None and job.data is not None:
         raise ConfigError("sft and data are two kinds of training data: pass one (--sft for conversations, --data for text shards)")
@@ -711,6 +712,8 @@ def add_train_arguments(t: argparse.ArgumentParser):
     opt("--grad-sync", "with --grad-accum: when gradients cross processes (auto, step, micro)", choices=GRAD_SYNC)
     t.add_argument("--activation-checkpointing", action="store_true", default=None, help="recompute each block in backward")
     t.add_argument("--compile", action="store_true", default=None, help="torch.compile each block")
+    t.add_argument("--sync-checkpoint", dest="async_checkpoint", action="store_false", default=None,
+                   help="launched runs: write checkpoints before going on (default: in the background, training continues)")
     opt("--gpu", "the GPU to plan for where none is visible (dry runs): " + ", ".join(GPUS))
     opt("--max-chars", "use only the start of the corpus (quick runs)", type=int)
     opt("--checkpoint-every", "steps between checkpoints (0: only at the end)", type=int)
