@@ -1055,11 +1055,11 @@ def _adamw_reference(p0: torch.Tensor, grads: list, lr, betas, eps, wd, l2: bool
         out.append(p.clone())
     return out
 
-def _no_adam_shortcuts(namespace: dict) -> list:
-    "torch's Adam/AdamW (classes and functional forms) and chapter 8's, wherever the learner's code may find them."
+def _no_adam_shortcuts(fn) -> list:
+    "torch's Adam/AdamW (classes and functional forms) and chapter 8's, wherever `fn` may find them (its globals: a notebook's)."
     import importlib
     from llm_course import optim as course_optim
-    spaces = {id(d): d for d in (namespace, vars(course_optim))}.values()
+    spaces = {id(d): d for d in (getattr(fn, "__globals__", {}), globals(), vars(course_optim))}.values()
     ours = [(d, n, f"chapter 8's {n}") for d in spaces for n in ("Adam", "AdamW") if n in d]
     functional = [(importlib.import_module(f"torch.optim.{n}"), n, f"torch.optim.{n}.{n}") for n in ("adam", "adamw")]
     return ours + functional + [(torch.optim, "AdamW", "torch.optim.AdamW"), (torch.optim, "Adam", "torch.optim.Adam")]
@@ -1099,7 +1099,7 @@ def check_zero1_adamw_step(zero1_adamw_step): # your `zero1_adamw_step(param, gr
                     raise Mismatch(f"on {case}, rank {r}: step {k + 1} returned {type(param).__name__} {tuple(getattr(param, 'shape', ()))}: return the whole "
                                    f"updated parameter of shape {tuple(p0.shape)} (the gathered shards, concatenated, padding dropped)")
                 history[r][k], sizes[r][k] = param, _state_numel(states[r])
-        with shortcuts_blocked(_no_adam_shortcuts(globals()), "write AdamW's update for your shard yourself (chapter 8's formula)", case):
+        with shortcuts_blocked(_no_adam_shortcuts(zero1_adamw_step), "write AdamW's update for your shard yourself (chapter 8's formula)", case):
             group.run(rank_main, case)
         for r in range(N):
             held = max(sizes[r])
