@@ -843,6 +843,12 @@ def _bucket_hint(sizes, numels, cap, first_cap):
         return next((why for why, v in variants.items() if norm(v) == got_n and v != want), None)
     return hint
 
+def _no_bucket_shortcuts() -> list:
+    "PyTorch's own bucketing function, under both of its names."
+    return [(owner, "_compute_bucket_assignment_by_size", f"{name}._compute_bucket_assignment_by_size")
+            for owner, name in ((dist, "torch.distributed"), (torch._C._distributed_c10d, "torch._C._distributed_c10d"))
+            if hasattr(owner, "_compute_bucket_assignment_by_size")]
+
 @exercise("ddp_buckets")
 def check_ddp_buckets(ddp_buckets): # your `ddp_buckets(params, cap_bytes, first_cap_bytes) -> list of lists of indices`
     "DDP's gradient buckets: parameters in reverse order, each bucket closed once it reaches its cap (the first bucket's cap smaller)."
@@ -865,7 +871,8 @@ def check_ddp_buckets(ddp_buckets): # your `ddp_buckets(params, cap_bytes, first
     for case, params, cap, first in cases:
         sizes, numels = [p.numel() * p.element_size() for p in params], [p.numel() for p in params]
         want = _ddp_reference(sizes, cap, first)
-        got = attempt(ddp_buckets, list(params), cap, first, case=case)
+        with shortcuts_blocked(_no_bucket_shortcuts(), "walk the parameters and fill the buckets yourself", case):
+            got = attempt(ddp_buckets, list(params), cap, first, case=case)
         if isinstance(got, (list, tuple)) and all(isinstance(b, (list, tuple)) for b in got):
             flat = sorted(int(i) for b in got for i in b)
             if flat != list(range(len(params))):

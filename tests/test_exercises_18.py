@@ -66,6 +66,13 @@ def _buckets(params, cap, first, order=None, bytes_of=lambda p: p.numel() * p.el
     return buckets + ([cur] if cur else [])
 
 
+def test_buckets_torch_function_is_switched_off():
+    def with_torch(ps, cap, first):
+        order = list(reversed(range(len(ps))))
+        return dist._compute_bucket_assignment_by_size([ps[i] for i in order], [first, cap], [False] * len(ps), order)[0]
+    rejected(check_ddp_buckets(with_torch), "called torch.distributed._compute_bucket_assignment_by_size")
+
+
 def test_buckets_forward_order():
     rejected(check_ddp_buckets(lambda ps, cap, first: _buckets(ps, cap, first, order=range(len(ps)))), "forward order", "last layer first")
 
