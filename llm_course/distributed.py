@@ -849,13 +849,18 @@ def _no_bucket_shortcuts() -> list:
             for owner, name in ((dist, "torch.distributed"), (torch._C._distributed_c10d, "torch._C._distributed_c10d"))
             if hasattr(owner, "_compute_bucket_assignment_by_size")]
 
+@functools.cache
+def _meta_parameters() -> dict[str, list[torch.Tensor]]:
+    "The parameters of three presets, in `model.parameters()` order, on the meta device: shapes only, nothing allocated."
+    with torch.device("meta"):
+        return {name: list(Transformer(ModelConfig.preset(name)).parameters()) for name in ("tiny", "gpt2-small", "llama2-7b")}
+
 @exercise("ddp_buckets")
 def check_ddp_buckets(ddp_buckets): # your `ddp_buckets(params, cap_bytes, first_cap_bytes) -> list of lists of indices`
     "DDP's gradient buckets: parameters in reverse order, each bucket closed once it reaches its cap (the first bucket's cap smaller)."
     MiB = 2**20
-    with torch.device("meta"):   # shapes only: gpt2-small and llama2-7b are never allocated
-        models = {name: list(Transformer(ModelConfig.preset(name)).parameters()) for name in ("tiny", "gpt2-small", "llama2-7b")}
-        bf16 = [p.to(torch.bfloat16) for p in models["tiny"]]
+    models = _meta_parameters()
+    bf16 = [p.to(torch.bfloat16) for p in models["tiny"]]
     cases = [("tiny's parameters, cap 256 KiB, first cap 64 KiB", models["tiny"], 256 * 1024, 64 * 1024),
              ("tiny in bf16, cap 64 KiB, first cap 16 KiB", bf16, 64 * 1024, 16 * 1024),
              ("gpt2-small with DDP's defaults (25 MiB, first 1 MiB)", models["gpt2-small"], 25 * MiB, MiB),
