@@ -16,7 +16,7 @@ from .train import add_train_arguments, exit_status, export_run, job_timeout, lo
 from .distributed import catch_stop_signals
 
 # %% auto #0
-__all__ = ['OFF', 'curation_settings', 'main', 'check_exit_code', 'check_generate_parser', 'check_as_flags']
+__all__ = ['OFF', 'curation_settings', 'main', 'check_train_flags', 'check_run_speed']
 
 # %% ../nbs/20_cli.ipynb #b6aa6eba
 class _Parser(argparse.ArgumentParser):
@@ -250,103 +250,118 @@ def main(argv: list[str] | None = None) -> int:
         for sig, h in old_handlers.items(): signal.signal(sig, h)
 
 # %% ../nbs/20_cli.ipynb #7f04defa
-import contextlib, io, random
-from .core import DataError, MissingPathError, Mismatch, OutputError, attempt, exercise, expect_equal  # ConfigError: imported above
+import json, random, statistics, tempfile
+import torch
+from pathlib import Path
+from .core import Mismatch, attempt, exercise, expect_close, expect_equal  # ConfigError: imported above
+from .distributed import rank_rows
+from .learner import TrainConfig
+from .model import ModelConfig
+from .scaling import flops_per_token
 
-def _subparser(name: str) -> argparse.ArgumentParser:
-    "The course's own parser of `llm-course <name>`."
-    return next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+def _flags_reference(tokens: int, seq: int, gpus: int, max_micro: int) -> tuple[int, int]:
+    "`llm-course plan --auto`'s rule: the largest micro-batch ≤ max_micro that divides each GPU's sequences; accumulate the rest."
+    per_gpu = tokens // (seq * gpus)
+    mb = min(max_micro, per_gpu)
+    while per_gpu % mb: mb -= 1
+    return tokens // seq, per_gpu // mb
 
-def _parse(parser, argv: list[str]):
-    "`(namespace as a dict, None)`, or `(None, exit status)` when argparse refuses `argv`; its messages are swallowed."
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        try: return vars(parser.parse_args(argv)), None
-        except SystemExit as e: return None, e.code
+def _refused_by_train(batch_size, grad_accum, gpus) -> str | None:
+    "What `llm-course train` says about these flags on `gpus` processes (None: it accepts them)."
+    try:
+        TrainConfig(batch_size=batch_size, grad_accum=grad_accum)
+        rank_rows(batch_size, 0, gpus)
+        if (batch_size // gpus) % grad_accum:
+            return f"each of the {gpus} processes gets {batch_size // gpus} sequences, which grad_accum={grad_accum} does not divide"
+    except ConfigError as e: return str(e)
 
-@exercise("exit_code")
-def check_exit_code(exit_code):
-    "Check `exit_code(error)`: the exit status `llm-course` returns after `error` (None: success), as `main` decides it."
-    cases = [(None, 0, "success (no error)"), (ConfigError("unknown preset 'huge'"), 2, "a ConfigError"),
-             (DataError("empty corpus"), 2, "a DataError"), (MissingPathError("no such file"), 2, "a MissingPathError (a DataError)"),
-             (OutputError("disk full"), 2, "an OutputError (also an OSError)"), (LLMCourseError("any of ours"), 2, "an LLMCourseError"),
-             (KeyboardInterrupt(), 130, "Ctrl-C (KeyboardInterrupt)"), (BrokenPipeError(), 141, "a closed pipe (`| head`)"),
-             (SystemExit(2), 2, "argparse's usage error, SystemExit(2)"), (SystemExit(0), 0, "`--help`, SystemExit(0)"),
-             (ValueError("a bug"), 1, "an unexpected ValueError"), (RuntimeError("a bug"), 1, "an unexpected RuntimeError"),
-             (OSError("a bug"), 1, "an unexpected OSError")]
-    for err, want, case in cases:
-        got = attempt(exit_code, err, case=case)
-        def hint(got, want):
-            if isinstance(err, LLMCourseError) and got == 1:
-                return "the package's own errors all derive from LLMCourseError: test with isinstance, not type(error) is …"
-            if want == 1 and got == 2: return "only the package's own errors (LLMCourseError) are the user's mistakes; anything else is a bug: 1"
-            if isinstance(err, KeyboardInterrupt): return "a shell reports a process stopped by Ctrl-C as 128 + SIGINT (2) = 130; KeyboardInterrupt is not an Exception"
-            if isinstance(err, BrokenPipeError): return "a shell reports a closed pipe as 128 + SIGPIPE (13) = 141; test BrokenPipeError before OSError"
-            if isinstance(err, LLMCourseError) and isinstance(err, OSError):
-                return f"{type(err).__name__} is an OSError but also one of ours: test LLMCourseError first"
-            if isinstance(err, SystemExit): return "SystemExit carries its own status in .code (argparse: 2 for a usage error, 0 for --help)"
-        expect_equal(got, want, case, hint=hint)
-    return f"{len(cases)} outcomes: success, the package's errors, Ctrl-C, a closed pipe, argparse's exits and bugs"
-
-@exercise("generate_parser")
-def check_generate_parser(generate_parser):
-    "Check `generate_parser()` against the course's parser of `llm-course generate` on valid and invalid command lines."
-    parser = attempt(generate_parser, case="no arguments")
-    if not isinstance(parser, argparse.ArgumentParser):
-        raise Mismatch(f"generate_parser() should return an argparse.ArgumentParser, got {type(parser).__name__}")
-    ref = _subparser("generate")
-    valid = [["--checkpoint", "runs/tiny"],
-             ["--checkpoint", "runs/tiny", "--prompt", "The ", "--max-new-tokens", "50", "--temperature", "0.5",
-              "--top-k", "40", "--top-p", "0.9", "--seed", "3"],
-             ["--top-p", "0.95", "--checkpoint", "r", "--max-new-tokens", "0"]]
-    for argv in valid:
-        case = f"argv {argv}"
-        got, code = _parse(parser, argv)
-        if got is None: raise Mismatch(f"on {case}: your parser refused a valid command line (exit status {code})")
-        want, _ = _parse(ref, argv)
-        def hint(got, want):
-            missing = sorted(set(want) - set(got))
-            if missing: return f"no option stores {missing}: --max-new-tokens is stored as max_new_tokens"
-            for k in want:
-                if want[k] != got.get(k) and isinstance(got.get(k), str) and want[k] is not None:
-                    return f"{k} is {got[k]!r}, a string: give the option type={type(want[k]).__name__}"
-                if want[k] != got.get(k): return f"{k}: expected {want[k]!r} (the default, when not given), got {got.get(k)!r}"
-        expect_equal(got, want, case, hint=hint)
-    invalid = [(["--checkpoint", "r", "--max-new-tokens", "ten"], "a count that is not an integer"),
-               (["--checkpoint", "r", "--temperature", "hot"], "a temperature that is not a number"),
-               (["--prompt", "Once"], "no --checkpoint (it is required)"),
-               (["--checkpoint", "r", "--top-k", "2.5"], "a top-k that is not an integer")]
-    for argv, what in invalid:
-        got, code = _parse(parser, argv)
-        if got is not None:
-            raise Mismatch(f"on argv {argv} ({what}): expected a usage error (exit status 2), your parser accepted it: {got}"
-                           + (" Hint: required=True makes an option compulsory" if "required" in what else " Hint: type=int or type=float rejects it"))
-        if code != 2: raise Mismatch(f"on argv {argv} ({what}): a usage error exits with status 2, got {code!r}")
-    return f"{len(valid)} valid command lines parse like `llm-course generate` (defaults included), {len(invalid)} bad ones are usage errors"
-
-@exercise("as_flags")
-def check_as_flags(as_flags):
-    "Check `as_flags(message, parser)` against the rewriting `main` applies to every error of `llm-course train`."
-    parser = _subparser("train")
-    opts = [a for a in parser._actions if a.option_strings and a.dest != "help"]
-    valued = [a.dest for a in opts if not isinstance(a, argparse._StoreTrueAction) and a.nargs != 0]
-    bare = [a.dest for a in opts if isinstance(a, argparse._StoreTrueAction)]
-    messages = ["steps=0 is not a positive integer: e.g. steps=100", "the recipe's max_steps=5 and warmup_steps=10 are not options",
-                "the global batch_size=10 cannot be split evenly over 4 processes: use a multiple of 4 (e.g. batch_size=8)",
-                "activation_checkpointing=True needs parallel='fsdp'", "tokenizer='bpe' with bpe_vocab_size=512 and vocab_size=None",
-                "compile=True or overwrite=True",
-                "seed=0, lr=3e-4", "no settings here: a plain sentence", ""]
-    rng = random.Random(5)  # seeded: the same random messages on every run
+@exercise("train_flags")
+def check_train_flags(train_flags): # your `train_flags(global_batch_tokens, seq, gpus, max_micro_batch) -> (batch_size, grad_accum)`
+    "Check `--batch-size`/`--grad-accum` for a global batch on N GPUs against the rule `llm-course plan --auto` applies."
+    M = 2**20
+    cases = [(4 * M, 4096, 8, 2, "Llama 2's 4M-token batch, seq 4096, 8 GPUs, micro-batch ≤ 2"),
+             (4 * M, 4096, 8, 15, "the same with checkpointing: micro-batch ≤ 15 (8 divides each GPU's 128 sequences)"),
+             (4 * M, 4096, 64, 15, "the same on 64 GPUs"), (16 * 128, 128, 1, 16, "tiny on one CPU: 16 sequences of 128 tokens"),
+             (3 * 4096 * 8, 4096, 8, 2, "3 sequences per GPU, micro-batch ≤ 2"), (2 * M, 2048, 4, 4096, "a micro-batch limit above what each GPU gets")]
+    rng = random.Random(20)
     for _ in range(12):
-        name, flag, v = rng.choice(valued), rng.choice(bare), rng.randrange(5000)
-        messages.append(f"{name}={v} conflicts with {flag}=True; try {name}={v // 2 + 1}")
-    for m in messages:
-        case = f"message {m!r}"
-        got = attempt(as_flags, m, parser, case=case)
+        seq, gpus, per_gpu = rng.choice([64, 128, 1024, 4096]), rng.choice([1, 2, 3, 8, 16]), rng.randrange(1, 200)
+        cases.append((seq * gpus * per_gpu, seq, gpus, rng.randrange(1, 40), None))
+    for tokens, seq, gpus, mx, case in cases:
+        case = f"{case + ' (' if case else ''}global_batch_tokens={tokens:,}, seq={seq}, gpus={gpus}, max_micro_batch={mx}{')' if case else ''}"
+        want = _flags_reference(tokens, seq, gpus, mx)
+        got = attempt(train_flags, tokens, seq, gpus, mx, case=case)
+        if not (isinstance(got, (tuple, list)) and len(got) == 2 and all(isinstance(v, int) for v in got)):
+            raise Mismatch(f"on {case}: return two ints, (batch_size, grad_accum), got {got!r}")
+        b, a = got
+        refused = _refused_by_train(b, a, gpus)
         def hint(got, want):
-            if not isinstance(got, str): return "return the rewritten message, a str"
-            if re.search(r"\w--\w", got): return "you rewrote a name inside a longer one (max_steps=… holds steps=…): match a name only where it starts"
-            if re.search(r"--[\w-]+ True\b", got): return "a store_true option takes no value: compile=True is just --compile"
-            if re.search(r"--(max-steps|warmup-steps)\b", got): return "max_steps and warmup_steps are not options of this command: leave them as they are"
-            if "--" in got and "_" in got.split("--", 1)[1].split()[0]: return "flags are written with dashes: use the option's own flag (a.option_strings[-1])"
-        expect_equal(got, _as_flags(m, _parser(), "train"), case, hint=hint)
-    return f"{len(messages)} messages: valued options, store_true options, names inside longer names and names that are no option"
+            if b == tokens: return "--batch-size counts sequences, not tokens: divide by seq"
+            if gpus > 1 and b * gpus == want[0]: return "--batch-size is the global batch, over all processes: every GPU gets batch_size / gpus"
+            if refused: return (f"`llm-course train --batch-size {b} --grad-accum {a}` on {gpus} GPUs is refused ({refused}): the "
+                                "micro-batch, sequences per GPU ÷ grad_accum, must divide each GPU's sequences")
+            if b * seq == tokens and b // gpus // a > mx: return f"each GPU would run micro-batches of {b // gpus // a}, more than fit ({mx})"
+            if b * seq == tokens: return ("more accumulation than needed: use the largest micro-batch ≤ max_micro_batch that divides each "
+                                          "GPU's sequences (fewer, larger micro-batches keep the GPU busier)")
+        expect_equal((b, a), want, case, hint=hint)
+    for tokens, seq, gpus in [(4 * M + 4096, 4096, 8), (1000, 128, 1), (4096 * 12, 4096, 8)]:
+        case = f"global_batch_tokens={tokens:,}, seq={seq}, gpus={gpus}"
+        try: got = train_flags(tokens, seq, gpus, 4)
+        except ConfigError: continue
+        except Exception as e: raise Mismatch(f"on {case}: expected ConfigError (from llm_course.core), got {type(e).__name__}: {e}") from None
+        raise Mismatch(f"on {case} (not a multiple of seq × gpus = {seq * gpus:,}): expected ConfigError, got {got!r}: no whole number of "
+                       "sequences per GPU gives this batch; say which global batch sizes would")
+    return f"{len(cases)} global batches on 1 to 64 GPUs, Llama 2's 4M tokens among them, and 3 that no split gives refused"
+
+def _metrics_file(folder: Path, name: str, rng: random.Random, tokens_per_s: float, n: int, every: int = 10, torn: bool = False) -> Path:
+    "A metrics.jsonl as `llm-course train` writes it: a row every `every` steps, evaluation rows, a slow step; maybe a torn last line."
+    rows, t = [], 0.0
+    for k in range(1, n + 1):
+        tps = tokens_per_s * rng.uniform(0.97, 1.03) * (0.6 if k == 1 else 0.2 if k == n // 2 else 1)  # warm-up; a checkpoint write
+        t += 1.0
+        rows.append(dict(step=k * every, loss=5 - k * 0.01, lr=3e-4, grad_norm=1.0, tokens_per_s=tps, mfu=None, hfu=None,
+                         memory_gb=1.2, memory={"max_allocated_gb": 1.2}, time=t))
+        if k % 4 == 0: rows.append(dict(step=k * every, val_loss=5 - k * 0.01, time=t + 0.5))
+    path = folder / name
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    path.write_text(text + ('{"step": 99999, "loss": 4.2, "tokens_per' if torn else ""))
+    return path
+
+@exercise("run_speed")
+def check_run_speed(run_speed): # your `run_speed(metrics_path, config, seq, peak_flops, devices) -> (tokens_per_s, mfu)`
+    "Check the median tokens/s of a run's metrics.jsonl and its MFU (chapter 17's flops_per_token, the peak of all devices)."
+    rng = random.Random(19)
+    cases = [("tiny on a CPU (a measured peak of 60 GFLOP/s)", ModelConfig.preset("tiny"), 128, 60e9, 1, 2_500.0, False),
+             ("llama2-7b on 8 H100s", ModelConfig.preset("llama2-7b"), 4096, GPUS["h100-80gb"].peak_flops, 8, 8 * 9_000.0, False),
+             ("llama-1b on 2 A100s, the last line still being written", ModelConfig.preset("llama-1b"), 2048, GPUS["a100-80gb"].peak_flops, 2,
+              2 * 16_000.0, True),
+             ("gpt2-small on one H100, trained at seq 512", ModelConfig.preset("gpt2-small"), 512, GPUS["h100-80gb"].peak_flops, 1, 350_000.0, True)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (case, c, seq, peak, devices, tps, torn) in enumerate(cases):
+            path = _metrics_file(Path(tmp), f"run{k}.jsonl", rng, tps, 9 + 2 * k, torn=torn)
+            rows = [json.loads(line) for line in path.read_text().splitlines()[:-1 if torn else None]]
+            speeds = [r["tokens_per_s"] for r in rows if r.get("tokens_per_s") is not None]
+            want_tps = statistics.median(speeds)
+            want_mfu = want_tps * flops_per_token(c, seq) / (devices * peak)   # what the training log's mfu column holds on a GPU
+            got = attempt(run_speed, path, c, seq, peak, devices, case=case)
+            if not (isinstance(got, (tuple, list)) and len(got) == 2):
+                raise Mismatch(f"on {case}: return two numbers, (tokens_per_s, mfu), got {got!r}")
+            try: got_tps, got_mfu = (torch.tensor(float(v), dtype=torch.float64) for v in got)
+            except (TypeError, ValueError): raise Mismatch(f"on {case}: return two numbers, got {got!r}") from None
+            def tps_hint(g, e):
+                if math.isclose(float(g), statistics.fmean(speeds), rel_tol=1e-9):
+                    return "that is the mean: one slow step (here a checkpoint write) and the first step pull it; take the median"
+            expect_close(got_tps, torch.tensor(want_tps, dtype=torch.float64), f"{case}: tokens/s", atol=0, rtol=1e-9, hint=tps_hint)
+            def mfu_hint(g, e):
+                ratio = float(g) / want_mfu
+                near = lambda x: math.isclose(ratio, x, rel_tol=1e-9)
+                if devices > 1 and near(devices): return "tokens/s in metrics.jsonl counts all processes: divide by the peak of all devices (devices × peak)"
+                if near(6 * c.n_params() / flops_per_token(c, seq)):
+                    return "6 × all parameters is not the course's count: use flops_per_token(config, seq) (6 × the weights that multiply, plus attention)"
+                if near(flops_per_token(c, seq, causal=False) / flops_per_token(c, seq)):
+                    return "a causal model's attention costs half of the full T×T (flash kernels skip the masked half): flops_per_token's default"
+                if near(flops_per_token(c, seq, checkpointing=True) / flops_per_token(c, seq)):
+                    return "MFU counts the model's FLOPs only, not the recompute of activation checkpointing (that would be HFU)"
+            expect_close(got_mfu, torch.tensor(want_mfu, dtype=torch.float64), f"{case}: MFU", atol=0, rtol=1e-6, hint=mfu_hint)
+    return (f"{len(cases)} runs, CPU and GPU, 1 to 8 devices, with evaluation rows, a slow step and a half-written last line: "
+            "the median tokens/s, and MFU from flops_per_token and the peak of all devices")

@@ -36,7 +36,7 @@ __all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'GRAD_SYNC', 'DCP_FORM
            'PendingCheckpoint', 'start_checkpoint', 'verify_shares', 'load_sharded_checkpoint', 'load_full_model',
            'export_hf', 'check_export_folder', 'write_hf_folder', 'Distributed', 'catch_stop_signals', 'preempted',
            'AgreedStop', 'tiny_model', 'train_config', 'train_main', 'save_full_weights', 'dry_run_main', 'main',
-           'check_average_gradients', 'check_shard_flat', 'check_ring_all_reduce']
+           'check_shard_flat', 'check_ddp_buckets', 'check_ring_all_reduce', 'check_zero1_adamw_step']
 
 # %% ../nbs/18_distributed.ipynb #f21747c3
 class DistributedError(LLMCourseError, RuntimeError):
@@ -914,6 +914,11 @@ def main(argv: list[str] | None = None):
 if __name__ == "__main__" and not {"ipykernel", "execnb"} & set(sys.modules): main()  # `python -m llm_course.distributed …`, not a notebook
 
 # %% ../nbs/18_distributed.ipynb #4a1916a5
+import collections, threading
+from torch.utils._pytree import tree_leaves, tree_map
+from .core import NotDone, expect_equal
+from .losses import shortcuts_blocked
+
 def _per_rank(out, n_ranks: int, case: str, what: str) -> list:
     "The learner's answer as a list with one tensor per rank."
     if isinstance(out, torch.Tensor) or not isinstance(out, (list, tuple)):
@@ -921,35 +926,6 @@ def _per_rank(out, n_ranks: int, case: str, what: str) -> list:
                        "every rank ends with its own copy")
     if len(out) != n_ranks: raise Mismatch(f"on {case}: expected {n_ranks} results (one per rank), got {len(out)}")
     return list(out)
-
-def _mean_hint(xs):
-    def hint(got, exp):
-        if not isinstance(got, torch.Tensor) or got.shape != exp.shape:
-            return "each rank's result has the shape of its gradient: average across ranks (element by element), not within a tensor"
-        if torch.allclose(got.double(), sum(x.double() for x in xs), atol=1e-6): return "that is the sum: DDP averages, divide by the number of ranks"
-        return None
-    return hint
-
-@exercise("average_gradients")
-def check_average_gradients(average_gradients): # your `average_gradients(grads) -> list`, one tensor per rank
-    "The all-reduce-mean of DDP on simulated ranks: every rank gets the mean, which is the gradient of the whole batch."
-    g = torch.Generator().manual_seed(0)
-    model = nn.Linear(6, 3)
-    with torch.no_grad():
-        for p in model.parameters(): p.copy_(torch.randn(p.shape, generator=g))
-    x, y = torch.randn(8, 6, generator=g), torch.randn(8, 3, generator=g)
-    full = torch.autograd.grad(nn.functional.mse_loss(model(x), y), model.weight)[0]
-    for N in (1, 2, 4, 8):   # DDP: each rank the mean loss of its equal share of the batch, then the average of the gradients
-        grads = [torch.autograd.grad(nn.functional.mse_loss(model(xr), yr), model.weight)[0] for xr, yr in zip(x.chunk(N), y.chunk(N))]
-        case = f"the weight gradient of a batch of 8 split over {N} rank{'s' if N > 1 else ''}"
-        out = _per_rank(attempt(average_gradients, [t.clone() for t in grads], case=case), N, case, "gradient")
-        for r, got in enumerate(out): expect_close(got, full, f"{case}, rank {r} (the full-batch gradient)", atol=1e-6, hint=_mean_hint(grads))
-    for case, N, shape in [("3 ranks, a scalar", 3, ()), ("5 ranks, a [4, 2, 3] tensor", 5, (4, 2, 3)), ("2 ranks, an empty tensor", 2, (0,))]:
-        grads = [torch.randn(shape, generator=g) for _ in range(N)]
-        out = _per_rank(attempt(average_gradients, [t.clone() for t in grads], case=case), N, case, "gradient")
-        for r, got in enumerate(out):
-            expect_close(got, torch.stack(grads).mean(0), f"{case}, rank {r}", atol=1e-6, hint=_mean_hint(grads))
-    return "every rank gets the mean: the full-batch gradient on 1, 2, 4 and 8 ranks; scalars, 3-D and empty tensors"
 
 def _fsdp_reference(flat: torch.Tensor, world_size: int) -> list[torch.Tensor]:
     "FSDP2's rule along dim 0: torch.chunk, every chunk zero-padded to the size of the first (ceil(n / N)); missing chunks all padding."
@@ -984,36 +960,335 @@ def check_shard_flat(shard_flat): # your `shard_flat(flat, world_size) -> list o
         for r, (got, e) in enumerate(zip(out, exp)): expect_close(got, e, f"{case}, rank {r}", atol=0, rtol=0, hint=hint)
     return "equal zero-padded shards (ceil(numel / N) each) on 12 cases, as FSDP2 cuts a parameter: divisible, uneven, fewer elements than ranks, empty"
 
-class _Ring:
-    "The wire of a simulated ring: `send(src, dst, tensor)` delivers a copy, only to the right neighbour, and counts the elements."
-    def __init__(self, n: int): self.n, self.sent, self.messages = n, [0] * n, [0] * n
-    def send(self, src: int, dst: int, t: torch.Tensor) -> torch.Tensor:
-        if not (isinstance(src, int) and 0 <= src < self.n): raise Mismatch(f"send: src must be a rank in 0..{self.n - 1}, got {src!r}")
-        if dst != (src + 1) % self.n:
-            raise Mismatch(f"rank {src} sent to rank {dst}: in a ring, rank r sends only to its right neighbour (r + 1) % N = {(src + 1) % self.n}")
-        self.sent[src] += t.numel(); self.messages[src] += 1
-        return t.detach().clone()
+# DDP's bucketing, as `torch.distributed._compute_bucket_assignment_by_size` does it in the gradient-ready order
+def _ddp_reference(sizes: list[int], cap: int, first_cap: int, reverse: bool = True, close_at_cap: bool = True) -> list[list[int]]:
+    "Buckets of parameter indices, in all-reduce order; the flags give the usual mistakes (forward order, never exceeding the cap)."
+    order = range(len(sizes) - 1, -1, -1) if reverse else range(len(sizes))
+    buckets, cur, nbytes = [], [], 0
+    for i in order:
+        limit = first_cap if not buckets else cap
+        if not close_at_cap and cur and nbytes + sizes[i] > limit:   # the mistake: start a new bucket before crossing the cap
+            buckets.append(cur); cur, nbytes = [], 0
+            limit = cap
+        cur.append(i); nbytes += sizes[i]
+        if close_at_cap and nbytes >= limit: buckets.append(cur); cur, nbytes = [], 0
+    return buckets + ([cur] if cur else [])
+
+def _bucket_hint(sizes, numels, cap, first_cap):
+    def hint(got, want):
+        norm = lambda bs: [sorted(b) for b in bs]
+        variants = {"you walked the parameters in forward order: gradients become ready in backward, last layer first, so DDP fills "
+                    "its buckets from the end of model.parameters()": _ddp_reference(sizes, cap, first_cap, reverse=False),
+                    "DDP closes a bucket once its bytes reach the cap: the parameter that crosses the cap stays in it "
+                    "(a bucket may exceed the cap by one parameter)": _ddp_reference(sizes, cap, first_cap, close_at_cap=False),
+                    "the caps are in bytes: a parameter takes numel × element_size() bytes (4 in fp32, 2 in bf16)":
+                        _ddp_reference(numels, cap, first_cap),
+                    "the first bucket has its own, smaller cap (first_cap_bytes; DDP's is 1 MiB), so the first all-reduce starts early":
+                        _ddp_reference(sizes, cap, cap)}
+        try: got_n = norm(got)
+        except TypeError: return "return a list of buckets, each a list of parameter indices"
+        if got_n == norm(want[::-1]): return "list the buckets in the order they are all-reduced: the first holds the last parameters"
+        return next((why for why, v in variants.items() if norm(v) == got_n and v != want), None)
+    return hint
+
+def _no_bucket_shortcuts() -> list:
+    "PyTorch's own bucketing function, under both of its names."
+    return [(owner, "_compute_bucket_assignment_by_size", f"{name}._compute_bucket_assignment_by_size")
+            for owner, name in ((dist, "torch.distributed"), (torch._C._distributed_c10d, "torch._C._distributed_c10d"))
+            if hasattr(owner, "_compute_bucket_assignment_by_size")]
+
+@functools.cache
+def _meta_parameters() -> dict[str, list[torch.Tensor]]:
+    "The parameters of three presets, in `model.parameters()` order, on the meta device: shapes only, nothing allocated."
+    with torch.device("meta"):
+        return {name: list(Transformer(ModelConfig.preset(name)).parameters()) for name in ("tiny", "gpt2-small", "llama2-7b")}
+
+@exercise("ddp_buckets")
+def check_ddp_buckets(ddp_buckets): # your `ddp_buckets(params, cap_bytes, first_cap_bytes) -> list of lists of indices`
+    "DDP's gradient buckets: parameters in reverse order, each bucket closed once it reaches its cap (the first bucket's cap smaller)."
+    MiB = 2**20
+    models = _meta_parameters()
+    bf16 = [p.to(torch.bfloat16) for p in models["tiny"]]
+    cases = [("tiny's parameters, cap 256 KiB, first cap 64 KiB", models["tiny"], 256 * 1024, 64 * 1024),
+             ("tiny in bf16, cap 64 KiB, first cap 16 KiB", bf16, 64 * 1024, 16 * 1024),
+             ("gpt2-small with DDP's defaults (25 MiB, first 1 MiB)", models["gpt2-small"], 25 * MiB, MiB),
+             ("llama2-7b with DDP's defaults: every matrix is larger than the cap", models["llama2-7b"], 25 * MiB, MiB),
+             ("tiny with a cap of 1 byte: one parameter per bucket", models["tiny"], 1, 1),
+             ("tiny with a cap larger than the model: one bucket", models["tiny"], 2**40, 2**40),
+             ("one parameter", models["tiny"][:1], 1024, 512)]
+    g = torch.Generator().manual_seed(18)
+    for k in range(3):
+        params = [torch.empty(int(torch.randint(1, 300, (), generator=g)), device="meta") for _ in range(int(torch.randint(2, 30, (), generator=g)))]
+        cap = int(torch.randint(4, 2000, (), generator=g)) * 4
+        cases.append((f"random #{k}: {len(params)} fp32 vectors, cap {cap} bytes, first cap {cap // 2}", params, cap, cap // 2))
+    for case, params, cap, first in cases:
+        sizes, numels = [p.numel() * p.element_size() for p in params], [p.numel() for p in params]
+        want = _ddp_reference(sizes, cap, first)
+        with shortcuts_blocked(_no_bucket_shortcuts(), "walk the parameters and fill the buckets yourself", case):
+            got = attempt(ddp_buckets, list(params), cap, first, case=case)
+        if isinstance(got, (list, tuple)) and all(isinstance(b, (list, tuple)) for b in got):
+            flat = sorted(int(i) for b in got for i in b)
+            if flat != list(range(len(params))):
+                raise Mismatch(f"on {case}: every parameter index 0…{len(params) - 1} belongs to exactly one bucket; yours hold {len(flat)} "
+                               f"indices ({len(set(flat))} different)")
+            got = [[int(i) for i in b] for b in got]
+        norm = lambda bs: [sorted(b) for b in bs] if isinstance(bs, list) else bs
+        expect_equal(norm(got), norm(want), case, hint=_bucket_hint(sizes, numels, cap, first))
+    return (f"{len(cases)} models and caps: DDP's buckets (reverse order, closed at the cap, a smaller first bucket), "
+            "gpt2-small at the 25 MiB default and llama2-7b among them")
+
+class _Abort(BaseException):
+    "Stops a simulated rank whose group cannot go on (a deadlock, or a rule broken elsewhere); not an `Exception`, so it is not caught."
+
+_RANK_OF_THREAD = {}   # thread id -> (group, rank) while a simulated rank runs
+
+class _RankTensor(torch.Tensor):
+    "A tensor that belongs to one simulated rank: another rank that computes with it (even reads its shape) is caught."
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        here = _RANK_OF_THREAD.get(threading.get_ident())
+        if here is not None:
+            group, rank = here
+            for t in tree_leaves((args, kwargs)):
+                if isinstance(t, _RankTensor) and getattr(t, "_group", None) is group and t._rank != rank: group.trespass(rank, t._rank)
+        with torch._C.DisableTorchFunctionSubclass(): out = func(*args, **kwargs)
+        return here[0].own(out, here[1]) if here is not None else out
+
+class _Group:
+    "N simulated ranks on N threads; each holds only its own tensors and meets the others only through `send`/`recv` or `all_gather`."
+    def __init__(self, n: int, what: str):
+        self.n, self.what, self.cv = n, what, threading.Condition()
+        self.inbox = [collections.deque() for _ in range(n)]
+        self.sent, self.received = [[] for _ in range(n)], [0] * n   # sizes of the messages each rank sent; messages each received
+        self.gathers, self.gathered = [], [[] for _ in range(n)]     # all_gather rounds; sizes each rank contributed
+        self.blocked, self.running, self.trespassed, self.deadlock = {}, n, None, None
+
+    def own(self, out, rank: int):
+        "Every tensor in `out` now belongs to `rank`."
+        def mark(t):
+            if not isinstance(t, torch.Tensor): return t
+            if not isinstance(t, _RankTensor):
+                with torch._C.DisableTorchFunctionSubclass(): t = t.as_subclass(_RankTensor)
+            t._group, t._rank = self, rank
+            return t
+        return tree_map(mark, out)
+
+    def trespass(self, rank: int, other: int):
+        with self.cv:
+            if self.trespassed is None: self.trespassed = (rank, other)
+            self.cv.notify_all()
+        raise _Abort()
+
+    def _message(self, rank: int, t) -> torch.Tensor:
+        "A copy of `t` as the wire carries it: a plain tensor, which the receiver then owns."
+        if not isinstance(t, torch.Tensor): raise TypeError(f"only tensors travel between ranks, got {type(t).__name__}")
+        if isinstance(t, _RankTensor) and t._group is self and t._rank != rank: self.trespass(rank, t._rank)
+        with torch._C.DisableTorchFunctionSubclass(): return t.detach().clone()
+
+    def _stuck(self) -> bool:
+        "Under the lock: every running rank waits, and none can go on."
+        if self.trespassed or self.deadlock: return True
+        if self.running and len(self.blocked) == self.running and not any(ready() for ready, _ in self.blocked.values()):
+            r, (_, where) = min(self.blocked.items())
+            self.deadlock = (r, where); self.cv.notify_all()
+        return bool(self.deadlock)
+
+    def _wait(self, rank: int, ready, where: str):
+        self.blocked[rank] = (ready, where)
+        try:
+            while not ready():
+                if self._stuck(): raise _Abort()
+                self.cv.wait()
+        finally: self.blocked.pop(rank, None)
+
+    def send(self, rank: int, t: torch.Tensor):
+        "Deliver a copy of `t` to the right neighbour's inbox; returns at once."
+        m = self._message(rank, t)
+        with self.cv:
+            self.inbox[(rank + 1) % self.n].append(m); self.sent[rank].append(m.numel()); self.cv.notify_all()
+
+    def recv(self, rank: int) -> torch.Tensor:
+        "The oldest message from the left neighbour, waiting for one if none has arrived."
+        with self.cv:
+            self._wait(rank, lambda: bool(self.inbox[rank]), "recv")
+            m = self.inbox[rank].popleft(); self.received[rank] += 1
+        return self.own(m, rank)
+
+    def all_gather(self, rank: int, t: torch.Tensor) -> list[torch.Tensor]:
+        "Every rank's `t`, in rank order, once all ranks have called it."
+        m = self._message(rank, t)
+        with self.cv:
+            k = len(self.gathered[rank]); self.gathered[rank].append(m.numel())
+            while len(self.gathers) <= k: self.gathers.append({})
+            self.gathers[k][rank] = m; self.cv.notify_all()
+            self._wait(rank, lambda: len(self.gathers[k]) == self.n, "all_gather")
+            parts = [self.gathers[k][i] for i in range(self.n)]
+        if len({p.shape for p in parts}) > 1:
+            raise ValueError(f"all_gather needs a tensor of the same shape on every rank, got {[tuple(p.shape) for p in parts]}: "
+                             "pad every shard to ceil(numel / N) elements")
+        return [self.own(p.clone(), rank) for p in parts]
+
+    def run(self, body, case: str, timeout_s: float = 60.0) -> list:
+        "Run `body(rank)` on every rank at once (it calls the learner's function through `attempt`): the results, or the first problem."
+        results, errors = [None] * self.n, [None] * self.n
+        def main(r):
+            _RANK_OF_THREAD[threading.get_ident()] = (self, r)
+            try: results[r] = body(r)
+            except BaseException as e: errors[r] = e
+            finally:
+                _RANK_OF_THREAD.pop(threading.get_ident(), None)
+                with self.cv: self.running -= 1; self._stuck(); self.cv.notify_all()
+        threads = [threading.Thread(target=main, args=(r,), daemon=True) for r in range(self.n)]
+        for t in threads: t.start()
+        for r, t in enumerate(threads):
+            t.join(timeout_s)
+            if t.is_alive(): raise Mismatch(f"on {case}: rank {r} did not finish within {timeout_s:.0f} s: is there an endless loop?")
+        if self.trespassed:
+            r, other = self.trespassed
+            raise Mismatch(f"on {case}: rank {r} used rank {other}'s tensor. A rank holds only its own data and learns another "
+                           f"rank's only through {self.what}: keep no tensors where other ranks can reach them (globals, shared lists)")
+        for kind in (NotDone, Mismatch):   # the stub (from `attempt`), then the first error or broken rule, in rank order
+            if e := next((e for e in errors if isinstance(e, kind)), None): raise e
+        if e := next((e for e in errors if e is not None and not isinstance(e, _Abort)), None): raise e
+        if self.deadlock:
+            r, where = self.deadlock
+            raise Mismatch(f"on {case}: rank {r} waits in {where}() for data that no rank will send (a deadlock): "
+                           + ("every recv() needs a send() from the left neighbour" if where == "recv" else "every rank calls all_gather the same number of times"))
+        return [self._plain(x) for x in results]
+
+    @staticmethod
+    def _plain(out):
+        def strip(t):
+            if not isinstance(t, _RankTensor): return t
+            with torch._C.DisableTorchFunctionSubclass(): return t.as_subclass(torch.Tensor)
+        return tree_map(strip, out)
 
 @exercise("ring_all_reduce")
-def check_ring_all_reduce(ring_all_reduce): # your `ring_all_reduce(xs, send) -> list`, one tensor per rank
-    "A ring all-reduce on simulated ranks: every rank gets the sum, and no rank sends more than 2(N−1) chunks of ⌈S/N⌉ elements."
+def check_ring_all_reduce(ring_all_reduce): # your `ring_all_reduce(x, rank, world_size, send, recv) -> tensor`, run by every rank
+    "A ring all-reduce on simulated ranks that hold only their own tensor: every rank gets the sum, in exactly 2(N−1) messages of ⌈S/N⌉."
     g = torch.Generator().manual_seed(0)
     cases = [("2 ranks, 8 elements", 2, 8), ("4 ranks, 12 elements", 4, 12), ("3 ranks, 10 elements (uneven chunks)", 3, 10),
              ("one rank", 1, 5), ("5 ranks, 3 elements (fewer than ranks)", 5, 3), ("8 ranks, 1000 elements", 8, 1000)]
     cases += [(f"random #{k}", int(torch.randint(2, 9, (), generator=g)), int(torch.randint(1, 300, (), generator=g))) for k in range(4)]
     for case, N, S in cases:
+        case = f"{case} (N={N}, S={S})"
         xs = [torch.randn(S, generator=g) for _ in range(N)]
-        ring = _Ring(N)
-        out = _per_rank(attempt(ring_all_reduce, [x.clone() for x in xs], ring.send, case=case), N, case, "result")
+        group = _Group(N, "recv()")
+        def rank_main(r):
+            return attempt(ring_all_reduce, group.own(xs[r].clone(), r), r, N, lambda t: group.send(r, t), lambda: group.recv(r),
+                           case=f"{case}, rank {r}")
+        out = group.run(rank_main, case)
+        chunk, steps = -(-S // N), 2 * (N - 1)
+        for r in range(N):
+            if big := [k for k, s in enumerate(group.sent[r]) if s > chunk]:
+                raise Mismatch(f"on {case}: rank {r}'s message {big[0] + 1} carried {group.sent[r][big[0]]} elements, more than one "
+                               f"chunk of ⌈S/N⌉ = {chunk}. Hint: send chunks (x.tensor_split(N)), not whole tensors: that is what makes "
+                               "the ring's traffic per rank almost independent of N")
+        for r in range(N):
+            if len(group.sent[r]) != steps:
+                why = ("it returned without exchanging anything, so it cannot know the other ranks' tensors" if not group.sent[r] else
+                       "N−1 reduce-scatter steps, then N−1 all-gather steps, one send each (send a chunk even when it is empty)")
+                raise Mismatch(f"on {case}: rank {r} sent {len(group.sent[r])} messages; a ring all-reduce sends exactly 2(N−1) = {steps}: {why}")
+            if group.received[r] != steps:
+                raise Mismatch(f"on {case}: rank {r} received {group.received[r]} of the {steps} messages its left neighbour sent: "
+                               "recv() once after each send()")
         total = torch.stack(xs).sum(0)
-        def hint(got, exp):
-            if isinstance(got, torch.Tensor) and got.shape == exp.shape and torch.allclose(got, exp / N, atol=1e-5):
-                return "all-reduce returns the sum (dividing by N is a separate step, DDP's)"
-            return "after the reduce-scatter, rank r holds the complete sum of chunk (r + 1) % N: check which chunk each step sends and adds"
-        for r, got in enumerate(out): expect_close(got, total, f"{case}, rank {r}", atol=1e-5, hint=hint)
-        limit = 2 * (N - 1) * -(-S // N)
-        if max(ring.sent) > limit:
-            raise Mismatch(f"on {case}: rank {ring.sent.index(max(ring.sent))} sent {max(ring.sent)} elements, more than the ring's "
-                           f"2(N−1)·⌈S/N⌉ = {limit}. Hint: send chunks of S/N, not whole tensors: N−1 reduce-scatter steps, then N−1 all-gather steps")
-    return "every rank gets the sum on 10 rings (1 to 8 ranks, uneven and tiny sizes), sending to the right only, at most 2(N−1)·⌈S/N⌉ elements each"
+        for r, got in enumerate(out):
+            def hint(got, exp):
+                if isinstance(got, torch.Tensor) and got.shape == exp.shape and torch.allclose(got, exp / N, atol=1e-5):
+                    return "all-reduce returns the sum (dividing by N is a separate step, DDP's)"
+                return "after the reduce-scatter, rank r holds the complete sum of chunk (r + 1) % N: check which chunk each step sends and adds"
+            expect_close(got, total, f"{case}, rank {r}", atol=1e-5, hint=hint)
+    return ("every rank gets the sum on 10 rings (1 to 8 ranks, uneven and tiny sizes), each rank seeing only its own tensor and "
+            "sending exactly 2(N−1) chunks of at most ⌈S/N⌉ elements")
 
+def _adamw_reference(p0: torch.Tensor, grads: list, lr, betas, eps, wd, l2: bool = False, bias_correction: bool = True) -> list:
+    "The parameter after each step of (a variant of) AdamW on the full tensor: the variants are the usual mistakes."
+    p, m, v, out = p0.clone(), torch.zeros_like(p0), torch.zeros_like(p0), []
+    for t, g in enumerate(grads, 1):
+        if l2: g = g + wd * p
+        else: p = p * (1 - lr * wd)
+        m, v = betas[0] * m + (1 - betas[0]) * g, betas[1] * v + (1 - betas[1]) * g * g
+        mh, vh = (m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)) if bias_correction else (m, v)
+        p = p - lr * mh / (vh.sqrt() + eps)
+        out.append(p.clone())
+    return out
+
+def _no_adam_shortcuts(fn) -> list:
+    "torch's Adam/AdamW (classes and functional forms) and chapter 8's, wherever `fn` may find them (its globals: a notebook's)."
+    import importlib
+    from llm_course import optim as course_optim
+    spaces = {id(d): d for d in (getattr(fn, "__globals__", {}), globals(), vars(course_optim))}.values()
+    ours = [(d, n, f"chapter 8's {n}") for d in spaces for n in ("Adam", "AdamW") if n in d]
+    functional = [(importlib.import_module(f"torch.optim.{n}"), n, f"torch.optim.{n}.{n}") for n in ("adam", "adamw")]
+    return ours + functional + [(torch.optim, "AdamW", "torch.optim.AdamW"), (torch.optim, "Adam", "torch.optim.Adam")]
+
+def _state_numel(state) -> int:
+    return sum(t.numel() for t in tree_leaves(state) if isinstance(t, torch.Tensor))
+
+@exercise("zero1_adamw_step")
+def check_zero1_adamw_step(zero1_adamw_step): # your `zero1_adamw_step(param, grad, state, rank, world_size, all_gather, lr, betas, eps, weight_decay)`
+    "ZeRO-1 on simulated ranks: each updates only its shard with AdamW, keeping only its shard's moments, then all-gathers the shards."
+    g = torch.Generator().manual_seed(1)
+    cases = [("12 parameters on 4 ranks", 12, 4, (0.9, 0.95), 0.1), ("10 parameters on 4 ranks (uneven shards)", 10, 4, (0.9, 0.95), 0.1),
+             ("3 parameters on 8 ranks (some shards all padding)", 3, 8, (0.9, 0.999), 0.01), ("one rank", 7, 1, (0.9, 0.95), 0.1),
+             ("1000 parameters on 8 ranks, no weight decay", 1000, 8, (0.8, 0.99), 0.0)]
+    cases += [(f"random #{k}", int(torch.randint(1, 200, (), generator=g)), int(torch.randint(2, 9, (), generator=g)), (0.9, 0.95), 0.1)
+              for k in range(2)]
+    lr, eps, n_steps = 1e-2, 1e-8, 3
+    for case, S, N, betas, wd in cases:
+        case = f"{case} (S={S}, N={N}, betas={betas}, weight_decay={wd})"
+        p0 = torch.randn(S, generator=g, dtype=torch.float64)
+        grads = [torch.randn(S, generator=g, dtype=torch.float64) for _ in range(n_steps)]
+        ref = torch.nn.Parameter(p0.clone()); opt = torch.optim.AdamW([ref], lr=lr, betas=betas, eps=eps, weight_decay=wd)
+        want = []
+        for gr in grads:   # torch's AdamW on the full tensor: what the shards must add up to
+            ref.grad = gr.clone(); opt.step(); want.append(ref.detach().clone())
+        shard = -(-S // N)
+        real = [max(0, min(S, (r + 1) * shard) - r * shard) for r in range(N)]   # a rank's elements that are not padding
+        states, history = [{} for _ in range(N)], [[None] * n_steps for _ in range(N)]
+        sizes = [[0] * n_steps for _ in range(N)]
+        group = _Group(N, "all_gather()")
+        def rank_main(r):
+            param = group.own(p0.clone(), r)
+            for k, gr in enumerate(grads):   # ZeRO-1: every rank holds the whole parameter and the all-reduced gradient
+                param = attempt(zero1_adamw_step, param, group.own(gr.clone(), r), states[r], r, N, lambda t: group.all_gather(r, t),
+                                lr, betas, eps, wd, case=f"{case}, step {k + 1}, rank {r}")
+                if not (isinstance(param, torch.Tensor) and param.shape == p0.shape):
+                    raise Mismatch(f"on {case}, rank {r}: step {k + 1} returned {type(param).__name__} {tuple(getattr(param, 'shape', ()))}: return the whole "
+                                   f"updated parameter of shape {tuple(p0.shape)} (the gathered shards, concatenated, padding dropped)")
+                history[r][k], sizes[r][k] = param, _state_numel(states[r])
+        with shortcuts_blocked(_no_adam_shortcuts(zero1_adamw_step), "write AdamW's update for your shard yourself (chapter 8's formula)", case):
+            group.run(rank_main, case)
+        for r in range(N):
+            held = max(sizes[r])
+            if held > 2 * shard + 1:
+                full = " — AdamW's moments for the whole parameter, as if every rank ran the full AdamW step" if held >= 2 * S else ""
+                raise Mismatch(f"on {case}: rank {r} keeps {held} numbers of optimizer state{full}. ZeRO-1 keeps only the moments of "
+                               f"its own shard: 2·⌈S/N⌉ = {2 * shard} (m and v), which is how it divides the optimizer's memory by N")
+            if held < 2 * real[r]:
+                raise Mismatch(f"on {case}: rank {r} keeps {held} numbers of optimizer state in `state`, fewer than the moments m and v of "
+                               f"its {real[r]} parameters: keep them in `state` (the check passes the same dict back at every step)")
+            if len(group.gathered[r]) != n_steps or max(group.gathered[r], default=0) > shard:
+                raise Mismatch(f"on {case}: rank {r} called all_gather with {group.gathered[r]} elements over {n_steps} steps; call it once "
+                               f"per step with your updated shard of ⌈S/N⌉ = {shard} elements (the other shards come from the other ranks)")
+        variants = {"that is Adam with an L2 penalty: AdamW decays the weights directly, p ← p·(1 − lr·wd), not through the gradient":
+                        _adamw_reference(p0, grads, lr, betas, eps, wd, l2=True),
+                    "no bias correction: divide m by 1 − β₁ᵗ and v by 1 − β₂ᵗ (t counts this rank's steps from 1)":
+                        _adamw_reference(p0, grads, lr, betas, eps, wd, bias_correction=False)}
+        for k in range(n_steps):
+            for r in range(N):
+                got = _Group._plain(history[r][k])
+                def hint(got, exp, k=k, r=r):
+                    if not isinstance(got, torch.Tensor) or got.shape != exp.shape:
+                        return "return the whole updated parameter (the gathered shards, concatenated, padding dropped), not the shard"
+                    mine = slice(r * shard, r * shard + real[r])
+                    prev = p0 if k == 0 else want[k - 1]
+                    if N > 1 and torch.allclose(got[mine], exp[mine]) and not torch.allclose(got, exp) and torch.allclose(
+                            torch.cat([got[:mine.start], got[mine.stop:]]), torch.cat([prev[:mine.start], prev[mine.stop:]])):
+                        return "only your own shard changed: concatenate the updated shards that all_gather returns"
+                    return next((why for why, v in variants.items() if torch.allclose(got.double(), v[k], atol=1e-10)), None)
+                expect_close(got, want[k], f"{case}, step {k + 1}, rank {r}", atol=1e-10, rtol=1e-8, hint=hint)
+    return (f"{len(cases)} cases × {n_steps} steps: every rank's parameter equals torch.optim.AdamW's on the full tensor, each rank "
+            "keeping only its shard's moments and all-gathering one shard per step")

@@ -23,7 +23,7 @@ from .kernels import flash_attention
 # %% auto #0
 __all__ = ['PRESETS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'RMSNorm', 'make_norm', 'MLP', 'SwiGLU', 'KernelAttention',
            'Block', 'KVCache', 'Transformer', 'save_pretrained', 'read_config', 'load_pretrained', 'hf_architecture',
-           'to_hf', 'from_hf', 'check_rms_norm', 'check_prenorm_block', 'check_count_params']
+           'to_hf', 'from_hf', 'check_rms_norm', 'check_prenorm_block', 'check_to_hf_state_dict']
 
 # %% ../nbs/13_transformer.ipynb #728c3e6f
 _STYLES = {"llama": dict(norm="rmsnorm", mlp="swiglu", pos="rope", tie_weights=False, bias=False),
@@ -567,6 +567,8 @@ def from_hf(hf_model, # a `LlamaForCausalLM` / `GPT2LMHeadModel`, or a folder sa
     return model.to(device=w.device, dtype=w.dtype).eval()
 
 # %% ../nbs/13_transformer.ipynb #a1f9c468
+from .losses import shortcuts_blocked
+
 def _rms_variants(x, w, eps):
     "The usual wrong RMSNorms, by the mistake they make."
     ms = x.pow(2).mean(-1, keepdim=True)
@@ -629,35 +631,51 @@ def check_prenorm_block(prenorm_block):
         expect_close(got, expected, case, atol=1e-9, rtol=1e-9, hint=hint)
     return "wires norm, attention, MLP and both residuals exactly as the course's Block, in Llama and GPT-2 style"
 
-def _param_parts(c: ModelConfig) -> dict:
-    "Parameter counts of the pieces that learners most often miscount."
-    hd, b = c.head_dim, int(c.bias)
-    return {"the output head: count vocab_size·d_model for it, unless tie_weights (then it *is* the token embedding)": c.vocab_size * c.d_model,
-            "learned positions add block_size·d_model (RoPE and sinusoidal positions have no parameters)": c.block_size * c.d_model,
-            "grouped-query attention: the k and v projections have n_kv_head heads, not n_head": c.n_layer * 2 * (c.n_head - c.n_kv_head) * hd * (c.d_model + b),
-            "SwiGLU has three d_model×d_ff matrices (gate, up, down), GELU's MLP two": c.n_layer * c.d_ff * (c.d_model + b),
-            "the norms: two per block plus a final one, each with d_model weights (LayerNorm with bias: 2·d_model)": (2 * c.n_layer + 1) * c.d_model * (2 if c.norm == "layernorm" and c.bias else 1),
-            "the biases: with bias=True every linear layer but the output head has one per output feature":
-                c.n_layer * ((c.n_head + 2 * c.n_kv_head) * hd + 2 * c.d_model + (2 if c.mlp == "swiglu" else 1) * c.d_ff) * b}
+def _hf_reference(model: Transformer) -> dict[str, torch.Tensor]:
+    "The course's own conversion (the table `to_hf` copies by), without building the Hugging Face model."
+    ours = model.state_dict()
+    return {hn: (ours[on] if rows is None else ours[on][rows]).T if transpose else (ours[on] if rows is None else ours[on][rows])
+            for hn, on, rows, transpose in _hf_pairs(model.config)}
 
-@exercise("count_params")
-def check_count_params(count_params):
-    "`count_params(config)`: the number of parameters of `Transformer(config)`, from the config alone."
-    configs = [("tiny", ModelConfig.preset("tiny")), ("tiny-gpt2", ModelConfig.preset("tiny-gpt2")),
-               ("tiny with GQA (n_kv_head=2)", ModelConfig.preset("tiny", n_kv_head=2)),
-               ("tiny with a tied head", ModelConfig.preset("tiny", tie_weights=True)),
-               ("tiny-gpt2, untied head", ModelConfig.preset("tiny-gpt2", tie_weights=False)),
-               ("Llama style with biases and sinusoidal positions", ModelConfig(d_model=64, n_head=4, bias=True, pos="sinusoidal")),
-               ("GPT-2 style with RMSNorm and multi-query attention", ModelConfig(d_model=64, n_head=4, n_kv_head=1, style="gpt2", norm="rmsnorm")),
-               ("gpt2-small", ModelConfig.preset("gpt2-small")), ("llama-1b", ModelConfig.preset("llama-1b")),
-               ("llama2-7b", ModelConfig.preset("llama2-7b"))]
-    for case, c in configs:
-        got = attempt(count_params, c, case=case)
-        if isinstance(got, torch.Tensor) and got.numel() == 1: got = got.item()
-        expected = sum(p.numel() for p in Transformer(c).parameters()) if c.n_params() < 5_000_000 else c.n_params()
-        def hint(got, expected, c=c):
-            if not isinstance(got, (int, float)): return "return a Python int"
-            diff = abs(got - expected)
-            return next((why for why, n in _param_parts(c).items() if n and diff == n), None)
-        expect_equal(got, expected, case, hint=hint)
-    return "counts every parameter of 10 configs, Llama and GPT-2 style, tied and untied, GQA/MQA, up to llama2-7b (6,738,415,616)"
+def _hf_hint(name: str, c: ModelConfig, got_t, want_t) -> str | None:
+    "What the usual conversion mistakes look like on one tensor."
+    if not isinstance(got_t, torch.Tensor): return f"{name} should be a tensor"
+    if got_t.dim() == 2 and got_t.shape == want_t.shape[::-1] and torch.equal(got_t.T, want_t):
+        return ("GPT-2's Conv1D layers store their weight as [in, out]: transpose ours ([out, in], nn.Linear's)" if c.style == "gpt2"
+                else "Llama's nn.Linear stores [out, in] like ours: copy it without transposing")
+    if any(k in name for k in ("q_proj", "k_proj", "v_proj")) and got_t.shape != want_t.shape:
+        return (f"the fused qkv holds n_head·d_k = {c.n_head * c.head_dim} query rows, then n_kv_head·d_k = {c.n_kv_head * c.head_dim} "
+                "key rows and as many value rows: with GQA the three parts are not equal")
+    if any(k in name for k in ("q_proj", "k_proj", "v_proj")): return "q, k and v are the fused qkv's rows in that order: queries, keys, values"
+
+@exercise("to_hf_state_dict")
+def check_to_hf_state_dict(to_hf_state_dict): # your `to_hf_state_dict(model) -> dict[str, Tensor]`
+    "Check the model's weights under Hugging Face's names and layouts against the course's conversion (`to_hf`'s table)."
+    seed_g = torch.Generator().manual_seed(13)
+    cases = [("tiny (Llama style), 2 layers", ModelConfig.preset("tiny", n_layer=2)),
+             ("tiny with GQA (2 kv heads of 4)", ModelConfig.preset("tiny", n_layer=2, n_kv_head=2)),
+             ("tiny with multi-query attention and a tied head", ModelConfig.preset("tiny", n_layer=1, n_kv_head=1, tie_weights=True)),
+             ("Llama style with biases", ModelConfig.preset("tiny", n_layer=1, bias=True)),
+             ("tiny-gpt2 (tied head, learned positions), 2 layers", ModelConfig.preset("tiny-gpt2", n_layer=2)),
+             ("tiny-gpt2 with an untied head", ModelConfig.preset("tiny-gpt2", n_layer=1, tie_weights=False))]
+    blocked = [(d, n, f"the chapter's {n}") for d in {id(d): d for d in (getattr(to_hf_state_dict, "__globals__", {}), globals())}.values()
+               for n in ("to_hf", "_hf_pairs", "_hf_config", "from_hf") if n in d]
+    for case, c in cases:
+        model = Transformer(c)
+        with torch.no_grad():   # random weights everywhere, norms and biases included, so no two tensors agree by accident
+            for p in model.parameters(): p.copy_(torch.randn(p.shape, generator=seed_g))
+        want = _hf_reference(model)
+        with shortcuts_blocked(blocked, "map each tensor yourself: Hugging Face's names, the fused qkv split, GPT-2's Conv1D layout", case):
+            got = attempt(to_hf_state_dict, model, case=case)
+        if not isinstance(got, dict): raise Mismatch(f"on {case}: return a dict from Hugging Face's names to tensors, got {type(got).__name__}")
+        missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+        if missing or extra:
+            why = ""
+            if "lm_head.weight" in missing: why = " Hint: Hugging Face's state dict lists lm_head.weight even when it is tied to the embedding"
+            elif any("wpe" in k for k in missing): why = " Hint: GPT-2's learned positions are transformer.wpe.weight"
+            elif any("q_proj" in k or "c_attn" in k for k in missing): why = " Hint: our fused attn.qkv becomes Llama's q_proj, k_proj, v_proj (GPT-2 keeps c_attn fused)"
+            raise Mismatch(f"on {case}: {len(missing)} names missing (e.g. {missing[:3]}), {len(extra)} unexpected (e.g. {extra[:3]}); "
+                           f"Hugging Face's model has {len(want)} tensors, e.g. {sorted(want)[:2]}.{why}")
+        for name, w in want.items():
+            expect_close(got[name], w, f"{case}, {name}", atol=0, rtol=0, hint=lambda g, e, name=name: _hf_hint(name, c, g, e))
+    return "every tensor under its Hugging Face name and layout on 6 models: Llama with MHA, GQA, MQA, biases and a tied head; GPT-2 tied and untied"

@@ -39,8 +39,8 @@ __all__ = ['CURATION_REPORT', 'PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'BIG_R
            'JsonlLogger', 'memory_stats', 'max_over_ranks', 'gpu_of_device', 'read_metrics', 'init_folder',
            'with_init_model', 'load_initial_weights', 'train', 'validate_job', 'dry_run', 'export_run',
            'add_train_arguments', 'job_from_args', 'run_from_args', 'main', 'exit_status', 'job_timeout', 'lost_rank',
-           'one_line_error', 'start_run', 'watch', 'runs_figure', 'check_tokens_per_step', 'check_steps_for_tokens',
-           'check_rank_rows', 'check_global_batch_ids']
+           'one_line_error', 'start_run', 'watch', 'runs_figure', 'check_activation_bytes_per_token',
+           'check_kv_cache_bytes', 'check_global_batch_ids']
 
 # %% ../nbs/19_train_7b.ipynb #e19d0002
 CURATION_REPORT = "report.json"  # what curation kept and removed (prepare with `curation=`)
@@ -845,84 +845,100 @@ def runs_figure(runs: dict, # name -> metrics.jsonl rows (from `watch` or `read_
 if __name__ == "__main__" and not {"ipykernel", "execnb"} & set(sys.modules): sys.exit(main())  # `python -m llm_course.train …`, not a notebook
 
 # %% ../nbs/19_train_7b.ipynb #a050dff1
+import importlib
 from .core import Mismatch, attempt, exercise, expect_equal
-from .distributed import rank_rows as _course_rank_rows  # not `rank_rows`: the exercise's answer takes that name
+from .losses import shortcuts_blocked
+from .model import KVCache
+from .scaling import layer_activation_bytes
 
-def _ex_settings(seed: int, n: int = 20) -> list[tuple[int, int, int, int]]:
-    "Random (micro_batch, block_size, grad_accum, world_size) for the checks, the same on every run."
+def _course_names(fn, modules: tuple[str, ...], names: tuple[str, ...], what: str) -> list:
+    "The course's functions an exercise rebuilds, wherever `fn` may find them: its own globals (a notebook's), this module's, `modules`'."
+    spaces = {id(d): d for d in (getattr(fn, "__globals__", {}), globals(), *(vars(importlib.import_module(m)) for m in modules))}.values()
+    return [(d, n, f"{what} {n}") for d in spaces for n in names if n in d]
+
+def _ex_configs(seed: int, n: int = 8) -> list[tuple[str, ModelConfig]]:
+    "Random small configs, Llama and GPT-2 style, with and without GQA: the same on every run."
     g = torch.Generator().manual_seed(seed)
-    r = lambda hi: int(torch.randint(1, hi + 1, (), generator=g))
-    return [(r(8), r(4096), r(32), r(64)) for _ in range(n)]
+    r = lambda *xs: xs[int(torch.randint(len(xs), (), generator=g))]
+    out = []
+    for k in range(n):
+        hd, H = r(8, 16, 64), r(2, 4, 8)
+        kv = r(H, 1, max(1, H // 2)) if k % 2 == 0 else H
+        c = ModelConfig(vocab_size=256, block_size=64, n_layer=r(1, 2, 3), n_head=H, n_kv_head=kv, d_model=H * hd, d_ff=r(96, 160, 344),
+                        style=r("llama", "gpt2") if kv == H else "llama")
+        out.append((f"random #{k} (style {c.style}, d_model {c.d_model}, {c.n_head} heads, {c.n_kv_head} kv heads, d_ff {c.d_ff})", c))
+    return out
 
-def _ex_step_tokens(mb, T, a, w) -> int:
-    "The reference: chapter 17's `Plan` says how many tokens one optimizer step reads."
-    return Plan("llama2-7b", gpus=w, seq=T, micro_batch=mb, grad_accum=a).global_batch_tokens
+def _act_variant(c: ModelConfig, a: int, kv_heads=None, rope=True, swiglu_tensors=4, norm_fp32=True, lse=True) -> int:
+    "Chapter 17's bytes per token of one block, with one piece changed: the usual miscounts."
+    H, K, hd, d = c.n_head, c.n_kv_head if kv_heads is None else kv_heads, c.head_dim, c.d_model
+    norm = (4 * d + 4 + 2 * a * d if norm_fp32 else 2 * a * d) if c.norm == "rmsnorm" else 2 * a * d + 8
+    attn = a * (H + 2 * K) * hd + a * H * hd + (4 * H if lse else 0) + (a * (H + K) * hd if c.pos == "rope" and rope else 0)
+    mlp = (swiglu_tensors if c.mlp == "swiglu" else 2) * a * c.d_ff
+    return 2 * norm + attn + mlp
 
-@exercise("tokens_per_step")
-def check_tokens_per_step(tokens_per_step):
-    "Check `tokens_per_step(micro_batch, block_size, grad_accum, world_size)` against chapter 17's `Plan`."
-    cases = [((2, 4096, 64, 8), "the 7B recipe (micro-batch 2, block 4096, grad-accum 64, 8 GPUs)"),
-             ((16, 64, 1, 1), "the tiny recipe on one process"), ((1, 1, 1, 1), "a batch of one")]
-    cases += [(s, "micro_batch={}, block_size={}, grad_accum={}, world_size={}".format(*s)) for s in _ex_settings(0)]
-    for (mb, T, a, w), case in cases:
-        got = attempt(tokens_per_step, mb, T, a, w, case=case)
-        def hint(got, want):
-            if got == mb * T * a: return "you left out the world size: every rank reads its own micro-batches"
-            if got == mb * T * w: return "you left out grad_accum: one optimizer step sums grad_accum micro-batches"
-            if got == mb * a * w: return "that counts sequences, not tokens: multiply by block_size"
-        expect_equal(got, _ex_step_tokens(mb, T, a, w), case, hint=hint)
-    return f"{len(cases)} settings, the 7B recipe's 4,194,304 tokens per step among them"
+@exercise("activation_bytes_per_token")
+def check_activation_bytes_per_token(activation_bytes_per_token): # your `activation_bytes_per_token(config, act_bytes) -> int`
+    "Check the bytes one block keeps per token for its backward pass against chapter 17's `layer_activation_bytes`."
+    cases = [("llama2-7b in bf16", ModelConfig.preset("llama2-7b"), 2), ("llama-1b (GQA: 4 kv heads) in bf16", ModelConfig.preset("llama-1b"), 2),
+             ("gpt2-small in fp32 (LayerNorm, GELU, learned positions)", ModelConfig.preset("gpt2-small"), 4),
+             ("tiny in fp32", ModelConfig.preset("tiny"), 4), ("tiny with multi-query attention, bf16", ModelConfig.preset("tiny", n_kv_head=1), 2)]
+    cases += [(case, c, 2 if k % 2 else 4) for k, (case, c) in enumerate(_ex_configs(19))]
+    blocked = _course_names(activation_bytes_per_token, ("llm_course.scaling",), ("layer_activation_bytes", "activation_memory"), "chapter 17's")
+    blocked.append((Plan, "memory", "Plan.memory"))
+    for case, c, a in cases:
+        case = f"{case}, act_bytes={a}"
+        want = sum(layer_activation_bytes(c, 1, a).values())
+        with shortcuts_blocked(blocked, "add up what each operation keeps, from the table in the exercise", case):
+            got = attempt(activation_bytes_per_token, c, a, case=case)
+        def hint(got, want, c=c, a=a):
+            variants = {"with GQA the k and v projections have n_kv_head heads, not n_head": _act_variant(c, a, kv_heads=c.n_head),
+                        "RoPE keeps the rotated q and k too: a·(H + H_kv)·d_k more": _act_variant(c, a, rope=False),
+                        "SwiGLU keeps four d_ff-wide tensors (gate, silu(gate), up, their product), GELU's MLP two": _act_variant(c, a, swiglu_tensors=2),
+                        "RMSNorm keeps its input as fp32 (4·d bytes) and 1/rms (4 bytes), whatever act_bytes is": _act_variant(c, a, norm_fp32=False),
+                        "fused attention keeps a float32 log-sum-exp per head (4·H bytes): it stands in for the T×T matrix": _act_variant(c, a, lse=False)}
+            if not isinstance(got, int) and isinstance(got, (float, torch.Tensor)): return "return a Python int of bytes"
+            if got == want * c.n_layer: return "one block, not the whole model: leave out the n_layer factor"
+            return next((why for why, v in variants.items() if v != want and got == v), None)
+        expect_equal(got, want, case, hint=hint)
+    return (f"{len(cases)} configs, Llama and GPT-2 style, MHA, GQA and MQA, bf16 and fp32: "
+            f"llama2-7b keeps {sum(layer_activation_bytes(ModelConfig.preset('llama2-7b'), 1, 2).values()):,} bytes per token per block in bf16")
 
-@exercise("steps_for_tokens")
-def check_steps_for_tokens(steps_for_tokens):
-    "Check `steps_for_tokens(tokens, micro_batch, block_size, grad_accum, world_size)`: the fewest steps that read `tokens`."
-    seven_b = (2, 4096, 64, 8)
-    cases = [(1e12, seven_b, "the 7B recipe's budget of 1e12 tokens"),
-             (10 * 4_194_304, seven_b, "exactly 10 steps' worth of tokens"),
-             (4_194_304 + 1, seven_b, "one token more than a step"), (1, (16, 64, 1, 1), "a single token"),
-             (0, (16, 64, 1, 1), "a budget of 0 tokens")]
-    g = torch.Generator().manual_seed(1)
-    for s in _ex_settings(2):
-        k, extra = int(torch.randint(1, 10_000, (), generator=g)), int(torch.randint(0, 2, (), generator=g))
-        cases.append((k * _ex_step_tokens(*s) + extra, s, "{:,} tokens, micro_batch={}, block_size={}, grad_accum={}, world_size={}".format(k * _ex_step_tokens(*s) + extra, *s)))
-    for tokens, (mb, T, a, w), case in cases:
-        got = attempt(steps_for_tokens, tokens, mb, T, a, w, case=case)
-        per = _ex_step_tokens(mb, T, a, w)
-        want = -(-int(tokens) // per)  # ceiling division, in integers
-        if isinstance(got, float) or not isinstance(got, (int, np.integer)):
-            raise Mismatch(f"on {case}: return a whole number of steps as an int, got {got!r} ({type(got).__name__}): e.g. math.ceil(...)")
-        def hint(got, want):
-            if got == int(tokens) // per: return "you rounded down: a budget that ends inside a step still needs that step (round up)"
-            if got == want + 1: return "one step too many: when the budget is an exact multiple of a step, no extra step is needed"
-            if got == -(-int(tokens) // (mb * T * w)): return "you left out grad_accum in the tokens per step"
-            if got == -(-int(tokens) // (mb * T * a)): return "you left out the world size in the tokens per step"
-        expect_equal(int(got), want, case, hint=hint)
-    return f"{len(cases)} budgets, 1e12 tokens → 238,419 steps of the 7B recipe among them, exact multiples and one token over"
+_KV_DTYPES = {1: torch.int8, 2: torch.bfloat16, 4: torch.float32}
 
-@exercise("rank_rows")
-def check_rank_rows(rank_rows_fn):
-    "Check `rank_rows(batch_size, rank, world_size)` (a slice of the global batch) against chapter 18's `rank_rows`."
-    cases = [(1024, 8), (16, 2), (16, 1), (1, 1), (12, 3), (64, 64)]
-    g = torch.Generator().manual_seed(3)
-    for _ in range(15):
-        w = int(torch.randint(1, 17, (), generator=g)); cases.append((w * int(torch.randint(1, 33, (), generator=g)), w))
-    for B, w in cases:
-        rows = np.arange(B)
-        for r in range(w):
-            case = f"batch_size={B}, rank={r}, world_size={w}"
-            got = attempt(rank_rows_fn, B, r, w, case=case)
-            if not isinstance(got, slice): raise Mismatch(f"on {case}: return a slice of the global batch's rows, got {type(got).__name__}: e.g. slice(start, stop)")
-            per = B // w
-            def hint(got, want):
-                if got == list(range(r, B, w)): return "you interleaved the rows (rank r reads r, r+N, …): each rank reads one contiguous block, rows r·B/N … (r+1)·B/N − 1"
-                if len(got) == per + 1: return "the stop of a slice is exclusive: rank r's rows end before (r+1)·B/N"
-            expect_equal(rows[got].tolist(), rows[_course_rank_rows(B, r, w)].tolist(), case, hint=hint)
-    for B, w in [(10, 4), (3, 2), (1, 8)]:
-        try: got = rank_rows_fn(B, 0, w)
-        except Exception: continue  # refused, as it should be (the course raises ConfigError)
-        raise Mismatch(f"on batch_size={B}, world_size={w}: expected an error (the batch cannot be split evenly), got {got!r}; "
-                       f"{B % w} of every {B} rows would be dropped or read twice: raise ConfigError with a multiple of {w} to use")
-    return f"{len(cases)} splits, every rank's rows, and 3 batches that cannot be split evenly refused"
+def _course_kv_bytes(c: ModelConfig, context: int, batch: int, nbytes: int) -> int:
+    "The bytes of the course's own `KVCache` for this model, context and batch, allocated on `meta` (nothing is allocated)."
+    cache = KVCache(ModelConfig.from_dict({**c.to_dict(), "block_size": context}), batch, device="meta", dtype=_KV_DTYPES[nbytes])
+    return cache.k.nbytes + cache.v.nbytes
+
+@exercise("kv_cache_bytes")
+def check_kv_cache_bytes(kv_cache_bytes): # your `kv_cache_bytes(config, context, batch_size, bytes_per_value) -> int`
+    "Check the KV cache's size against the course's `KVCache` built on the meta device for the same model, context and batch."
+    gqa8b = ModelConfig(vocab_size=128256, block_size=8192, n_layer=32, n_head=32, n_kv_head=8, d_model=4096, d_ff=14336, style="llama")
+    cases = [("llama2-7b, 4096 tokens, batch 1, bf16", ModelConfig.preset("llama2-7b"), 4096, 1, 2),
+             ("llama2-7b, 32k tokens, batch 1, bf16", ModelConfig.preset("llama2-7b"), 32768, 1, 2),
+             ("llama2-7b, 4096 tokens, batch 16, int8", ModelConfig.preset("llama2-7b"), 4096, 16, 1),
+             ("llama-1b (GQA: 4 kv heads of 32), 2048 tokens, batch 8, bf16", ModelConfig.preset("llama-1b"), 2048, 8, 2),
+             ("a Llama-3-8B shape (GQA: 8 kv heads of 32), 8192 tokens, batch 4, bf16", gqa8b, 8192, 4, 2),
+             ("gpt2-small, 1024 tokens, batch 2, fp32", ModelConfig.preset("gpt2-small"), 1024, 2, 4),
+             ("tiny with multi-query attention, 128 tokens, batch 3, fp32", ModelConfig.preset("tiny", n_kv_head=1), 128, 3, 4),
+             ("one token", ModelConfig.preset("tiny"), 1, 1, 2)]
+    blocked = _course_names(kv_cache_bytes, ("llm_course.model", "llm_course.generate"), ("KVCache",), "the course's")
+    for case, c, T, B, nb in cases:
+        want = _course_kv_bytes(c, T, B, nb)
+        with shortcuts_blocked(blocked, "multiply it out from the config: what one layer stores per token, then layers, tokens, batch", case):
+            got = attempt(kv_cache_bytes, c, T, B, nb, case=case)
+        def hint(got, want, c=c):
+            if isinstance(got, (float, torch.Tensor)) and not isinstance(got, int): return "return a Python int of bytes"
+            if got * 2 == want: return "keys and values: the cache stores both, a factor 2"
+            if c.n_kv_head != c.n_head and got == want * c.n_head // c.n_kv_head:
+                return f"this model has n_kv_head={c.n_kv_head} < n_head={c.n_head} (GQA): only the kv heads are cached"
+            if got == want * 8: return "bytes, not bits"
+            if c.n_layer > 1 and got * c.n_layer == want: return "every layer keeps its own keys and values: times n_layer"
+            if B > 1 and got * B == want: return "every sequence of the batch has its own cache: times batch_size"
+        expect_equal(got, want, case, hint=hint)
+    seven = _course_kv_bytes(ModelConfig.preset("llama2-7b"), 4096, 1, 2)
+    return f"{len(cases)} models, contexts, batches and dtypes: llama2-7b keeps {seven / 2**30:g} GiB of keys and values for 4096 tokens in bf16"
 
 @exercise("global_batch_ids")
 def check_global_batch_ids(global_batch_ids):
@@ -934,19 +950,23 @@ def check_global_batch_ids(global_batch_ids):
     for _ in range(15):
         s, B, n, seed = (int(torch.randint(0, hi, (), generator=g)) for hi in (500, 33, 200, 1000))
         cases.append((s, B + 1, n + 1, seed, f"random step={s}, batch_size={B + 1}, n_windows={n + 1}, seed={seed}"))
+    blocked = _course_names(global_batch_ids, ("llm_course.distributed",), ("ShardedTokens",), "chapter 18's")
     for step, B, n, seed, case in cases:
         case = f"{case} (step={step}, batch_size={B}, n_windows={n}, seed={seed})"
         want = ShardedTokens(np.zeros(n + 1, dtype=np.int64), 1, seed=seed, rank=0, world_size=1).sample_ids(step, B).tolist()
-        got = attempt(global_batch_ids, step, B, n, seed, case=case)
+        with shortcuts_blocked(blocked, "compute the positions and each epoch's permutation yourself", case):
+            got = attempt(global_batch_ids, step, B, n, seed, case=case)
         try: got = np.asarray(got).astype(np.int64).reshape(-1).tolist()
         except (TypeError, ValueError): raise Mismatch(f"on {case}: return the window ids as a 1-D array, got {type(got).__name__}") from None
         pos = step * B + np.arange(B)
-        def hint(got, want):
-            first = np.random.default_rng([seed, 0]).permutation(n)  # (the same as default_rng(seed))
-            if got == first[pos % n].tolist():
+        def hint(got, want, seed=seed, n=n, pos=pos, step=step, B=B):
+            order = lambda rng_seed: np.random.default_rng(rng_seed).permutation(n)
+            if got == order([seed, 0])[pos % n].tolist() or got == order(seed)[pos % n].tolist():
                 return "you reused one order for every epoch: position p belongs to epoch p // n_windows, whose order is seeded with [seed, epoch]"
-            p2 = step + np.arange(B)
-            if got == [int(np.random.default_rng([seed, int(p // n)]).permutation(n)[p % n]) for p in p2]:
+            if got == [int(order(seed + int(p // n))[p % n]) for p in pos]:
+                return ("you seeded epoch e with seed + e: then the run with seed 1 reads, in epoch 0, what the run with seed 0 reads in "
+                        "epoch 1 — neighbouring seeds share their orders. Seed with the pair: np.random.default_rng([seed, epoch])")
+            if got == [int(order([seed, int(p // n)])[p % n]) for p in step + np.arange(B)]:
                 return "step s starts at position s·batch_size, not s"
         expect_equal(got, want, case, hint=hint)
     return f"{len(cases)} steps, epoch boundaries, batches larger than an epoch and a resume at step 999"

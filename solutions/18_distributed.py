@@ -3,12 +3,6 @@ import torch
 import torch.nn.functional as F
 
 
-def average_gradients(grads: list[torch.Tensor]) -> list[torch.Tensor]:
-    "One tensor per rank: the element-wise mean of all ranks' gradients (what DDP's all-reduce leaves on each rank)."
-    mean = torch.stack(grads).mean(0)            # sum over ranks, divided by the world size
-    return [mean.clone() for _ in grads]         # every rank holds its own copy
-
-
 def shard_flat(flat: torch.Tensor, world_size: int) -> list[torch.Tensor]:
     "world_size shards of ceil(numel / world_size) elements each; the tail zero-padded."
     size = -(-flat.numel() // world_size)        # ceil without floats
@@ -16,17 +10,45 @@ def shard_flat(flat: torch.Tensor, world_size: int) -> list[torch.Tensor]:
     return [padded[r * size:(r + 1) * size].clone() for r in range(world_size)]
 
 
-def ring_all_reduce(xs: list[torch.Tensor], send) -> list[torch.Tensor]:
-    "Every rank's copy of sum(xs), by reduce-scatter + all-gather around a ring; ranks exchange data only via send(src, (src+1) % N, t)."
-    N = len(xs)
-    chunks = [list(x.clone().tensor_split(N)) for x in xs]    # chunks[r][i]: rank r's chunk i (N pieces, even if tiny)
-    for s in range(N - 1):   # reduce-scatter: rank r sends chunk (r - s) % N to the right, adds chunk (r - s - 1) % N from the left
-        arriving = [send(r, (r + 1) % N, chunks[r][(r - s) % N]) for r in range(N)]   # all sends of a step happen at once
-        for r in range(N):
-            chunks[r][(r - s - 1) % N] = chunks[r][(r - s - 1) % N] + arriving[(r - 1) % N]
-    # now rank r holds the complete sum of chunk (r + 1) % N
-    for s in range(N - 1):   # all-gather: pass the finished chunks around
-        arriving = [send(r, (r + 1) % N, chunks[r][(r + 1 - s) % N]) for r in range(N)]
-        for r in range(N):
-            chunks[r][(r - s) % N] = arriving[(r - 1) % N]
-    return [torch.cat(c) for c in chunks]
+def ddp_buckets(params: list[torch.Tensor], cap_bytes: int, first_cap_bytes: int) -> list[list[int]]:
+    "DDP's gradient buckets: lists of indices into `params`, in the order they are all-reduced."
+    buckets, current, nbytes = [], [], 0
+    for i in reversed(range(len(params))):       # gradients become ready in backward: the last parameters first
+        current.append(i)
+        nbytes += params[i].numel() * params[i].element_size()
+        if nbytes >= (first_cap_bytes if not buckets else cap_bytes):   # full: the parameter that crossed the cap stays in
+            buckets.append(current)
+            current, nbytes = [], 0
+    return buckets + ([current] if current else [])
+
+
+def ring_all_reduce(x: torch.Tensor, rank: int, world_size: int, send, recv) -> torch.Tensor:
+    "This rank's copy of the sum over all ranks' `x`, by reduce-scatter + all-gather; send() goes right, recv() comes from the left."
+    N = world_size
+    chunks = list(x.clone().tensor_split(N))     # N pieces, even when the size doesn't divide (some may be empty)
+    for s in range(N - 1):   # reduce-scatter: send chunk (rank - s) % N, add the arriving chunk (rank - s - 1) % N
+        send(chunks[(rank - s) % N])
+        i = (rank - s - 1) % N
+        chunks[i] = chunks[i] + recv()
+    # now this rank holds the complete sum of chunk (rank + 1) % N
+    for s in range(N - 1):   # all-gather: pass the finished chunks around the ring
+        send(chunks[(rank + 1 - s) % N])
+        chunks[(rank - s) % N] = recv()
+    return torch.cat(chunks)
+
+
+def zero1_adamw_step(param: torch.Tensor, grad: torch.Tensor, state: dict, rank: int, world_size: int, all_gather,
+                     lr: float, betas: tuple[float, float], eps: float, weight_decay: float) -> torch.Tensor:
+    "One ZeRO-1 AdamW step on this rank: update only its shard of `param`, then all-gather the shards into the whole parameter."
+    size = -(-param.numel() // world_size)       # FSDP's rule: equal shards, the last one zero-padded
+    pad = size * world_size - param.numel()
+    mine = slice(rank * size, (rank + 1) * size)
+    p, g = F.pad(param, (0, pad))[mine].clone(), F.pad(grad, (0, pad))[mine]
+    if not state: state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))   # this shard's moments only
+    state["step"] += 1
+    t, (b1, b2), m, v = state["step"], betas, state["exp_avg"], state["exp_avg_sq"]
+    p.mul_(1 - lr * weight_decay)                # decoupled weight decay
+    m.mul_(b1).add_(g, alpha=1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    p.addcdiv_(m / (1 - b1 ** t), (v / (1 - b2 ** t)).sqrt().add_(eps), value=-lr)
+    return torch.cat(all_gather(p))[:param.numel()]

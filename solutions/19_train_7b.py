@@ -1,28 +1,26 @@
 """Solutions to chapter 19's exercises — try first, then compare."""
 import numpy as np
 
-from llm_course.core import ConfigError
+from llm_course.model import ModelConfig
 
 
-def tokens_per_step(micro_batch: int, block_size: int, grad_accum: int, world_size: int) -> int:
-    "Tokens one optimizer step reads over all ranks."
-    # every rank runs grad_accum micro-batches of micro_batch sequences of block_size tokens before the step
-    return micro_batch * block_size * grad_accum * world_size
+def activation_bytes_per_token(config: ModelConfig, act_bytes: int) -> int:
+    "Bytes one block keeps per token for its backward pass (fused attention, no dropout, no checkpointing)."
+    c, a = config, act_bytes
+    d, H, K, hd = c.d_model, c.n_head, c.n_kv_head, c.head_dim
+    if c.norm == "rmsnorm": norm = 4 * d + 4 + 2 * a * d        # input in fp32, 1/rms, x/rms, the output
+    else: norm = 2 * a * d + 8                                  # LayerNorm: input, output, mean and 1/std in fp32
+    attn = a * (H + 2 * K) * hd                                 # q, k, v: only n_kv_head heads of keys and values
+    attn += a * H * hd + 4 * H                                  # the attention output, and its fp32 log-sum-exp per head
+    if c.pos == "rope": attn += a * (H + K) * hd                # the rotated q and k
+    mlp = (4 if c.mlp == "swiglu" else 2) * a * c.d_ff          # SwiGLU: gate, silu(gate), up, product; GELU: fc out, gelu out
+    return 2 * norm + attn + mlp
 
 
-def steps_for_tokens(tokens: float, micro_batch: int, block_size: int, grad_accum: int, world_size: int) -> int:
-    "The fewest optimizer steps that read at least `tokens` tokens."
-    per_step = tokens_per_step(micro_batch, block_size, grad_accum, world_size)
-    return -(-int(tokens) // per_step)  # ceiling division in integers: no float rounding for huge budgets
-
-
-def rank_rows(batch_size: int, rank: int, world_size: int) -> slice:
-    "Rank `rank`'s rows of a global batch of `batch_size` sequences split over `world_size` ranks."
-    if batch_size % world_size:
-        raise ConfigError(f"batch_size={batch_size} cannot be split evenly over {world_size} ranks: "
-                          f"use a multiple of {world_size}, e.g. batch_size={max(world_size, batch_size - batch_size % world_size)}")
-    per = batch_size // world_size
-    return slice(rank * per, (rank + 1) * per)
+def kv_cache_bytes(config: ModelConfig, context: int, batch_size: int, bytes_per_value: int) -> int:
+    "Bytes of the keys and values a model caches for `batch_size` sequences of `context` tokens."
+    per_token_per_layer = 2 * config.n_kv_head * config.head_dim * bytes_per_value   # K and V, kv heads only (GQA)
+    return config.n_layer * per_token_per_layer * context * batch_size
 
 
 def global_batch_ids(step: int, batch_size: int, n_windows: int, seed: int) -> np.ndarray:

@@ -1,40 +1,26 @@
 """Solutions to chapter 20's exercises — try first, then compare."""
-import argparse, re
+import statistics
 
-from llm_course.core import LLMCourseError
-
-
-def exit_code(error: BaseException | None) -> int:
-    "The exit status of `llm-course` after `error` (None: the command succeeded)."
-    if error is None: return 0
-    if isinstance(error, LLMCourseError): return 2      # first: OutputError is an OSError too, but it is ours
-    if isinstance(error, KeyboardInterrupt): return 130  # 128 + SIGINT
-    if isinstance(error, BrokenPipeError): return 141    # 128 + SIGPIPE
-    if isinstance(error, SystemExit): return error.code if isinstance(error.code, int) else 1
-    return 1                                             # anything else is a bug
+from llm_course.core import ConfigError
+from llm_course.scaling import flops_per_token
+from llm_course.train import read_metrics
 
 
-def generate_parser() -> argparse.ArgumentParser:
-    "A parser for the options of `llm-course generate`."
-    p = argparse.ArgumentParser(prog="llm-course generate", description="stream text from a trained checkpoint")
-    p.add_argument("--checkpoint", required=True, help="a folder written by `llm-course train`")
-    p.add_argument("--prompt", default="", help="text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    return p
+def train_flags(global_batch_tokens: int, seq: int, gpus: int, max_micro_batch: int) -> tuple[int, int]:
+    "`--batch-size` and `--grad-accum` of `llm-course train` for a global batch of tokens on `gpus` GPUs."
+    if global_batch_tokens % (seq * gpus):
+        raise ConfigError(f"a global batch of {global_batch_tokens:,} tokens is not a whole number of sequences per GPU: "
+                          f"use a multiple of seq × gpus = {seq * gpus:,}")
+    batch_size = global_batch_tokens // seq          # sequences per optimizer step, over all processes
+    per_gpu = batch_size // gpus
+    micro = min(max_micro_batch, per_gpu)
+    while per_gpu % micro: micro -= 1                # the largest micro-batch that fits and divides each GPU's share
+    return batch_size, per_gpu // micro
 
 
-def as_flags(message: str, parser: argparse.ArgumentParser) -> str:
-    "`message` with each `dest=value` of one of `parser`'s options written as the command-line flag."
-    for action in parser._actions:
-        if not action.option_strings or action.dest == "help": continue
-        flag = action.option_strings[-1]                       # the long form, e.g. --batch-size
-        if isinstance(action, argparse._StoreTrueAction):
-            # `compile=True` is the bare flag; the lookbehind keeps `max_steps=` from matching `steps=`
-            message = re.sub(rf"(?<![\w.\-]){action.dest}=True\b", flag, message)
-        else:
-            message = re.sub(rf"(?<![\w.\-]){action.dest}=", flag + " ", message)
-    return message
+def run_speed(metrics_path, config, seq: int, peak_flops: float, devices: int) -> tuple[float, float]:
+    "The median tokens/s of a run's training steps, and its MFU (chapter 17's FLOPs per token, the peak of all devices)."
+    rows = read_metrics(metrics_path)                # skips a half-written last line
+    speeds = [r["tokens_per_s"] for r in rows if r.get("tokens_per_s") is not None]   # evaluation rows have none
+    tokens_per_s = statistics.median(speeds)         # robust to the first step and to a step that wrote a checkpoint
+    return tokens_per_s, tokens_per_s * flops_per_token(config, seq) / (devices * peak_flops)

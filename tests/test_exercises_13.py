@@ -2,7 +2,7 @@
 import torch
 
 from conftest import solutions
-from llm_course.model import ModelConfig, check_count_params, check_prenorm_block, check_rms_norm
+from llm_course.model import ModelConfig, Transformer, _hf_reference, check_prenorm_block, check_rms_norm, check_to_hf_state_dict, to_hf
 
 SOL = solutions("13_transformer")
 
@@ -11,7 +11,7 @@ def stub(*args): raise NotImplementedError
 
 
 def test_stubs_are_not_done():
-    for check in (check_rms_norm, check_prenorm_block, check_count_params):
+    for check in (check_rms_norm, check_prenorm_block, check_to_hf_state_dict):
         r = check(stub)
         assert not r and not r.done and "not done yet" in repr(r)
 
@@ -49,16 +49,43 @@ def test_prenorm_block():
         assert not r and r.done and words in r.message, r
 
 
-def test_count_params():
-    count = SOL["count_params"]
-    assert check_count_params(count)
-    full_kv = lambda c: count(ModelConfig.from_dict({**c.to_dict(), "n_kv_head": c.n_head}))
-    head_always = lambda c: count(c) + (c.vocab_size * c.d_model if c.tie_weights else 0)
-    two_matrix_mlp = lambda c: count(c) - (c.n_layer * c.d_ff * (c.d_model + int(c.bias)) if c.mlp == "swiglu" else 0)
-    no_learned_pos = lambda c: count(c) - (c.block_size * c.d_model if c.pos == "learned" else 0)
-    no_norms = lambda c: count(c) - (2 * c.n_layer + 1) * c.d_model * (2 if c.norm == "layernorm" and c.bias else 1)
-    as_float = lambda c: float(count(c)) + 0.5
-    for wrong, words in ((full_kv, "grouped-query"), (head_always, "output head"), (two_matrix_mlp, "SwiGLU has three"),
-                         (no_learned_pos, "learned positions"), (no_norms, "the norms"), (as_float, "expected")):
-        r = check_count_params(wrong)
-        assert not r and r.done and words in r.message, r
+def _to_hf(split_equal=False, transpose_llama=False, transpose_gpt2=True, tied_head=True, swap_qk=False):
+    "The solution with one mapping changed."
+    right = SOL["to_hf_state_dict"]
+    def f(model):
+        c, ours, sd = model.config, model.state_dict(), right(model)
+        if c.style == "llama":
+            for i in range(c.n_layer):
+                h, qkv = f"model.layers.{i}.self_attn.", ours[f"blocks.{i}.attn.qkv.weight"]
+                if split_equal: sd[h + "q_proj.weight"], sd[h + "k_proj.weight"], sd[h + "v_proj.weight"] = qkv.chunk(3)
+                if swap_qk: sd[h + "q_proj.weight"], sd[h + "k_proj.weight"] = sd[h + "k_proj.weight"], sd[h + "q_proj.weight"]
+            if transpose_llama: sd = {k: v.T if v.dim() == 2 and "embed" not in k and "lm_head" not in k else v for k, v in sd.items()}
+        elif not transpose_gpt2: sd = {k: v.T if k.endswith("weight") and (".attn.c_" in k or ".mlp.c_" in k) else v for k, v in sd.items()}
+        if not tied_head and c.tie_weights: sd.pop("lm_head.weight")
+        return sd
+    return f
+
+
+def test_to_hf_state_dict():
+    assert check_to_hf_state_dict(SOL["to_hf_state_dict"])
+    for wrong, words in ((_to_hf(split_equal=True), ("with GQA the three parts are not equal",)),
+                         (_to_hf(transpose_gpt2=False), ("Conv1D", "[in, out]")),
+                         (_to_hf(transpose_llama=True), ("without transposing",)),
+                         (_to_hf(tied_head=False), ("lm_head.weight even when it is tied",)),
+                         (_to_hf(swap_qk=True), ("queries, keys, values",))):
+        r = check_to_hf_state_dict(wrong)
+        assert not r and r.done and all(w in r.message for w in words), (words, r)
+
+
+def test_to_hf_is_switched_off():
+    r = check_to_hf_state_dict(lambda model: to_hf(model).state_dict())
+    assert not r and r.done and "called the chapter's to_hf" in r.message, r
+
+
+def test_the_reference_is_hugging_faces():
+    "The check's reference (the chapter's conversion table) is what `to_hf` loads into the Hugging Face model, tensor for tensor."
+    for c in (ModelConfig.preset("tiny", n_layer=1, n_kv_head=2), ModelConfig.preset("tiny-gpt2", n_layer=1)):
+        model = Transformer(c)
+        ref, hf = _hf_reference(model), to_hf(model).state_dict()
+        assert set(ref) == set(hf)
+        assert all(torch.equal(ref[k], hf[k]) for k in ref)

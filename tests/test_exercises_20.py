@@ -1,67 +1,96 @@
 """Chapter 20's exercise checks reject the usual wrong answers, each with a message naming the mistake, and accept the solution."""
-import argparse
+import json
+import statistics
 
 from conftest import rejected, solutions
-from llm_course.cli import check_as_flags, check_exit_code, check_generate_parser
-from llm_course.core import ConfigError, DataError, LLMCourseError
+from llm_course.cli import check_run_speed, check_train_flags
+from llm_course.core import ConfigError
+from llm_course.scaling import flops_per_token
+from llm_course.train import read_metrics
 
 S = solutions("20_cli")
 
 
-
-def test_exit_code():
-    assert check_exit_code(S["exit_code"])
-    right = S["exit_code"]
-    table = {type(None): 0, LLMCourseError: 2, ConfigError: 2, DataError: 2, KeyboardInterrupt: 130, BrokenPipeError: 141}
-    exact_type = lambda e: e.code if isinstance(e, SystemExit) else table.get(type(e), 1)   # MissingPathError is not in the table
-    rejected(check_exit_code(exact_type), "isinstance")
-    rejected(check_exit_code(lambda e: 2 if isinstance(e, ValueError) else right(e)), "bug")
-    rejected(check_exit_code(lambda e: 1 if isinstance(e, KeyboardInterrupt) else right(e)), "130", "not an Exception")
-    rejected(check_exit_code(lambda e: 1 if isinstance(e, BrokenPipeError) else right(e)), "141")
-    rejected(check_exit_code(lambda e: 141 if isinstance(e, OSError) else right(e)), "test LLMCourseError first")
-    rejected(check_exit_code(lambda e: 1 if isinstance(e, SystemExit) else right(e)), ".code")
+def test_solutions_pass_and_stubs_are_not_done():
+    def stub(*args): raise NotImplementedError
+    for check, name in ((check_train_flags, "train_flags"), (check_run_speed, "run_speed")):
+        assert check(S[name]), name
+        r = check(stub); assert not r and not r.done and "not done yet" in repr(r)
 
 
-def _parser(drop=(), **changes):
-    "The solution's parser with one option changed (or dropped): a plausible wrong answer."
-    p = argparse.ArgumentParser()
-    opts = {"--checkpoint": dict(required=True), "--prompt": dict(default=""), "--max-new-tokens": dict(type=int, default=200),
-            "--temperature": dict(type=float, default=0.8), "--top-k": dict(type=int, default=None),
-            "--top-p": dict(type=float, default=None), "--seed": dict(type=int, default=0)}
-    for flag, kw in opts.items():
-        if flag in drop: continue
-        p.add_argument(flag, **{**kw, **changes.get(flag, {})})
-    return p
+# train_flags ----------------------------------------------------------------------------------------------------------
+
+def _flags(per_gpu_batch=False, tokens=False, micro=None, refuse=True):
+    "The solution with one step changed."
+    def f(T, seq, gpus, mx):
+        if refuse and T % (seq * gpus): raise ConfigError("not a multiple")
+        b = T // seq
+        per = max(1, b // gpus)
+        m = micro(per, mx) if micro else max(d for d in range(1, min(mx, per) + 1) if per % d == 0)
+        return (T if tokens else per if per_gpu_batch else b), per // m
+    return f
 
 
-def test_generate_parser():
-    assert check_generate_parser(S["generate_parser"])
-    rejected(check_generate_parser(lambda: _parser(**{"--max-new-tokens": dict(type=str, default=200)})), "type=int")
-    rejected(check_generate_parser(lambda: _parser(**{"--temperature": dict(type=float, default=1.0)})), "temperature", "default")
-    rejected(check_generate_parser(lambda: _parser(**{"--checkpoint": dict(required=False)})), "required=True")
-    rejected(check_generate_parser(lambda: _parser(drop=("--seed",))), "seed")
-    rejected(check_generate_parser(lambda: _parser(**{"--top-k": dict(type=float, default=None)})), "usage error", "top-k")
-    rejected(check_generate_parser(lambda: "not a parser"), "ArgumentParser")
+def test_flags_batch_size_per_gpu():
+    rejected(check_train_flags(_flags(per_gpu_batch=True)), "global batch, over all processes")
 
 
-def test_as_flags():
-    import re
-    assert check_as_flags(S["as_flags"])
-    options = lambda p: [a for a in p._actions if a.option_strings and a.dest != "help"]
-    def naive(m, p):                # str.replace: `steps=` inside `max_steps=`
-        for a in options(p): m = m.replace(f"{a.dest}=", a.option_strings[-1] + " ")
-        return m
-    def no_bare(m, p):              # store_true options keep their value
-        for a in options(p): m = re.sub(rf"(?<![\w.\-]){a.dest}=", a.option_strings[-1] + " ", m)
-        return m
-    def any_name(m, p):             # every name=… becomes a flag, option or not
-        return re.sub(r"(?<![\w.\-])(\w+)=(True\b)?", lambda x: "--" + x.group(1).replace("_", "-") + ("" if x.group(2) else " "), m)
-    def underscores(m, p):          # the dest, not the flag
-        for a in options(p):
-            if isinstance(a, argparse._StoreTrueAction): m = re.sub(rf"(?<![\w.\-]){a.dest}=True\b", "--" + a.dest, m)
-            else: m = re.sub(rf"(?<![\w.\-]){a.dest}=", "--" + a.dest + " ", m)
-        return m
-    rejected(check_as_flags(naive), "inside a longer one")
-    rejected(check_as_flags(no_bare), "store_true option takes no value")
-    rejected(check_as_flags(any_name), "not options of this command")
-    rejected(check_as_flags(underscores), "dashes")
+def test_flags_batch_size_in_tokens():
+    rejected(check_train_flags(_flags(tokens=True)), "counts sequences, not tokens")
+
+
+def test_flags_max_micro_batch_that_does_not_divide():  # grad_accum rounded: train refuses the split
+    rejected(check_train_flags(lambda T, seq, gpus, mx: (T // seq, -(-(T // seq // gpus) // mx))), "is refused", "must divide each GPU")
+
+
+def test_flags_micro_batch_one():  # valid, but needless accumulation
+    rejected(check_train_flags(_flags(micro=lambda per, mx: 1)), "more accumulation than needed")
+
+
+def test_flags_accept_an_impossible_batch():
+    rejected(check_train_flags(_flags(refuse=False)), "expected ConfigError")
+
+
+# run_speed ------------------------------------------------------------------------------------------------------------
+
+def _speed(average=statistics.median, fpt=lambda c, seq: flops_per_token(c, seq), all_devices=True):
+    def f(path, c, seq, peak, devices):
+        speeds = [r["tokens_per_s"] for r in read_metrics(path) if r.get("tokens_per_s") is not None]
+        tps = average(speeds)
+        return tps, tps * fpt(c, seq) / ((devices if all_devices else 1) * peak)
+    return f
+
+
+def test_speed_mean():
+    rejected(check_run_speed(_speed(average=statistics.fmean)), "that is the mean", "median")
+
+
+def test_speed_six_n():
+    rejected(check_run_speed(_speed(fpt=lambda c, seq: 6 * c.n_params())), "6 × all parameters", "flops_per_token")
+
+
+def test_speed_full_attention():
+    rejected(check_run_speed(_speed(fpt=lambda c, seq: flops_per_token(c, seq, causal=False))), "half of the full T×T")
+
+
+def test_speed_peak_of_one_device():
+    rejected(check_run_speed(_speed(all_devices=False)), "peak of all devices")
+
+
+def test_speed_hfu_instead_of_mfu():
+    rejected(check_run_speed(_speed(fpt=lambda c, seq: flops_per_token(c, seq, checkpointing=True))), "not the recompute")
+
+
+def test_speed_evaluation_rows():  # every row read as a training row
+    def wrong(path, c, seq, peak, devices):
+        rows = [json.loads(line) for line in open(path) if line.endswith("\n")]
+        tps = statistics.median(r["tokens_per_s"] for r in rows)
+        return tps, 0.0
+    rejected(check_run_speed(wrong), "raised KeyError", "tokens_per_s")
+
+
+def test_speed_half_written_line():
+    def wrong(path, c, seq, peak, devices):
+        rows = [json.loads(line) for line in open(path)]
+        return _speed()(path, c, seq, peak, devices) if rows else None
+    rejected(check_run_speed(wrong), "raised JSONDecodeError", "still being written")
