@@ -847,6 +847,7 @@ if __name__ == "__main__" and not {"ipykernel", "execnb"} & set(sys.modules): sy
 # %% ../nbs/19_train_7b.ipynb #a050dff1
 import importlib
 from .core import Mismatch, attempt, exercise, expect_equal
+from .distributed import permuted  # chapter 18's keyed window order: exercise 3 uses it
 from .losses import shortcuts_blocked
 from .model import KVCache
 from .scaling import layer_activation_bytes
@@ -960,13 +961,13 @@ def check_global_batch_ids(global_batch_ids):
         except (TypeError, ValueError): raise Mismatch(f"on {case}: return the window ids as a 1-D array, got {type(got).__name__}") from None
         pos = step * B + np.arange(B)
         def hint(got, want, seed=seed, n=n, pos=pos, step=step, B=B):
-            order = lambda rng_seed: np.random.default_rng(rng_seed).permutation(n)
-            if got == order([seed, 0])[pos % n].tolist() or got == order(seed)[pos % n].tolist():
-                return "you reused one order for every epoch: position p belongs to epoch p // n_windows, whose order is seeded with [seed, epoch]"
-            if got == [int(order(seed + int(p // n))[p % n]) for p in pos]:
-                return ("you seeded epoch e with seed + e: then the run with seed 1 reads, in epoch 0, what the run with seed 0 reads in "
-                        "epoch 1 — neighbouring seeds share their orders. Seed with the pair: np.random.default_rng([seed, epoch])")
-            if got == [int(order([seed, int(p // n)])[p % n]) for p in step + np.arange(B)]:
+            order = lambda key, epoch: permuted(np.arange(n), n, key, epoch)
+            if got == order(seed, 0)[pos % n].tolist():
+                return "you reused one order for every epoch: position p belongs to epoch p // n_windows, whose order is keyed by (seed, epoch)"
+            if got == [int(order(seed + int(p // n), 0)[p % n]) for p in pos]:
+                return ("you keyed epoch e with seed + e: then the run with seed 1 reads, in epoch 0, what the run with seed 0 reads in "
+                        "epoch 1 — neighbouring seeds share their orders. Key with the pair: permuted(…, n_windows, seed, epoch)")
+            if got == [int(order(seed, int(p // n))[p % n]) for p in step + np.arange(B)]:
                 return "step s starts at position s·batch_size, not s"
         expect_equal(got, want, case, hint=hint)
     return f"{len(cases)} steps, epoch boundaries, batches larger than an epoch and a resume at step 999"

@@ -1,6 +1,7 @@
 """Solutions to chapter 19's exercises — try first, then compare."""
 import numpy as np
 
+from llm_course.distributed import permuted
 from llm_course.model import ModelConfig
 
 
@@ -26,10 +27,4 @@ def kv_cache_bytes(config: ModelConfig, context: int, batch_size: int, bytes_per
 def global_batch_ids(step: int, batch_size: int, n_windows: int, seed: int) -> np.ndarray:
     "Window ids read by optimizer step `step` (global batch), epoch by epoch in a seeded order."
     positions = step * batch_size + np.arange(batch_size)  # positions in the endless, epoch-after-epoch sequence
-    orders = {}                                          # each epoch's permutation, computed once
-    ids = []
-    for p in positions:
-        epoch = int(p // n_windows)
-        if epoch not in orders: orders[epoch] = np.random.default_rng([seed, epoch]).permutation(n_windows)
-        ids.append(orders[epoch][p % n_windows])
-    return np.array(ids)
+    return np.array([permuted(np.array([p % n_windows]), n_windows, seed, int(p // n_windows))[0] for p in positions])

@@ -6,6 +6,7 @@ from conftest import rejected, solutions
 from llm_course.distributed import ShardedTokens
 from llm_course.model import KVCache, ModelConfig
 from llm_course.scaling import layer_activation_bytes
+from llm_course.distributed import permuted
 from llm_course.train import check_activation_bytes_per_token, check_global_batch_ids, check_kv_cache_bytes
 
 S = solutions("19_train_7b")
@@ -88,21 +89,19 @@ def test_kv_cache_course_class_is_switched_off():
 # global_batch_ids -----------------------------------------------------------------------------------------------------
 
 def test_global_batch_ids():
-    def one_order(step, B, n, seed):      # the same permutation every epoch
-        return np.random.default_rng(seed).permutation(n)[(step * B + np.arange(B)) % n]
-    def epoch0(step, B, n, seed):         # epoch 0's order reused for every epoch
-        return np.random.default_rng([seed, 0]).permutation(n)[(step * B + np.arange(B)) % n]
+    at = lambda i, n, key, epoch: int(permuted(np.array([i]), n, key, epoch)[0])
+    def one_order(step, B, n, seed):      # epoch 0's order reused for every epoch
+        return np.array([at(p % n, n, seed, 0) for p in step * B + np.arange(B)])
     def no_times_b(step, B, n, seed):     # step s starts at position s
-        return np.array([np.random.default_rng([seed, int(p // n)]).permutation(n)[p % n] for p in step + np.arange(B)])
-    rejected(check_global_batch_ids(one_order), "one order for every epoch", "[seed, epoch]")
-    rejected(check_global_batch_ids(epoch0), "one order for every epoch")
+        return np.array([at(p % n, n, seed, int(p // n)) for p in step + np.arange(B)])
+    rejected(check_global_batch_ids(one_order), "one order for every epoch", "(seed, epoch)")
     rejected(check_global_batch_ids(no_times_b), "s·batch_size")
 
 
 def test_global_batch_ids_seed_plus_epoch():  # a different order per epoch, but runs with neighbouring seeds share orders
     def seed_plus_epoch(step, B, n, seed):
-        return np.array([np.random.default_rng(seed + int(p // n)).permutation(n)[p % n] for p in step * B + np.arange(B)])
-    rejected(check_global_batch_ids(seed_plus_epoch), "seed + e", "neighbouring seeds share their orders", "default_rng([seed, epoch])")
+        return np.array([int(permuted(np.array([p % n]), n, seed + int(p // n), 0)[0]) for p in step * B + np.arange(B)])
+    rejected(check_global_batch_ids(seed_plus_epoch), "seed + e", "neighbouring seeds share their orders", "permuted(…, n_windows, seed, epoch)")
 
 
 def test_global_batch_ids_course_class_is_switched_off():
