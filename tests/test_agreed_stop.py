@@ -2,7 +2,7 @@
 
 Before: under torchrun each rank stopped on its own clock (a straggler made the ranks hang in mismatched collectives), a
 SIGTERM killed the run without a checkpoint, and every rank evaluated the same windows at the whole micro-batch."""
-import json, os, signal, subprocess, sys, time
+import json, random, os, signal, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +26,12 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def torchrun(script, *args, wait=True):
+def torchrun(script, *args, wait=True, env=None):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
            "--master-port", str(free_port()), *script, *map(str, args)]
-    if not wait: return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+    env = {**ENV, **(env or {})}
+    if not wait: return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def history(run: Path) -> list[dict]:
@@ -46,27 +47,36 @@ def test_a_skewed_clock_still_stops_both_ranks_at_the_same_step(tmp_path):
     assert [p.name for p in (tmp_path/"run"/"checkpoints").iterdir()] == [f"step-{m['steps']:06d}"]
 
 
-def test_sigterm_checkpoints_the_stop_step_and_the_resume_matches(tmp_path):
-    args = ["--steps", "24", "--checkpoint-every", "0", *SMALL]
+def test_sigterm_checkpoints_the_stop_step_and_the_resume_matches(tmp_path, full_size):
+    "2 FSDP ranks SIGTERMed at random moments (5 under --slow, else 2), one of them while a checkpoint is being written: each time "
+    "the stop step is checkpointed, the exit says preempted (75), and the resumed run's losses equal the uninterrupted run's."
+    args = ["--steps", "16", "--checkpoint-every", "4", "--log-every", "1", *SMALL[:-1], "fsdp"]
     ref = torchrun(["-m", "llm_course.train"], "--out", tmp_path/"ref", *args)
     assert ref.returncode == 0, ref.stdout[-3000:]
-    p = torchrun(["-m", "llm_course.train"], "--out", tmp_path/"run", *args, wait=False)
-    log = tmp_path/"run"/"metrics.jsonl"
-    deadline = time.time() + 300
-    while (not log.exists() or len(log.read_text().splitlines()) < 1) and time.time() < deadline: time.sleep(0.05)
-    workers = [int(x) for x in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()]
-    assert len(workers) == 2
-    for w in workers: os.kill(w, signal.SIGTERM)  # as Slurm signals every task of the job
-    out, _ = p.communicate(timeout=120)
-    assert "preempted by SIGTERM" in out and "checkpoint written" in out and str(PREEMPTED_EXIT) in out, out[-3000:]
-    cks = [c.name for c in (tmp_path/"run"/"checkpoints").iterdir() if c.name.startswith("step-")]
-    assert len(cks) == 1 and not (tmp_path/"run"/"model.safetensors").exists(), cks
-    stop = int(cks[0].split("-")[1])
-    assert 0 < stop < 24, stop
-    res = torchrun(["-m", "llm_course.train"], "--out", tmp_path/"run", "--resume", "--no-progress")
-    assert res.returncode == 0, res.stdout[-3000:]
-    got, want = [h["loss"] for h in history(tmp_path/"run")], [h["loss"] for h in history(tmp_path/"ref")]
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    want = [h["loss"] for h in history(tmp_path/"ref")]
+    rng = random.Random(0)
+    for i in range(5 if full_size else 2):
+        run, during_save = tmp_path/f"run{i}", i % 2 == 1
+        env = {"LLM_COURSE_TEST_CHECKPOINT_SLEEP": "1"} if during_save else {}  # widens the window in which a save finishes
+        p = torchrun(["-m", "llm_course.train"], "--out", run, *args, wait=False, env=env)
+        log, target, deadline = run/"metrics.jsonl", rng.randint(1, 12), time.time() + 300
+        def reached():
+            if during_save: return bool(list((run/"checkpoints").glob(".step-*.tmp-*"))) if (run/"checkpoints").exists() else False
+            return log.exists() and len(log.read_text().splitlines()) >= target
+        while not reached() and p.poll() is None and time.time() < deadline: time.sleep(0.02)
+        workers = [int(x) for x in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()]
+        assert len(workers) == 2
+        for w in workers: os.kill(w, signal.SIGTERM)  # as Slurm signals every task of the job
+        out, _ = p.communicate(timeout=120)
+        assert "preempted by SIGTERM" in out and "checkpoint written" in out and str(PREEMPTED_EXIT) in out, out[-3000:]
+        assert not (run/"model.safetensors").exists()
+        stop = max(int(c.name.split("-")[1]) for c in (run/"checkpoints").iterdir() if c.name.startswith("step-"))
+        assert 0 < stop < 16 and not list((run/"checkpoints").glob(".step-*")), (stop, out[-2000:])
+        rows = [json.loads(l)["step"] for l in log.read_text().splitlines() if "loss" in l]
+        assert max(rows) == stop, (rows, stop)  # the checkpoint is of the step the run stopped at: nothing trained is lost
+        res = torchrun(["-m", "llm_course.train"], "--out", run, "--resume", "--no-progress")
+        assert res.returncode == 0, res.stdout[-3000:]
+        np.testing.assert_allclose([h["loss"] for h in history(run)], want, rtol=0, atol=1e-6)
 
 
 def sharded_eval_job():
@@ -120,8 +130,9 @@ def test_a_killed_rank_is_one_line_on_the_others(tmp_path):
 
 
 def test_a_two_rank_run_resumed_as_one_plain_process_keeps_its_data_order(tmp_path):
-    "The data order is the run's (run.json): resumed without a launcher, it continues the sharded order, not random windows."
-    args = ["--checkpoint-every", "3", *SMALL]
+    "The data order is the run's (run.json): resumed without a launcher, it continues the sharded order, not random windows; "
+    "2 ranks × grad_accum 2 resumed as 1 process × grad_accum 4 (the same global batch) continue within 1e-5."
+    args = ["--checkpoint-every", "3", "--grad-accum", "2", *SMALL]
     ref = torchrun(["-m", "llm_course.train"], "--out", tmp_path/"ref", "--steps", "6", *args)
     assert ref.returncode == 0, ref.stdout[-3000:]
     first = torchrun(["-m", "llm_course.train"], "--out", tmp_path/"run", "--steps", "6", *args)
@@ -130,7 +141,7 @@ def test_a_two_rank_run_resumed_as_one_plain_process_keeps_its_data_order(tmp_pa
     (tmp_path/"run"/"model.safetensors").unlink(); shutil.rmtree(tmp_path/"run"/"checkpoints"/"step-000006")  # as if stopped at 3
     assert json.loads((tmp_path/"run"/"run.json").read_text())["data_order"] == "sharded"
     res = subprocess.run([sys.executable, "-c", "import sys; from llm_course.cli import main; sys.exit(main())", "train",
-                          "--resume", "--out", str(tmp_path/"run"), "--no-progress"], env=ENV, capture_output=True, text=True)
+                          "--resume", "--out", str(tmp_path/"run"), "--no-progress", "--grad-accum", "4"], env=ENV, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     got, want = [h["loss"] for h in history(tmp_path/"run")], [h["loss"] for h in history(tmp_path/"ref")]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
