@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/learner.html.md"""
 
 # %% ../nbs/11_learner.ipynb #c4e0973d
 from __future__ import annotations
-import contextlib, inspect, math, os, random, shutil, tempfile, time
+import contextlib, inspect, json, math, os, random, shutil, tempfile, time
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,7 +20,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, ensure_dir, load_json,
                              check_int, eval_mode, pick_device, save_json, seed_everything, verify_checksums, write_checksums,
-                             write_failed, make_temp_dir, default_mode)
+                             write_failed, make_temp_dir, default_mode, atomic_write_bytes)
 from .data import get_batch
 from .losses import chunked_cross_entropy, cross_entropy, perplexity
 from .optim import AdamW, check_hparams, clip_grad_norm, count_tokens, param_groups
@@ -28,13 +28,14 @@ from .schedule import SCHEDULES, get_schedule
 from .viz import LossPlot
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'PRECISIONS', 'KERNELS', 'CHUNKED_VOCAB', 'EVENTS', 'CHECKPOINT_FORMAT', 'ACTIVATIONS',
-           'TrainingError', 'TrainConfig', 'make_schedule', 'Callback', 'LRScheduleCallback', 'GradClipCallback',
-           'NanGuardCallback', 'MetricsCallback', 'EvalCallback', 'EarlyStoppingCallback', 'ProgressCallback',
-           'LossPlotCallback', 'rng_state', 'set_rng_state', 'describe_model', 'save_checkpoint', 'list_checkpoints',
-           'latest_checkpoint', 'load_checkpoint', 'default_optimizer', 'eval_windows', 'resolve_kernels',
-           'default_callbacks', 'Learner', 'is_out_of_memory', 'CheckpointCallback', 'ActivationStats', 'GradientStats',
-           'plot_diagnostics', 'check_clip_callback', 'check_plateau_stop']
+__all__ = ['IGNORE_INDEX', 'PRECISIONS', 'KERNELS', 'CHUNKED_VOCAB', 'EVENTS', 'CHECKPOINT_FORMAT', 'HISTORY_LOG',
+           'HISTORY_IN_STATE', 'ACTIVATIONS', 'TrainingError', 'TrainConfig', 'make_schedule', 'Callback',
+           'LRScheduleCallback', 'GradClipCallback', 'NanGuardCallback', 'MetricsCallback', 'EvalCallback',
+           'EarlyStoppingCallback', 'ProgressCallback', 'LossPlotCallback', 'rng_state', 'set_rng_state',
+           'describe_model', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'load_checkpoint',
+           'default_optimizer', 'eval_windows', 'resolve_kernels', 'default_callbacks', 'Learner', 'is_out_of_memory',
+           'CheckpointCallback', 'ActivationStats', 'GradientStats', 'plot_diagnostics', 'check_clip_callback',
+           'check_plateau_stop']
 
 # %% ../nbs/11_learner.ipynb #540795cd
 class TrainingError(LLMCourseError, RuntimeError):
@@ -451,6 +452,8 @@ def default_callbacks(config: TrainConfig, schedule: Callable[[int], float] | No
     return cbs
 
 # must match between a checkpoint and the run that resumes it, or the resumed run is not the same run
+HISTORY_LOG = ".history.jsonl"  # in out_dir/checkpoints: every history row, appended at each checkpoint
+HISTORY_IN_STATE = 1000  # newest history rows a checkpoint's state.json carries itself (a copied checkpoint still plots its end)
 _RESUME_KEYS = ("batch_size", "block_size", "seed", "precision")  # not grad_accum: the same global batch split otherwise (fewer GPUs)
 
 # %% ../nbs/11_learner.ipynb #84f69980
@@ -473,7 +476,7 @@ class Learner:
                                 key=lambda cb: getattr(cb, "order", 0))
         self.make_optimizer = optimizer or default_optimizer
         self.class_weights = _check_class_weights(class_weights)
-        self.step, self.tokens_seen, self.train_time_s, self.history = 0, 0, 0.0, []
+        self.step, self.tokens_seen, self.train_time_s, self.history, self._history_logged = 0, 0, 0.0, [], 0
         self.loss = self.val_loss = self.grad_norm = self.tokens_per_s = self.stop_reason = None
         self.lr, self.opt, self._ready, self.vocab_size = self.config.lr, None, False, 0
         self.kernels = None  # whose optimizer, clipping and loss run: set by `prepare` (see `resolve_kernels`)
@@ -574,7 +577,7 @@ class Learner:
                                   "or start a new run in another out_dir")
         state = self.checkpoint_reader(ck, self.model, self.opt)
         self.step, self.tokens_seen = state["step"], state["data"]["tokens_seen"]
-        self.train_time_s, self.history = state["train_time_s"], state["history"]
+        self.train_time_s, self.history = state["train_time_s"], self._resumed_history(state)
         self.val_loss = state.get("val_loss")
         set_rng_state(state["rng"], self.generator)
         for cb in self.callbacks:
@@ -680,10 +683,31 @@ class Learner:
                     train_time_s=self.train_time_s, stop_reason=self.stop_reason or "steps")
 
     def checkpoint_state(self) -> dict:
-        "Everything besides tensors that an exact resume needs, JSON-ready."
+        "Everything besides tensors that an exact resume needs, JSON-ready; the history's newest rows only (the rest: `_log_history`)."
+        self._log_history()
         return dict(step=self.step, train_time_s=self.train_time_s, val_loss=self.val_loss, config=self.config.to_dict(),
                     data=dict(tokens_seen=self.tokens_seen, batches_drawn=self.step, generator_state="in rng.data"), rng=rng_state(self.generator),
-                    history=self.history, callbacks={type(cb).__name__: cb.state_dict() for cb in self.callbacks})
+                    history=self.history[-HISTORY_IN_STATE:], history_rows=len(self.history),
+                    callbacks={type(cb).__name__: cb.state_dict() for cb in self.callbacks})
+
+    def _log_history(self):
+        "Append the rows since the last checkpoint to checkpoints/.history.jsonl (rank 0): a checkpoint's state stays small at any step."
+        if int(os.environ.get("RANK", "0")) != 0 or not self.config.out_dir: return
+        path = ensure_dir(Path(self.config.out_dir)/"checkpoints")/HISTORY_LOG
+        with open(path, "a") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in self.history[self._history_logged:]))
+            f.flush(); os.fsync(f.fileno())
+        self._history_logged = len(self.history)
+
+    def _resumed_history(self, state: dict) -> list:
+        "The whole history at the checkpoint: the log's first `history_rows` rows, else (no log beside it) the state's own rows."
+        rows, path = state.get("history_rows", len(state["history"])), Path(self.config.out_dir)/"checkpoints"/HISTORY_LOG
+        logged = [json.loads(l) for l in path.read_text().splitlines()[:rows]] if path.exists() else []
+        history = logged if len(logged) == rows else state["history"]
+        if int(os.environ.get("RANK", "0")) == 0 and path.exists():  # rows a killed run logged after this checkpoint go
+            atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in history).encode())
+        self._history_logged = len(history)
+        return history
 
     def save_checkpoint(self) -> Path:
         "Write `out_dir/checkpoints/step-NNNNNN` atomically."

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from conftest import needs_cpu_bf16_lstm
 from llm_course.core import seed_everything
 from llm_course.data import get_batch
-from llm_course.learner import (EVENTS, Callback, EarlyStoppingCallback, Learner, LossPlotCallback, ProgressCallback,
+from llm_course.learner import (HISTORY_LOG, EVENTS, Callback, EarlyStoppingCallback, Learner, LossPlotCallback, ProgressCallback,
                                 TrainConfig, latest_checkpoint, list_checkpoints, load_checkpoint, make_schedule,
                                 rng_state, save_checkpoint, set_rng_state)
 from llm_course.core import ConfigError
@@ -214,7 +214,7 @@ def test_outputs_checkpoints_and_pruning(ids, tmp_path):
     assert isinstance(state["rng"]["torch"], list) and isinstance(state["rng"]["data"], list)
     m2 = lm(seed=5); load_checkpoint(ck, m2)
     assert torch.equal(flat(m2), flat(learn.model))
-    assert not [p for p in (tmp_path/"checkpoints").iterdir() if p.name.startswith(".")]  # no temporaries left
+    assert [p.name for p in (tmp_path/"checkpoints").iterdir() if p.name.startswith(".")] == [HISTORY_LOG]  # no temporaries left
 
 def test_progress_bar_runs(ids, capsys):
     learn = Learner(lm(), ids, config=cfg(progress=True))

@@ -7,7 +7,7 @@ import torch
 
 from conftest import needs_cpu_bf16_lstm
 from llm_course.core import seed_everything
-from llm_course.learner import (Learner, TrainConfig, default_optimizer, latest_checkpoint, list_checkpoints,
+from llm_course.learner import (HISTORY_LOG, Learner, TrainConfig, default_optimizer, latest_checkpoint, list_checkpoints,
                                 load_checkpoint)
 from llm_course.rnn import LSTMLM
 
@@ -102,7 +102,7 @@ def kill(proc):
     proc.send_signal(signal.SIGKILL); proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-def temporaries(out): return [p for p in (Path(out)/"checkpoints").iterdir() if p.name.startswith(".")]
+def temporaries(out): return [p for p in (Path(out)/"checkpoints").iterdir() if p.name.startswith(".") and p.name != HISTORY_LOG]
 
 def assert_loadable(out):
     ck = latest_checkpoint(out)
@@ -144,3 +144,17 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path):
     load_checkpoint(latest_checkpoint(out), a); load_checkpoint(latest_checkpoint(ref), b)
     assert latest_checkpoint(out).name == latest_checkpoint(ref).name == "step-000008"
     assert torch.equal(flat(a), flat(b))
+
+
+def test_a_checkpoint_carries_a_bounded_history_and_the_resume_gets_all_of_it(tmp_path, monkeypatch):
+    "state.json keeps only the newest rows (a 7B run has ~500k steps); the rest is appended to checkpoints/.history.jsonl."
+    import json
+    import llm_course.learner as learner
+    monkeypatch.setattr(learner, "HISTORY_IN_STATE", 3)
+    cfg = dict(steps=10, batch_size=4, block_size=16, checkpoint_every=5, out_dir=str(tmp_path), device="cpu", progress=False)
+    ref = Learner(lm(), data(), None, TrainConfig(**{**cfg, "out_dir": str(tmp_path/"ref")})); ref.fit()
+    first = Learner(lm(), data(), None, TrainConfig(**cfg)); first.fit(until=5)
+    state = json.loads((latest_checkpoint(tmp_path)/"state.json").read_text())
+    assert len(state["history"]) == 3 and state["history_rows"] == 5
+    again = Learner(lm(), data(), None, TrainConfig(**cfg, resume=True)); again.fit()
+    assert [h["loss"] for h in again.history] == [h["loss"] for h in ref.history]  # all ten rows, bit for bit
