@@ -220,3 +220,16 @@ def test_cli_plan_bad_input_is_one_line_exit_2(args, words, capsys):
 
 def test_cli_plan_usage_mistake_is_one_line():
     assert "--gpus" in one_line_error(run_cli("plan", "--gpus", "many"))
+
+
+def test_exercise_rejects_a_kept_bf16_copy_on_the_ddp_path():
+    "Chapter 17's exercise 3 follows the planner: one GPU and DDP keep no bf16 copy between steps (autocast casts while a step runs)."
+    from conftest import solutions
+    from llm_course.scaling import check_model_state_bytes
+    S = solutions("17_scaling")
+    def kept(n, gpus=1, sharding="none", precision="bf16"):
+        out = S["model_state_bytes"](n, gpus, sharding, precision)
+        if precision == "bf16" and sharding in ("none", "ddp"): out["weights"] = 2 * n
+        return out
+    r = check_model_state_bytes(kept)
+    assert not r and "autocast" in r.message and "bf16_casts" in r.message
