@@ -1,4 +1,4 @@
-"""Causal and masked language modelling, next-sentence prediction, a one-call training job for the Transformer (`train_language_model`, behind `llm-course train`), the course's demo model, a leaderboard of every model of the course and the CPU time at which the Transformer overtakes the n-grams, the entropy floor, and the attention heads a small model learns.
+"""Causal and masked language modelling, next-sentence prediction, a one-call training job for the Transformer (`train_language_model`, behind `llm-course train`), the course's demo model, a leaderboard of every model of the course and a race in CPU seconds between the Transformer and the n-grams, the entropy floor, and the attention heads a small model learns.
 
 Docs: https://llm-course.github.io/llm_course/pretraining.html.md"""
 

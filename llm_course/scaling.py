@@ -13,19 +13,22 @@ from dataclasses import dataclass
 import torch
 from matplotlib.figure import Figure
 
-from .core import ConfigError, Mismatch, attempt, check_int, exercise, expect_close, expect_equal
+from .core import ConfigError, Mismatch, attempt, check_int, exercise, expect_close, expect_equal, seed_everything
+from .learner import Callback, Learner, TrainConfig
 from .model import PRESETS, ModelConfig, Transformer
 from .viz import figure_to_png, in_notebook
 
 MiB, GiB = 2**20, 2**30
 
 # %% auto #0
-__all__ = ['MiB', 'GiB', 'GPUS', 'CHINCHILLA', 'SHARDINGS', 'PRECISIONS', 'CONTEXT_BYTES', 'param_breakdown', 'param_count',
-           'matmul_params', 'flops_breakdown', 'flops_per_token', 'checkpoint_blocks', 'measure_step',
+__all__ = ['MiB', 'GiB', 'GPUS', 'CHINCHILLA', 'BESIROGLU', 'SHARDINGS', 'PRECISIONS', 'CONTEXT_BYTES', 'param_breakdown',
+           'param_count', 'matmul_params', 'flops_breakdown', 'flops_per_token', 'checkpoint_blocks', 'measure_step',
            'layer_activation_bytes', 'activation_memory', 'logits_memory', 'Accelerator', 'measure_matmul_peak',
            'accelerator', 'device_memory_bytes', 'chinchilla_tokens', 'chinchilla_loss', 'compute_optimal',
-           'implied_mfu', 'fsdp_units', 'Plan', 'auto_plan', 'check_fits', 'plan_figure', 'PlannerWidget',
-           'check_training_days', 'check_matmul_flops_per_token', 'check_model_state_bytes']
+           'implied_mfu', 'isoflop_config', 'CPUClock', 'train_for_flops', 'fit_parabola', 'parabola_vertex',
+           'fit_power_law', 'isoflop_optima', 'fit_loss_law', 'fsdp_units', 'Plan', 'auto_plan', 'check_fits',
+           'plan_figure', 'PlannerWidget', 'check_training_days', 'check_matmul_flops_per_token',
+           'check_model_state_bytes']
 
 # %% ../nbs/17_scaling.ipynb #56621d5f
 def param_breakdown(config: ModelConfig) -> dict[str, int]:
@@ -230,6 +233,8 @@ def device_memory_bytes(device) -> int | None:
 # %% ../nbs/17_scaling.ipynb #b2aa3ce4
 # Hoffmann et al. 2022, "Training Compute-Optimal Large Language Models", eq. 10 (approach 3): L(N, D) = E + A/N^α + B/D^β
 CHINCHILLA = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+# Besiroglu et al. 2024, "Chinchilla Scaling: A replication attempt": approach 3 refitted to the data read off Hoffmann's figure 4
+BESIROGLU = dict(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
 
 def chinchilla_tokens(n_params: float) -> float:
     "Compute-optimal training tokens by the rule of thumb: 20 per parameter."
@@ -237,15 +242,17 @@ def chinchilla_tokens(n_params: float) -> float:
 
 def chinchilla_loss(n_params: float, # parameters N
                     n_tokens: float, # training tokens D
+                    law: dict | None = None, # E, A, B, alpha, beta (default: `CHINCHILLA`; or `BESIROGLU`, or your own fit)
                    ) -> float:
-    "The fitted loss L(N, D) = E + A/N^α + B/D^β (nats per token on their data)."
-    k = CHINCHILLA
+    "The fitted loss L(N, D) = E + A/N^α + B/D^β (nats per token on the data it was fitted to)."
+    k = law or CHINCHILLA
     return k["E"] + k["A"] / n_params ** k["alpha"] + k["B"] / n_tokens ** k["beta"]
 
 def compute_optimal(flops: float, # training compute C ≈ 6·N·D
+                    law: dict | None = None, # the fitted L(N, D) (default: `CHINCHILLA`)
                    ) -> tuple[float, float]:
     "(N, D) minimising the fitted loss at compute C = 6·N·D: N = G·(C/6)^(β/(α+β)), D = (C/6)^(α/(α+β)) / G."
-    k = CHINCHILLA
+    k = law or CHINCHILLA
     a, b = k["alpha"], k["beta"]
     G = (a * k["A"] / (b * k["B"])) ** (1 / (a + b))
     return G * (flops / 6) ** (b / (a + b)), (flops / 6) ** (a / (a + b)) / G
@@ -257,6 +264,124 @@ def implied_mfu(gpu_hours: float, # reported GPU-hours of the run
                ) -> float:
     "The model FLOPs utilisation a reported run must have achieved: useful FLOPs / (GPU-seconds × peak)."
     return tokens * flops_per_token / (gpu_hours * 3600 * peak_flops)
+
+# %% ../nbs/17_scaling.ipynb #88130146
+def isoflop_config(d_model: int, # width
+                   n_layer: int, # depth
+                   vocab_size: int, # the tokenizer's vocabulary
+                   block_size: int, # tokens per sequence
+                   head_dim: int = 8, # d_model // head_dim heads
+                  ) -> ModelConfig:
+    "A Llama of the `tiny` preset's proportions (SwiGLU width 3·d_model) at any width and depth: one rung of a scaling ladder."
+    if d_model % head_dim:
+        raise ConfigError(f"d_model={d_model} is not a multiple of head_dim={head_dim}: use e.g. d_model={head_dim * max(1, round(d_model / head_dim))}")
+    h = d_model // head_dim
+    return ModelConfig.preset("tiny", vocab_size=vocab_size, block_size=block_size, d_model=d_model, n_layer=n_layer,
+                              n_head=h, n_kv_head=h, d_ff=3 * d_model)
+
+class CPUClock(Callback):
+    "Process CPU seconds spent in training steps (evaluation excluded); stops the run once `max_cpu_s` is spent."
+    order = 100   # runs after the other callbacks before a step and after them at its end: it times the step
+    def __init__(self, max_cpu_s: float | None = None): self.max_cpu_s, self.cpu = max_cpu_s, 0.0
+    def before_step(self, learn): self.t0 = time.process_time()
+    def after_step(self, learn):
+        self.cpu += time.process_time() - self.t0
+        if self.max_cpu_s is not None and self.cpu >= self.max_cpu_s: learn.stop_reason = f"CPU cap of {self.max_cpu_s:g} s reached"
+
+def train_for_flops(config: ModelConfig, # the model to train (fresh weights)
+                    flops: float, # compute budget: training FLOPs, as `flops_per_token` × tokens
+                    train_ids, val_ids, # 1-D token ids: training and held-out text
+                    batch_size: int = 16, # sequences per step (the same for every run of a sweep)
+                    lr: float = 3e-3, # peak learning rate (cosine to 10% over the run, 5% warmup)
+                    seed: int = 0, # weights and batches
+                    max_cpu_s: float | None = None, # stop early past this many CPU seconds of training (recorded)
+                    eval_batches: int = 40, # validation batches: the same windows for every run
+                   ) -> dict:
+    "Train `config` for about `flops` FLOPs with the `Learner`, the LR schedule fitted to that length; N, D, C, CPU seconds and validation loss."
+    if not (isinstance(flops, (int, float)) and flops > 0): raise ConfigError(f"flops must be a positive number, got {flops!r}: e.g. flops=1e11")
+    T = config.block_size
+    fpt = flops_per_token(config, T)
+    steps = max(1, round(flops / (fpt * batch_size * T)))   # the schedule must end where the budget does
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, block_size=T, lr=lr, schedule="cosine", warmup_steps=max(1, steps // 20),
+                      eval_batches=eval_batches, seed=seed, device="cpu", progress=False)
+    seed_everything(seed)
+    clock = CPUClock(max_cpu_s)
+    learn = Learner(Transformer(config), train_ids, val_ids, cfg, callbacks=[clock])
+    learn.fit()
+    return dict(d_model=config.d_model, n_layer=config.n_layer, N=matmul_params(config), params=param_count(config), budget=flops,
+                D=learn.tokens_seen, C=fpt * learn.tokens_seen, steps=learn.step, planned_steps=steps, val_loss=learn.evaluate(),
+                train_loss=learn.loss, cpu_s=round(clock.cpu, 2))
+
+# %% ../nbs/17_scaling.ipynb #25c165d6
+def _f64(v, what: str) -> torch.Tensor:
+    t = torch.as_tensor(v, dtype=torch.float64).flatten()
+    if not torch.isfinite(t).all(): raise ConfigError(f"{what} must be finite numbers, got {v!r}")
+    return t
+
+def fit_parabola(x, y) -> tuple[float, float, float]:
+    "Least squares y ≈ a·x² + b·x + c: (a, b, c)."
+    x, y = _f64(x, "x"), _f64(y, "y")
+    if len(x) != len(y) or len(x) < 3:
+        raise ConfigError(f"a parabola needs at least 3 (x, y) pairs, got {len(x)} x and {len(y)} y: train more sizes at this budget")
+    return tuple(torch.linalg.lstsq(torch.stack([x * x, x, torch.ones_like(x)], 1), y[:, None]).solution[:, 0].tolist())
+
+def parabola_vertex(a: float, b: float, c: float) -> tuple[float, float]:
+    "(x, y) at the minimum of a·x² + b·x + c."
+    if not a > 0: raise ConfigError(f"the parabola has no minimum (a = {a:.3g}): the sizes do not straddle the optimum; add sizes where the loss still falls")
+    return -b / (2 * a), c - b * b / (4 * a)
+
+def fit_power_law(x, y) -> tuple[float, float]:
+    "y ≈ k·x^p by least squares on (ln x, ln y): (k, p)."
+    x, y = _f64(x, "x"), _f64(y, "y")
+    if len(x) != len(y) or len(x) < 2: raise ConfigError(f"a power law needs at least 2 (x, y) pairs, got {len(x)} x and {len(y)} y")
+    if (x <= 0).any() or (y <= 0).any(): raise ConfigError("a power law needs positive x and y: it is a line through their logarithms")
+    p, lnk = torch.linalg.lstsq(torch.stack([x.log(), torch.ones_like(x)], 1), y.log()[:, None]).solution[:, 0].tolist()
+    return math.exp(lnk), p
+
+def isoflop_optima(runs: list[dict], # dicts with budget, N, D and val_loss (as `train_for_flops` returns)
+                  ) -> list[dict]:
+    "Approach 2: at each budget a parabola of the loss in ln N; its vertex gives N_opt and the loss there, D_opt from the same runs."
+    out = []
+    for budget in sorted({r["budget"] for r in runs}):
+        rs = [r for r in runs if r["budget"] == budget]
+        lnN = [math.log(r["N"]) for r in rs]
+        x, loss = parabola_vertex(*(abc := fit_parabola(lnN, [r["val_loss"] for r in rs])))
+        k, p = fit_power_law([r["N"] for r in rs], [r["D"] for r in rs])   # along one budget D falls as N grows (p ≈ −1)
+        out.append(dict(budget=budget, N_opt=math.exp(x), D_opt=k * math.exp(x) ** p, loss=loss, parabola=list(abc),
+                        inside=min(lnN) <= x <= max(lnN)))
+    return out
+
+def _log_law(th: torch.Tensor, lnN: torch.Tensor, lnD: torch.Tensor) -> torch.Tensor:
+    "ln L(N, D) for th = [..., (ln A, ln B, ln E, α, β)]: a log-sum-exp of the three terms, stable for any th."
+    lnA, lnB, lnE, alpha, beta = (t[..., None] for t in th.unbind(-1))
+    return torch.logsumexp(torch.stack(torch.broadcast_tensors(lnA - alpha * lnN, lnB - beta * lnD, lnE)), 0)
+
+# Hoffmann et al.'s starting grid (their appendix D.2): ln A, ln B ∈ {0, 5, …, 25}, ln E ∈ {−1, −0.5, …, 1}, α, β ∈ {0, 0.5, …, 2}
+_GRID = ([0., 5., 10., 15., 20., 25.], [0., 5., 10., 15., 20., 25.], [-1., -.5, 0., .5, 1.], [0., .5, 1., 1.5, 2.], [0., .5, 1., 1.5, 2.])
+
+def fit_loss_law(N, D, loss, # each run's parameters, tokens and final loss
+                 delta: float = 1e-3, # Huber threshold on the residual of ln L (Hoffmann et al.'s)
+                 n_starts: int = 4, # L-BFGS runs, from the grid points with the lowest objective
+                ) -> dict:
+    "Approach 3: L(N, D) = E + A/N^α + B/D^β by a Huber loss on ln L, L-BFGS from the best points of Hoffmann et al.'s grid."
+    lnN, lnD, lnL = (_f64(v, name).log() for v, name in ((N, "N"), (D, "D"), (loss, "loss")))
+    if not len(lnN) == len(lnD) == len(lnL) or len(lnN) < 5:
+        raise ConfigError(f"L(N, D) has 5 parameters: give at least 5 runs, with as many N, D and losses (got {len(lnN)}, {len(lnD)}, {len(lnL)})")
+    objective = lambda th: torch.nn.functional.huber_loss(_log_law(th, lnN, lnD), lnL.expand(*th.shape[:-1], -1),
+                                                          delta=delta, reduction="none").sum(-1)
+    grid = torch.cartesian_prod(*(torch.tensor(g, dtype=torch.float64) for g in _GRID))
+    best = None
+    for start in grid[objective(grid).argsort()[:n_starts]]:
+        th = start.clone().requires_grad_(True)
+        # tolerances far below the objective's scale: stopping early on a tiny Huber loss is what Besiroglu et al. found
+        opt = torch.optim.LBFGS([th], max_iter=1000, tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe")
+        def closure():
+            opt.zero_grad(); f = objective(th); f.backward(); return f
+        opt.step(closure)
+        f = float(objective(th.detach()))
+        if best is None or f < best[0]: best = (f, th.detach())
+    lnA, lnB, lnE, alpha, beta = best[1].tolist()
+    return dict(E=math.exp(lnE), A=math.exp(lnA), B=math.exp(lnB), alpha=alpha, beta=beta, huber=best[0])
 
 # %% ../nbs/17_scaling.ipynb #2aad5ed9
 SHARDINGS = ("none", "ddp", "zero1", "zero2", "fsdp", "hsdp")
@@ -338,7 +463,8 @@ class Plan:
         N = self.shard_group  # the ranks that share one copy of the model state
         shard = lambda n, on: math.ceil(n / N) if on else n
         fsdp, bf16 = self.sharding in ("fsdp", "hsdp"), self.precision == "bf16"
-        m = dict(weights=0 if (fsdp and bf16) else shard(P * a, fsdp),      # FSDP+bf16: only the gathered units (below)
+        autocast = bf16 and self.sharding in ("none", "ddp")   # the course's path: fp32 weights, bf16 casts made by autocast
+        m = dict(weights=0 if (fsdp or autocast) and bf16 else shard(P * a, fsdp),   # a bf16 copy kept between steps: ZeRO-1/2 only
                  master_weights=shard(P * 4, self.sharding in ("zero1", "zero2", "fsdp", "hsdp")) if bf16 else 0,
                  gradients=shard(P * 4, self.sharding in ("zero2", "fsdp", "hsdp")),   # fp32 (FSDP2 reduce_dtype=float32)
                  optimizer=shard(P * 8, self.sharding in ("zero1", "zero2", "fsdp", "hsdp")))   # AdamW: two fp32 moments
@@ -346,6 +472,7 @@ class Plan:
             block, root = fsdp_units(c)
             big = sorted([block, block, root])[-2:]
             m["fsdp_working_set"] = sum(big) * 2 * a
+        if autocast: m["bf16_casts"] = 2 * matmul_params(c)   # each matmul weight cast once, saved for the backward: alive at the peak
         m["activations"] = sum(activation_memory(c, self.micro_batch, self.seq, a, self.checkpointing).values())
         m["logits"] = sum(logits_memory(c, self.micro_batch, self.seq, a, self.chunked_loss).values())
         m["cuda_context"] = 0 if self.device.name == "cpu" else CONTEXT_BYTES
@@ -581,7 +708,7 @@ def check_fits(config: ModelConfig, # the model about to be built
 
 # %% ../nbs/17_scaling.ipynb #d96d6f26
 _COLORS = dict(weights="#4c72b0", master_weights="#8172b3", gradients="#dd8452", optimizer="#c44e52",
-               fsdp_working_set="#937860", activations="#55a868", logits="#da8bc3", cuda_context="#8c8c8c")
+               fsdp_working_set="#937860", bf16_casts="#64b5cd", activations="#55a868", logits="#da8bc3", cuda_context="#8c8c8c")
 
 def plan_figure(plans: list[Plan], # the plans to compare, one bar each
                 labels: list[str] | None = None, # bar labels (default: GPU × count, sharding, checkpointing)
@@ -757,6 +884,9 @@ def _state_hint(n, gpus, sharding, precision, key):
     def hint(got, exp):
         if not isinstance(got, int) or isinstance(got, bool): return "return whole bytes (an int)"
         sharded = lambda b: -(-n * b // gpus)
+        if key == "weights" and precision == "bf16" and sharding in ("none", "ddp") and got == n * 2:
+            return ("on one GPU and under DDP no bf16 copy is kept between steps: autocast casts each weight where a matmul uses it "
+                    "(the planner counts those casts as `bf16_casts`, beside the activations), so weights = 0")
         if key == "master_weights" and precision == "bf16" and got == 0:
             return "mixed precision keeps an fp32 master copy of the weights (4 bytes a parameter) beside the bf16 copy the matmuls use"
         if key == "optimizer" and got in (n * 4, sharded(4)): return "AdamW keeps two fp32 moments (m and v): 8 bytes a parameter"

@@ -24,7 +24,8 @@ def model_state_bytes(n_params: int, gpus: int = 1, sharding: str = "none", prec
     def shard(nbytes: int, sharded: bool) -> int:
         return -(-nbytes // gpus) if sharded else nbytes   # ceil(nbytes / gpus) in integers: the last rank's shard is padded
     bf16 = precision == "bf16"
-    return dict(weights=n_params * (2 if bf16 else 4),                                  # the copy the matmuls use
+    kept_bf16 = bf16 and sharding in ("zero1", "zero2")   # one GPU / DDP: autocast casts while a step runs, nothing kept
+    return dict(weights=n_params * (2 if kept_bf16 else 0 if bf16 else 4),              # a bf16 copy kept between steps, or the fp32 weights
                 master_weights=shard(n_params * 4, sharding in ("zero1", "zero2")) if bf16 else 0,
                 gradients=shard(n_params * 4, sharding == "zero2"),                     # fp32 gradients
                 optimizer=shard(n_params * 8, sharding in ("zero1", "zero2")))          # AdamW: m and v in fp32

@@ -78,7 +78,11 @@ def test_model_state_bytes_per_parameter():
     P = param_count(ModelConfig.preset("llama2-7b"))
     states = lambda p: sum(v for k, v in p.memory().items() if k in ("weights", "master_weights", "gradients", "optimizer"))
     assert states(Plan(gpus=1, gpu="h200", precision="fp32")) == 16 * P
-    assert states(Plan(gpus=1, gpu="h200")) == 18 * P
+    # one GPU / DDP in bf16 (autocast): fp32 weights, gradients, m and v kept (16 B); bf16 casts of the matmul weights only while a step runs
+    one, ddp = Plan(gpus=1, gpu="h200").memory(), Plan(gpus=8, sharding="ddp").memory()
+    assert states(Plan(gpus=1, gpu="h200")) == 16 * P and one["weights"] == 0
+    assert one["bf16_casts"] == ddp["bf16_casts"] == 2 * matmul_params(ModelConfig.preset("llama2-7b"))
+    assert "bf16_casts" not in Plan(gpus=8).memory() and "bf16_casts" not in Plan(gpus=1, gpu="h200", precision="fp32").memory()
     assert states(Plan(gpus=8, sharding="zero1")) == 2 * P + 4 * P + -(-12 * P // 8)
     assert states(Plan(gpus=8, sharding="zero2")) == 2 * P + -(-16 * P // 8)
     assert states(Plan(gpus=8, sharding="fsdp")) == -(-4 * P // 8) * 2 + -(-8 * P // 8)
@@ -216,3 +220,16 @@ def test_cli_plan_bad_input_is_one_line_exit_2(args, words, capsys):
 
 def test_cli_plan_usage_mistake_is_one_line():
     assert "--gpus" in one_line_error(run_cli("plan", "--gpus", "many"))
+
+
+def test_exercise_rejects_a_kept_bf16_copy_on_the_ddp_path():
+    "Chapter 17's exercise 3 follows the planner: one GPU and DDP keep no bf16 copy between steps (autocast casts while a step runs)."
+    from conftest import solutions
+    from llm_course.scaling import check_model_state_bytes
+    S = solutions("17_scaling")
+    def kept(n, gpus=1, sharding="none", precision="bf16"):
+        out = S["model_state_bytes"](n, gpus, sharding, precision)
+        if precision == "bf16" and sharding in ("none", "ddp"): out["weights"] = 2 * n
+        return out
+    r = check_model_state_bytes(kept)
+    assert not r and "autocast" in r.message and "bf16_casts" in r.message
