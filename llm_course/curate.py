@@ -342,16 +342,23 @@ class MinHashDedup:
     def duplicates_of(self, signatures: np.ndarray) -> list[int | None]:
         "For a batch of documents' signatures, in order: the earlier document each nearly duplicates (None if none); remembers all."
         m, first = len(signatures), self.n
-        keys = band_keys(signatures, self.bands, self.rows)  # [m, bands]
+        keys = band_keys(signatures, self.bands, self.rows).ravel()  # [m·bands]: document k // bands, band k % bands
+        pos, cand = self.index.find(keys)  # in earlier batches (most keys are in no bucket)
+        pairs = [(pos // self.bands).astype(np.int64) << 32 | cand.astype(np.int64)]  # (document in this batch, earlier candidate)
+        o = np.argsort(keys, kind="stable")  # in this batch: documents sharing a key sit side by side, in document order
+        ks = keys[o]
+        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        sizes = np.diff(np.r_[starts, len(ks)])
+        for s0, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+            docs = (o[s0:s0 + n] // self.bands).tolist()
+            pairs.append(np.array([a << 32 | (first + b) for x, a in enumerate(docs) for b in docs[:x]], dtype=np.int64))
+        self.index.add(keys, np.repeat(np.arange(first, first + m), self.bands))
         self.sigs.seek(0, 2); self.sigs.write(np.ascontiguousarray(signatures, dtype=np.uint32).tobytes())
-        self.index.add(keys.ravel(), np.repeat(np.arange(first, first + m), self.bands))
         self.n += m
-        q, d = self.index.find(keys.ravel())  # every document sharing a band with one of the batch (itself included)
-        j = first + q // self.bands
-        pairs = np.unique(np.stack([j, d])[:, d < j], axis=1)  # (document, earlier candidate), sorted by both
+        pairs = np.unique(np.concatenate(pairs))  # sorted by document, then candidate
         out: list[int | None] = [None] * m
-        for a, b in pairs.T.tolist():  # the earliest candidate that verifies is the match
-            if out[a - first] is None and estimate_jaccard(self._signature(b), signatures[a - first]) >= self.threshold: out[a - first] = b
+        for a, b in zip((pairs >> 32).tolist(), (pairs & 0xFFFFFFFF).tolist()):  # the earliest candidate that verifies is the match
+            if out[a] is None and estimate_jaccard(self._signature(b), signatures[a]) >= self.threshold: out[a] = b
         return out
 
     def duplicate_of(self, text: str, sig: np.ndarray | None = None) -> int | None:
