@@ -27,9 +27,9 @@ __all__ = ['STOP_WORDS', 'QUALITY_RULES', 'DEDUP_MODES', 'NORMAL_FORMS', 'STAGES
            'mix64', 'shingle_hashes', 'MinHasher', 'jaccard', 'estimate_jaccard', 'lsh_probability', 'optimal_bands',
            'band_keys', 'candidate_pairs', 'UnionFind', 'near_duplicate_clusters', 'MinHashDedup', 'QualityRule',
            'doc_stats', 'failed_rule', 'language_identifier', 'supported_languages', 'identify_language', 'mask_pii',
-           'CurationConfig', 'EncodedLength', 'Curator', 'curate', 'write_report', 'plot_report', 'similar_pairs',
-           'dirty_corpus', 'stage_confusion', 'precision_recall', 'check_word_shingles', 'check_minhash_signature',
-           'check_lsh_candidates']
+           'CurationConfig', 'EncodedLength', 'utf8_length', 'Curator', 'curate', 'write_report', 'plot_report',
+           'similar_pairs', 'dirty_corpus', 'stage_confusion', 'precision_recall', 'check_word_shingles',
+           'check_minhash_signature', 'check_lsh_candidates']
 
 # %% ../nbs/16a_data_quality.ipynb #b1ae60a5
 _TAG = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?-->|</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>", re.S | re.I)
@@ -87,6 +87,7 @@ class KeyIndex:
         keys, pos, vals = np.asarray(keys, dtype=np.uint64), [], []
         for lo, hi, v in self._ranges(keys):
             n = hi - lo
+            if not n.any(): continue
             q = np.repeat(np.arange(len(keys)), n)  # query k once per equal entry, at lo[k], lo[k] + 1, ...
             at = np.arange(len(q)) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
             pos.append(q); vals.append(v[at])
@@ -329,13 +330,13 @@ class MinHashDedup:
         self.bands, self.rows = (bands, rows) if bands and rows else optimal_bands(threshold, num_perm)
         self.index = KeyIndex()  # band key -> document: 12 bytes per band per document
         self.sigs = tempfile.TemporaryFile()  # signature d at byte 4·num_perm·d: read back only for candidates
-        self.n = 0
+        self.n, self._at_end = 0, True
     @property
     def nbytes(self) -> int: return self.index.nbytes  # in memory; the signatures take 4·num_perm bytes per document on disk
     def signature(self, text: str) -> np.ndarray:
         return self.hasher.signature(shingle_hashes(text, self.word_ngram, self.char_ngram))
     def _signature(self, d: int) -> np.ndarray:
-        size = 4 * self.hasher.num_perm
+        size, self._at_end = 4 * self.hasher.num_perm, False
         self.sigs.seek(d * size)
         return np.frombuffer(self.sigs.read(size), dtype=np.uint32)
 
@@ -347,13 +348,16 @@ class MinHashDedup:
         pairs = [(pos // self.bands).astype(np.int64) << 32 | cand.astype(np.int64)]  # (document in this batch, earlier candidate)
         o = np.argsort(keys, kind="stable")  # in this batch: documents sharing a key sit side by side, in document order
         ks = keys[o]
-        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-        sizes = np.diff(np.r_[starts, len(ks)])
-        for s0, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
-            docs = (o[s0:s0 + n] // self.bands).tolist()
-            pairs.append(np.array([a << 32 | (first + b) for x, a in enumerate(docs) for b in docs[:x]], dtype=np.int64))
+        eq = ks[1:] == ks[:-1] if m > 1 else np.zeros(0, dtype=bool)
+        if eq.any():  # documents of this batch sharing a key (rare): each pairs with those before it
+            starts = np.flatnonzero(np.concatenate([[True], ~eq]))
+            sizes = np.diff(np.append(starts, len(ks)))
+            for s0, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+                docs = (o[s0:s0 + n] // self.bands).tolist()
+                pairs.append(np.array([a << 32 | (first + b) for x, a in enumerate(docs) for b in docs[:x]], dtype=np.int64))
         self.index.add(keys, np.repeat(np.arange(first, first + m), self.bands))
-        self.sigs.seek(0, 2); self.sigs.write(np.ascontiguousarray(signatures, dtype=np.uint32).tobytes())
+        if not self._at_end: self.sigs.seek(0, 2); self._at_end = True  # a seek flushes the file's buffer: only after a read
+        self.sigs.write(np.ascontiguousarray(signatures, dtype=np.uint32).tobytes())
         self.n += m
         pairs = np.unique(np.concatenate(pairs))  # sorted by document, then candidate
         out: list[int | None] = [None] * m
@@ -612,6 +616,10 @@ class EncodedLength:
     "A `count_tokens` for `Curator`: how many ids `tokenizer.encode` gives (an object, not a lambda, so worker processes can get it)."
     tokenizer: object
     def __call__(self, text: str) -> int: return len(self.tokenizer.encode(text))
+
+def utf8_length(text: str) -> int:
+    "A `count_tokens` for byte-level models (one token per UTF-8 byte), such as this chapter's."
+    return len(text.encode("utf-8"))
 
 @dataclass
 class _DocumentWork:
