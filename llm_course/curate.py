@@ -660,10 +660,10 @@ def _worker_init(work: _DocumentWork, parent: int):
     "A curation worker process: the stages' settings, default signals, and death with the parent (never an orphan)."
     global _WORK
     import signal
-    from .train import _die_with_parent  # chapter 19's encoding workers do the same (train imports this module: no top-level import)
+    import llm_course.train as train  # chapter 19's encoding workers do the same (train imports this module: no top-level import)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handlers (forked): a stopped pool ends its workers quietly
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent handles it and stops the workers
-    _die_with_parent(parent)
+    train._die_with_parent(parent)
     _WORK = work
 
 def _worker_run(method: str, batch: list): return getattr(_WORK, method)(batch)
@@ -732,22 +732,22 @@ class Curator:
         if self.workers == 1:
             yield lambda method, items: ((ctx, getattr(self.work, method)(batch)) for ctx, batch in items)
             return
-        from .train import _kill_pool, _result  # chapter 19's pool helpers (train imports this module: no top-level import)
+        import llm_course.train as train  # chapter 19's pool helpers (train imports this module: no top-level import)
         import llm_course.curate as mod  # workers find the functions by module name, also when called from a notebook
         pool = ProcessPoolExecutor(self.workers, initializer=mod._worker_init, initargs=(self.work, os.getpid()))
         def run(method, items):
             pending = deque()  # a bounded number of batches in flight, taken back in order
             for ctx, batch in items:
                 pending.append((ctx, pool.submit(mod._worker_run, method, batch)))
-                while len(pending) > 2 * self.workers: ctx0, f = pending.popleft(); yield ctx0, _result(pool, f)
-            while pending: ctx0, f = pending.popleft(); yield ctx0, _result(pool, f)
+                while len(pending) > 2 * self.workers: ctx0, f = pending.popleft(); yield ctx0, train._result(pool, f)
+            while pending: ctx0, f = pending.popleft(); yield ctx0, train._result(pool, f)
         try: yield run
         except BrokenProcessPool:
             dead = [f"pid {p.pid} exit code {p.exitcode}" for p in list(getattr(pool, "_processes", {}).values()) if p.exitcode is not None]
-            _kill_pool(pool)
+            train._kill_pool(pool)
             raise DataError(f"a curation worker died ({', '.join(dead) or 'ended abruptly'}; -9 is often the out-of-memory killer): "
                             "run again, with fewer workers if memory is short") from None
-        except BaseException: _kill_pool(pool); raise
+        except BaseException: train._kill_pool(pool); raise
         pool.shutdown(wait=True)
 
     def _first_stages(self, batch: list, results: list) -> tuple[list, list]:
