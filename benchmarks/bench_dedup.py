@@ -124,7 +124,7 @@ sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'benchmarks')!
 from bench_dedup import generated_documents
 from llm_course.curate import Curator, CurationConfig, language_identifier
 language_identifier()
-base, samples = vmrss(), []
+base, base_peak, samples = vmrss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, []  # imports alone pass through a higher peak
 cfg = {config}
 cur = Curator(cfg); t0 = time.perf_counter(); n = chars = 0
 for text in cur.process(generated_documents(int({mb} * 1e6))):
@@ -133,7 +133,7 @@ for text in cur.process(generated_documents(int({mb} * 1e6))):
 rep = cur.finish()
 state = dict(exact=cur.exact.nbytes if cur.exact else 0, lsh=cur.near.nbytes if cur.near else 0, lsh_docs=cur.near.n if cur.near else 0,
              signatures_on_disk=4 * cur.config.num_perm * cur.near.n if cur.near else 0)
-print(json.dumps(dict(base_mb=base, end_mb=vmrss(), samples=samples, peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, seconds=time.perf_counter() - t0,
+print(json.dumps(dict(base_mb=base, base_peak_mb=base_peak, end_mb=vmrss(), samples=samples, peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, seconds=time.perf_counter() - t0,
                       docs_in=rep["documents_in"], docs_out=n, chars_in=rep["chars_in"], state=state)))
 """
     import json
@@ -182,7 +182,7 @@ def main(argv=None):
         r = peak_rss(mb, cfg); r["mb"] = mb; rss[name] = r
         st = r["state"]; r["bytes_per_doc"] = (st["exact"] + st["lsh"]) / r["docs_in"]
         print(f"{name}: {mb} MB -> {r['docs_in']:,} documents in {r['seconds']:.0f} s; peak RSS {r['peak_mb']:.0f} MB "
-              f"(RSS after imports {r['base_mb']:.0f} MB, at the end {r['end_mb']:.0f} MB; (documents, MB) along the way: {r['samples']}); "
+              f"(RSS after imports {r['base_mb']:.0f} MB, peak during imports {r['base_peak_mb']:.0f} MB, at the end {r['end_mb']:.0f} MB; (documents, MB) along the way: {r['samples']}); "
               f"dedup state in memory {(st['exact'] + st['lsh']) / 1e6:.1f} MB = {r['bytes_per_doc']:.0f} bytes/document read "
               f"(exact {st['exact'] / 1e6:.1f} MB, LSH index {st['lsh'] / 1e6:.1f} MB for {st['lsh_docs']:,} documents; "
               f"signatures on disk {st['signatures_on_disk'] / 1e6:.0f} MB)")
