@@ -6,8 +6,10 @@ Docs: https://llm-course.github.io/llm_course/data_quality.html.md"""
 
 # %% ../nbs/16a_data_quality.ipynb #2ddcd70b
 from __future__ import annotations
-import difflib, hashlib, html, json, math, re, unicodedata
-from collections import Counter
+import difflib, hashlib, html, json, math, os, re, tempfile, unicodedata
+from collections import Counter, deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 from dataclasses import asdict, dataclass, field, fields
@@ -21,13 +23,13 @@ from .data import clean_text
 # %% auto #0
 __all__ = ['STOP_WORDS', 'QUALITY_RULES', 'DEDUP_MODES', 'NORMAL_FORMS', 'STAGES', 'DEFAULT_FILTERS', 'FOREIGN_TEXTS',
            'BOILERPLATE_LINES', 'PII_PATTERNS', 'PII_MIN_PHONE_DIGITS', 'REPORT_FORMAT', 'JUNK_KINDS', 'normalize_text',
-           'text_hash', 'ExactDedup', 'CountMinSketch', 'BoilerplateLines', 'cjk_fraction', 'words', 'mix64',
-           'shingle_hashes', 'MinHasher', 'jaccard', 'estimate_jaccard', 'lsh_probability', 'optimal_bands',
+           'text_hash', 'KeyIndex', 'ExactDedup', 'CountMinSketch', 'BoilerplateLines', 'cjk_fraction', 'words',
+           'mix64', 'shingle_hashes', 'MinHasher', 'jaccard', 'estimate_jaccard', 'lsh_probability', 'optimal_bands',
            'band_keys', 'candidate_pairs', 'UnionFind', 'near_duplicate_clusters', 'MinHashDedup', 'QualityRule',
            'doc_stats', 'failed_rule', 'language_identifier', 'supported_languages', 'identify_language', 'mask_pii',
-           'CurationConfig', 'Curator', 'curate', 'write_report', 'plot_report', 'similar_pairs', 'dirty_corpus',
-           'stage_confusion', 'precision_recall', 'check_word_shingles', 'check_minhash_signature',
-           'check_lsh_candidates']
+           'CurationConfig', 'EncodedLength', 'utf8_length', 'Curator', 'curate', 'write_report', 'plot_report',
+           'similar_pairs', 'dirty_corpus', 'stage_confusion', 'precision_recall', 'check_word_shingles',
+           'check_minhash_signature', 'check_lsh_candidates']
 
 # %% ../nbs/16a_data_quality.ipynb #b1ae60a5
 _TAG = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?-->|</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>", re.S | re.I)
@@ -53,13 +55,68 @@ def text_hash(text: str) -> int:
     "A 64-bit BLAKE2b hash of the text: the same in every process (Python's `hash` of a str is salted per process)."
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 
+class KeyIndex:
+    "64-bit keys (each with an int32 value, or none) in a few sorted numpy runs: 8 or 12 bytes per key, no Python object per key."
+    def __init__(self, values: bool = True): # store an int32 value with each key (a document number)
+        self.values, self.runs = values, []  # (sorted keys, their values or None), largest first; sizes at least halve
+    def __len__(self) -> int: return sum(len(k) for k, _ in self.runs)
+    @property
+    def nbytes(self) -> int: return sum(k.nbytes + (v.nbytes if v is not None else 0) for k, v in self.runs)
+
+    def add(self, keys, values=None):
+        "Insert `keys` (and their `values`); then merge runs of similar size, like a binary counter: O(log n) runs."
+        keys = np.asarray(keys, dtype=np.uint64)
+        if not len(keys): return
+        o = np.argsort(keys, kind="stable")
+        self.runs.append((keys[o], np.asarray(values, dtype=np.int32)[o] if self.values else None))
+        while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
+            b, a = self.runs.pop(), self.runs.pop()
+            self.runs.append(_merge_runs(a, b))
+
+    def _ranges(self, keys: np.ndarray):
+        for k, v in self.runs: yield np.searchsorted(k, keys, "left"), np.searchsorted(k, keys, "right"), v
+
+    def contains(self, keys) -> np.ndarray:
+        "Whether each of `keys` is stored (bool array)."
+        keys, found = np.asarray(keys, dtype=np.uint64), np.zeros(len(keys), dtype=bool)
+        for lo, hi, _ in self._ranges(keys): found |= hi > lo
+        return found
+
+    def find(self, keys) -> tuple[np.ndarray, np.ndarray]:
+        "(position in `keys`, stored value) of every stored entry whose key is one of `keys`."
+        keys, pos, vals = np.asarray(keys, dtype=np.uint64), [], []
+        for lo, hi, v in self._ranges(keys):
+            n = hi - lo
+            if not n.any(): continue
+            q = np.repeat(np.arange(len(keys)), n)  # query k once per equal entry, at lo[k], lo[k] + 1, ...
+            at = np.arange(len(q)) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
+            pos.append(q); vals.append(v[at])
+        if not pos: return np.zeros(0, np.int64), np.zeros(0, np.int32)
+        return np.concatenate(pos), np.concatenate(vals)
+
+def _merge_runs(a: tuple, b: tuple) -> tuple:
+    "Two sorted runs (keys, values) merged into one, in linear time: b's keys go after a's equal ones."
+    (ka, va), (kb, vb) = a, b
+    at = np.searchsorted(ka, kb, "right") + np.arange(len(kb))  # where each of b lands in the merged run
+    rest = np.ones(len(ka) + len(kb), dtype=bool); rest[at] = False
+    k = np.empty(len(rest), dtype=np.uint64); k[at], k[rest] = kb, ka
+    if va is None: return k, None
+    v = np.empty(len(rest), dtype=np.int32); v[at], v[rest] = vb, va
+    return k, v
+
 class ExactDedup:
-    "Drop documents seen before: keeps one 64-bit hash per distinct document, never the text."
-    def __init__(self): self.seen: set[int] = set()
-    def is_duplicate(self, text: str) -> bool:
-        h = text_hash(text)
-        if h in self.seen: return True
-        self.seen.add(h); return False
+    "Drop documents seen before: keeps one 64-bit hash per distinct document (8 bytes in a sorted array), never the text."
+    def __init__(self): self.seen = KeyIndex(values=False)
+    @property
+    def nbytes(self) -> int: return self.seen.nbytes
+    def duplicates(self, hashes) -> np.ndarray:
+        "Which of a batch of document hashes (in order) were seen before, earlier in the batch included; remembers the new ones."
+        h = np.asarray(hashes, dtype=np.uint64)
+        first = np.zeros(len(h), dtype=bool); first[np.unique(h, return_index=True)[1]] = True
+        dup = ~first | self.seen.contains(h)
+        self.seen.add(h[~dup])
+        return dup
+    def is_duplicate(self, text: str) -> bool: return bool(self.duplicates([text_hash(text)])[0])
 
 # %% ../nbs/16a_data_quality.ipynb #d85062fb
 class CountMinSketch:
@@ -225,7 +282,8 @@ def band_keys(signatures: np.ndarray, # [n, num_perm] uint32
               bands: int, rows: int) -> np.ndarray:
     "[n, bands] uint64: one hash per band of `rows` signature values (a random linear map, then mixed); equal bands give equal keys."
     sig = signatures[:, :bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
-    return mix64((sig * _BAND_MULT[:rows]).sum(-1) + np.uint64(rows))  # different bands colliding: ~2^-32 (then verified anyway)
+    band = np.arange(bands, dtype=np.uint64) << np.uint64(32)  # the band's number is hashed in: one table can hold every band
+    return mix64((sig * _BAND_MULT[:rows]).sum(-1) + band + np.uint64(rows))  # different contents colliding: ~2^-64 (then verified anyway)
 
 # %% ../nbs/16a_data_quality.ipynb #73908e73
 def candidate_pairs(signatures: np.ndarray, bands: int, rows: int) -> set[tuple[int, int]]:
@@ -270,29 +328,46 @@ class MinHashDedup:
         self.hasher = MinHasher(num_perm, seed)
         self.threshold, self.word_ngram, self.char_ngram = threshold, word_ngram, char_ngram
         self.bands, self.rows = (bands, rows) if bands and rows else optimal_bands(threshold, num_perm)
-        self.buckets: list[dict[int, int | list[int]]] = [{} for _ in range(self.bands)]  # band key -> document(s)
-        self.sigs = np.zeros((0, num_perm), dtype=np.uint32); self.n = 0
+        self.index = KeyIndex()  # band key -> document: 12 bytes per band per document
+        self.sigs = tempfile.TemporaryFile()  # signature d at byte 4·num_perm·d: read back only for candidates
+        self.n, self._at_end = 0, True
+    @property
+    def nbytes(self) -> int: return self.index.nbytes  # in memory; the signatures take 4·num_perm bytes per document on disk
     def signature(self, text: str) -> np.ndarray:
         return self.hasher.signature(shingle_hashes(text, self.word_ngram, self.char_ngram))
+    def _signature(self, d: int) -> np.ndarray:
+        size, self._at_end = 4 * self.hasher.num_perm, False
+        self.sigs.seek(d * size)
+        return np.frombuffer(self.sigs.read(size), dtype=np.uint32)
+
+    def duplicates_of(self, signatures: np.ndarray) -> list[int | None]:
+        "For a batch of documents' signatures, in order: the earlier document each nearly duplicates (None if none); remembers all."
+        m, first = len(signatures), self.n
+        keys = band_keys(signatures, self.bands, self.rows).ravel()  # [m·bands]: document k // bands, band k % bands
+        pos, cand = self.index.find(keys)  # in earlier batches (most keys are in no bucket)
+        pairs = [(pos // self.bands).astype(np.int64) << 32 | cand.astype(np.int64)]  # (document in this batch, earlier candidate)
+        o = np.argsort(keys, kind="stable")  # in this batch: documents sharing a key sit side by side, in document order
+        ks = keys[o]
+        eq = ks[1:] == ks[:-1] if m > 1 else np.zeros(0, dtype=bool)
+        if eq.any():  # documents of this batch sharing a key (rare): each pairs with those before it
+            starts = np.flatnonzero(np.concatenate([[True], ~eq]))
+            sizes = np.diff(np.append(starts, len(ks)))
+            for s0, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+                docs = (o[s0:s0 + n] // self.bands).tolist()
+                pairs.append(np.array([a << 32 | (first + b) for x, a in enumerate(docs) for b in docs[:x]], dtype=np.int64))
+        self.index.add(keys, np.repeat(np.arange(first, first + m), self.bands))
+        if not self._at_end: self.sigs.seek(0, 2); self._at_end = True  # a seek flushes the file's buffer: only after a read
+        self.sigs.write(np.ascontiguousarray(signatures, dtype=np.uint32).tobytes())
+        self.n += m
+        pairs = np.unique(np.concatenate(pairs))  # sorted by document, then candidate
+        out: list[int | None] = [None] * m
+        for a, b in zip((pairs >> 32).tolist(), (pairs & 0xFFFFFFFF).tolist()):  # the earliest candidate that verifies is the match
+            if out[a] is None and estimate_jaccard(self._signature(b), signatures[a]) >= self.threshold: out[a] = b
+        return out
+
     def duplicate_of(self, text: str, sig: np.ndarray | None = None) -> int | None:
         "The number of the earlier document this one nearly duplicates (None if none); remembers this one either way."
-        sig = self.signature(text) if sig is None else sig
-        keys = band_keys(sig[None], self.bands, self.rows)[0].tolist()
-        cands = set()
-        for b, k in enumerate(keys):
-            d = self.buckets[b].get(k)
-            if d is not None: cands.update(d if isinstance(d, list) else (d,))
-        cands = sorted(cands)
-        match = next((d for d in cands if estimate_jaccard(self.sigs[d], sig) >= self.threshold), None)
-        if self.n == len(self.sigs): self.sigs = np.concatenate([self.sigs, np.zeros((max(1024, self.n), self.hasher.num_perm), np.uint32)])
-        self.sigs[self.n] = sig
-        for b, k in enumerate(keys):  # an int while a bucket holds one document (most do), a list from the second on
-            d = self.buckets[b].get(k)
-            if d is None: self.buckets[b][k] = self.n
-            elif isinstance(d, list): d.append(self.n)
-            else: self.buckets[b][k] = [d, self.n]
-        self.n += 1
-        return match
+        return self.duplicates_of((self.signature(text) if sig is None else sig)[None])[0]
 
 # %% ../nbs/16a_data_quality.ipynb #fc7b482c
 _TERMINAL = tuple('.!?"\'”’:;)…。！？」』）')
@@ -400,9 +475,13 @@ def supported_languages() -> list[str]:
 
 def identify_language(text: str, # a document (its first 2,000 characters are read)
                      ) -> tuple[str, float]:
-    "(ISO 639-1 code, probability) of the document's language, by langid.py."
-    lang, p = language_identifier().classify(text[:2000])
-    return str(lang), float(p)
+    "(ISO 639-1 code, probability) of the document's language, by langid.py's model."
+    li = language_identifier()
+    fv = li.instance2fv(text[:2000])
+    nz = np.flatnonzero(fv)  # langid's `classify` multiplies all 7,480 features (a 3 MB float64 copy per call); a text has a few hundred
+    probs = li.norm_probs(fv[nz].astype(np.float64) @ li.nb_ptc[nz].astype(np.float64) + li.nb_pc)
+    k = int(np.argmax(probs))
+    return str(li.nb_classes[k]), float(probs[k])
 
 # %% ../nbs/16a_data_quality.ipynb #a0de2d7a
 FOREIGN_TEXTS = {
@@ -532,85 +611,199 @@ def _snippet(text: str, n: int = 160) -> str:
     t = " ".join(text.split())
     return t if len(t) <= n else t[:n - 1] + "…"
 
+@dataclass(frozen=True)
+class EncodedLength:
+    "A `count_tokens` for `Curator`: how many ids `tokenizer.encode` gives (an object, not a lambda, so worker processes can get it)."
+    tokenizer: object
+    def __call__(self, text: str) -> int: return len(self.tokenizer.encode(text))
+
+def utf8_length(text: str) -> int:
+    "A `count_tokens` for byte-level models (one token per UTF-8 byte), such as this chapter's."
+    return len(text.encode("utf-8"))
+
+@dataclass
+class _DocumentWork:
+    "The stages' work that needs no other document, in batches: run by worker processes, or by the `Curator` itself."
+    config: CurationConfig
+    count_tokens: Callable[[str], int] | None = None
+    def __post_init__(self): self.hasher = MinHasher(self.config.num_perm, self.config.seed) if self.config.dedup == "minhash" else None
+
+    def normalized(self, docs: list[str]) -> list[tuple]:
+        "(normalised text, tokens of the document, tokens of the text) for each document; no token counts without a counter."
+        c, n, out = self.config, self.count_tokens, []
+        for doc in docs:
+            text = normalize_text(doc, c.normalize, c.strip_html)
+            t = n(text) if n else None
+            out.append((text, n(doc) if n and text != doc else t, t))
+        return out
+
+    def analysed(self, items: list[tuple[str, bool]]) -> list[dict]:
+        "For each (text, count its tokens?): language, the first quality rule it fails, MinHash signature, PII-masked text."
+        c, n, out = self.config, self.count_tokens, []
+        for text, count in items:
+            r = dict(tokens=n(text) if count else None); out.append(r)
+            if c.languages is not None:
+                r["language"] = identify_language(text)
+                if r["language"][0] not in c.languages: continue
+            if c.filters:
+                r["failed"] = failed_rule(doc_stats(text), c.filters)
+                if r["failed"]: continue
+            if self.hasher: r["signature"] = self.hasher.signature(shingle_hashes(text, c.word_ngram, c.char_ngram))
+            if c.mask_pii:
+                new, counts = mask_pii(text)
+                r["pii"] = (new, counts, n(new) if n and new != text else None)
+        return out
+
+_WORK: _DocumentWork | None = None
+
+def _worker_init(work: _DocumentWork, parent: int):
+    "A curation worker process: the stages' settings, default signals, and death with the parent (never an orphan)."
+    global _WORK
+    import signal
+    import llm_course.train as train  # chapter 19's encoding workers do the same (train imports this module: no top-level import)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handlers (forked): a stopped pool ends its workers quietly
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent handles it and stops the workers
+    train._die_with_parent(parent)
+    _WORK = work
+
+def _worker_run(method: str, batch: list): return getattr(_WORK, method)(batch)
+
 class Curator:
     "Runs the stages of a `CurationConfig` over a stream of documents, in order, filling `report`; feed it in any chunks."
     def __init__(self, config: CurationConfig | dict | None = None,
                  trace: bool = False, # keep, per document, the stage that removed it (None: kept) in `removed_by`
+                 count_tokens: Callable[[str], int] | None = None, # tokens of a text (e.g. `EncodedLength(tokenizer)`): the report counts them too
+                 workers: int = 1, # processes for the per-document work; the output and the report do not depend on it
+                 batch_docs: int = 64, # documents per batch of work (a worker's unit)
                 ):
         self.removed_by: list[str | None] | None = [] if trace else None
         self.config = c = config if isinstance(config, CurationConfig) else CurationConfig.from_dict(config or {})
+        self.workers, self.batch_docs = check_int("workers", workers, example=2), check_int("batch_docs", batch_docs, example=64)
+        self.work = _DocumentWork(c, count_tokens)
         self.exact = ExactDedup() if "exact_dedup" in c.stages() else None
         self.lines = BoilerplateLines(c.boilerplate_min_docs, c.boilerplate_min_chars) if c.boilerplate else None
         self.near = MinHashDedup(c.threshold, c.num_perm, c.bands, c.rows, c.word_ngram, c.char_ngram, c.seed) if c.dedup == "minhash" else None
         self.n_seen = 0
-        self.report = dict(format=REPORT_FORMAT, config=c.to_dict(), documents_in=0, documents_out=0, chars_in=0, chars_out=0,
-                           stages={s: dict(documents_in=0, documents_removed=0, chars_in=0, chars_removed=0, examples=[]) for s in c.stages()})
+        tok = dict(tokens_in=0, tokens_out=0) if count_tokens else {}
+        stage_tok = dict(tokens_in=0, tokens_removed=0) if count_tokens else {}
+        self.report = dict(format=REPORT_FORMAT, config=c.to_dict(), documents_in=0, documents_out=0, chars_in=0, chars_out=0, **tok,
+                           stages={s: dict(documents_in=0, documents_removed=0, chars_in=0, chars_removed=0, **stage_tok, examples=[])
+                                   for s in c.stages()})
         if self.near: self.report["lsh"] = dict(bands=self.near.bands, rows=self.near.rows)
         if "quality" in c.stages(): self.report["quality_rules"] = {n: dict(threshold=t, removed=0, examples=[]) for n, t in c.filters.items()}
         if "language" in c.stages(): self.report["languages_seen"] = {}
         if c.mask_pii: self.report["pii_masked"] = {k: 0 for k in PII_PATTERNS}
 
-    def _log(self, stage: str, before: str, after: str | None, example: dict | None = None):
+    def _log(self, stage: str, doc: int, before: str, after: str | None, example: dict | None = None,
+             tokens_before: int | None = None, tokens_after: int | None = None):
         s = self.report["stages"][stage]
         s["documents_in"] += 1; s["chars_in"] += len(before)
         s["documents_removed"] += after is None; s["chars_removed"] += len(before) - (len(after) if after is not None else 0)
-        if example is not None and len(s["examples"]) < self.config.n_examples: s["examples"].append(dict(document=self.n_seen, **example))
-        if after is None: self._removed = stage
+        if tokens_before is not None:  # a removed document's tokens are counted on its text as it entered the stage
+            s["tokens_in"] += tokens_before; s["tokens_removed"] += tokens_before - (tokens_after if after is not None else 0)
+        if example is not None and len(s["examples"]) < self.config.n_examples: s["examples"].append(dict(document=doc, **example))
+        if after is None and self.removed_by is not None: self.removed_by[doc] = stage
         return after
-
-    def curate_one(self, doc: str) -> str | None:
-        "The document after every stage, or None if a stage removed it."
-        if not isinstance(doc, str):
-            raise DataError(f"document {self.n_seen} is a {type(doc).__name__}, not a str: pass text (decode bytes with .decode('utf-8'))")
-        c, r = self.config, self.report
-        r["documents_in"] += 1; r["chars_in"] += len(doc)
-        self._removed = None
-        text = self._stages(doc)
-        if self.removed_by is not None: self.removed_by.append(self._removed)
-        self.n_seen += 1
-        if text is not None: r["documents_out"] += 1; r["chars_out"] += len(text)
-        return text
-
-    def _stages(self, doc: str) -> str | None:
-        c, r = self.config, self.report
-        text = normalize_text(doc, c.normalize, c.strip_html)
-        ex = dict(before=_snippet(doc), after=_snippet(text)) if text != doc.strip() else None
-        if self._log("normalize", doc, text or None, ex) is None: return None
-        if self.exact:
-            dup = self.exact.is_duplicate(text)
-            if self._log("exact_dedup", text, None if dup else text, dict(text=_snippet(text)) if dup else None) is None: return None
-        if self.lines:
-            new, removed = self.lines(text)
-            ex = dict(lines=[_snippet(l, 100) for l in removed[:3]]) if removed else None
-            if self._log("boilerplate", text, new or None, ex) is None: return None
-            text = new
-        if c.languages is not None:
-            lang, p = identify_language(text)
-            r["languages_seen"][lang] = r["languages_seen"].get(lang, 0) + 1
-            keep = lang in c.languages
-            if self._log("language", text, text if keep else None, None if keep else dict(language=lang, probability=round(p, 3), text=_snippet(text))) is None: return None
-        if c.filters:
-            bad = failed_rule(doc_stats(text), c.filters)
-            if bad:
-                q = r["quality_rules"][bad[0]]; q["removed"] += 1
-                ex = dict(rule=bad[0], value=round(float(bad[1]), 4), text=_snippet(text))
-                if len(q["examples"]) < c.n_examples: q["examples"].append(dict(document=self.n_seen, value=ex["value"], text=ex["text"]))
-                return self._log("quality", text, None, ex)
-            self._log("quality", text, text)
-        if self.near:
-            d = self.near.duplicate_of(text)
-            if self._log("near_dedup", text, None if d is not None else text, dict(duplicate_of=d, text=_snippet(text)) if d is not None else None) is None: return None
-        if c.mask_pii:
-            new, counts = mask_pii(text)
-            for k, v in counts.items(): r["pii_masked"][k] += v
-            self._log("pii", text, new, dict(counts={k: v for k, v in counts.items() if v}, text=_snippet(new)) if new != text else None)
-            text = new
-        return text
 
     def process(self, docs: Iterable[str]) -> Iterator[str]:
         "Yield the kept (cleaned) documents of `docs`, in order; call again with the next chunk to continue the same stream."
+        with self._mapper() as run:  # per-document work in batches (maybe in workers); what depends on earlier documents, here, in order
+            firsts = run("normalized", self._batches(docs))
+            seconds = run("analysed", (self._first_stages(batch, res) for batch, res in firsts))
+            for kept, res in seconds: yield from self._last_stages(kept, res)
+
+    def curate_one(self, doc: str) -> str | None:
+        "The document after every stage, or None if a stage removed it."
+        return next(iter(list(self.process([doc]))), None)
+
+    def _batches(self, docs: Iterable[str]) -> Iterator[tuple[list, list]]:
+        batch, chars = [], 0
         for doc in docs:
-            if (text := self.curate_one(doc)) is not None: yield text
+            if not isinstance(doc, str):
+                raise DataError(f"document {self.n_seen} is a {type(doc).__name__}, not a str: pass text (decode bytes with .decode('utf-8'))")
+            batch.append((self.n_seen, doc)); self.n_seen += 1; chars += len(doc)
+            if self.removed_by is not None: self.removed_by.append(None)
+            if len(batch) == self.batch_docs or chars >= 1 << 20: yield batch, [d for _, d in batch]; batch, chars = [], 0
+        if batch: yield batch, [d for _, d in batch]
+
+    @contextmanager
+    def _mapper(self):
+        "run(method, items): each item's batch through `_DocumentWork.method`, results in order; here, or in `workers` processes."
+        if self.workers == 1:
+            yield lambda method, items: ((ctx, getattr(self.work, method)(batch)) for ctx, batch in items)
+            return
+        import llm_course.train as train  # chapter 19's pool helpers (train imports this module: no top-level import)
+        import llm_course.curate as mod  # workers find the functions by module name, also when called from a notebook
+        pool = ProcessPoolExecutor(self.workers, initializer=mod._worker_init, initargs=(self.work, os.getpid()))
+        def run(method, items):
+            pending = deque()  # a bounded number of batches in flight, taken back in order
+            for ctx, batch in items:
+                pending.append((ctx, pool.submit(mod._worker_run, method, batch)))
+                while len(pending) > 2 * self.workers: ctx0, f = pending.popleft(); yield ctx0, train._result(pool, f)
+            while pending: ctx0, f = pending.popleft(); yield ctx0, train._result(pool, f)
+        try: yield run
+        except BrokenProcessPool:
+            dead = [f"pid {p.pid} exit code {p.exitcode}" for p in list(getattr(pool, "_processes", {}).values()) if p.exitcode is not None]
+            train._kill_pool(pool)
+            raise DataError(f"a curation worker died ({', '.join(dead) or 'ended abruptly'}; -9 is often the out-of-memory killer): "
+                            "run again, with fewer workers if memory is short") from None
+        except BaseException: train._kill_pool(pool); raise
+        pool.shutdown(wait=True)
+
+    def _first_stages(self, batch: list, results: list) -> tuple[list, list]:
+        "Normalisation's report, then exact dedup and boilerplate lines (they depend on the documents before): the next batch of work."
+        r, kept, todo = self.report, [], []
+        texts = [(i, doc, *res) for (i, doc), res in zip(batch, results)]
+        dups = iter(self.exact.duplicates([text_hash(x[2]) for x in texts if x[2]]) if self.exact else [])  # the non-empty ones reach it
+        for i, doc, text, t_doc, t in texts:
+            r["documents_in"] += 1; r["chars_in"] += len(doc)
+            if t is not None: r["tokens_in"] += t_doc
+            ex = dict(before=_snippet(doc), after=_snippet(text)) if text != doc.strip() else None
+            if self._log("normalize", i, doc, text or None, ex, t_doc, t) is None: continue
+            if self.exact:
+                dup = next(dups)
+                if self._log("exact_dedup", i, text, None if dup else text, dict(text=_snippet(text)) if dup else None, t, t) is None: continue
+            new = text
+            if self.lines:
+                new, removed = self.lines(text)
+                ex = dict(lines=[_snippet(l, 100) for l in removed[:3]]) if removed else None
+                if self._log("boilerplate", i, text, new or None, ex, t, t) is None: continue  # tokens removed: once counted
+            kept.append((i, new, t)); todo.append((new, t is not None and new != text))
+        return kept, todo
+
+    def _last_stages(self, kept: list, results: list) -> Iterator[str]:
+        "Language and quality (worked out already), near-dedup (depends on the documents before), PII: the kept texts."
+        c, r, passed = self.config, self.report, []
+        for (i, text, t), res in zip(kept, results):
+            if res["tokens"] is not None: r["stages"]["boilerplate"]["tokens_removed"] += t - res["tokens"]; t = res["tokens"]
+            if c.languages is not None:
+                lang, p = res["language"]
+                r["languages_seen"][lang] = r["languages_seen"].get(lang, 0) + 1
+                keep = lang in c.languages
+                ex = None if keep else dict(language=lang, probability=round(p, 3), text=_snippet(text))
+                if self._log("language", i, text, text if keep else None, ex, t, t) is None: continue
+            if c.filters:
+                if bad := res["failed"]:
+                    q = r["quality_rules"][bad[0]]; q["removed"] += 1
+                    ex = dict(rule=bad[0], value=round(float(bad[1]), 4), text=_snippet(text))
+                    if len(q["examples"]) < c.n_examples: q["examples"].append(dict(document=i, value=ex["value"], text=ex["text"]))
+                    self._log("quality", i, text, None, ex, t, t); continue
+                self._log("quality", i, text, text, None, t, t)
+            passed.append((i, text, t, res))
+        dups = self.near.duplicates_of(np.stack([res["signature"] for *_, res in passed])) if self.near and passed else [None] * len(passed)
+        for (i, text, t, res), d in zip(passed, dups):
+            if self.near:
+                ex = dict(duplicate_of=d, text=_snippet(text)) if d is not None else None
+                if self._log("near_dedup", i, text, None if d is not None else text, ex, t, t) is None: continue
+            if c.mask_pii:
+                new, counts, t_new = res["pii"]
+                for k, v in counts.items(): r["pii_masked"][k] += v
+                t_new = t if t_new is None else t_new
+                self._log("pii", i, text, new, dict(counts={k: v for k, v in counts.items() if v}, text=_snippet(new)) if new != text else None, t, t_new)
+                text, t = new, t_new
+            r["documents_out"] += 1; r["chars_out"] += len(text)
+            if t is not None: r["tokens_out"] += t
+            yield text
 
     def finish(self) -> dict:
         "The report, after checking that something was kept (a `DataError` names the stage that removed everything)."
@@ -636,9 +829,11 @@ class Curator:
 def curate(docs: Iterable[str], # the documents, as strings, in a fixed order
            config: CurationConfig | dict | None = None, # the stages; None: `CurationConfig()`
            report: dict | None = None, # filled with the report when the stream ends
+           count_tokens: Callable[[str], int] | None = None, # tokens of a text: the report counts tokens kept and removed
+           workers: int = 1, # processes for the per-document work (same output for any number)
           ) -> Iterator[str]:
     "Yield the documents that survive the curation stages, cleaned; at the end, raise `DataError` if none survived."
-    cur = Curator(config)
+    cur = Curator(config, count_tokens=count_tokens, workers=workers)
     yield from cur.process(docs)
     rep = cur.finish()
     if report is not None: report.clear(); report.update(rep)
@@ -650,21 +845,22 @@ def write_report(report: dict, path) -> Path:
 
 def plot_report(report: dict, # from `Curator.finish` or `curate(report=...)`
                ):
-    "Bars of documents and characters removed by each stage, and documents removed by each quality rule."
+    "Bars of documents and tokens (characters, if no tokens were counted) removed by each stage, and documents removed by each quality rule."
     import matplotlib.pyplot as plt
+    unit, name = ("tokens", "tokens") if "tokens_in" in report else ("chars", "characters")
     stages = list(report["stages"])
     docs = [report["stages"][s]["documents_removed"] for s in stages]
-    chars = [report["stages"][s]["chars_removed"] for s in stages]
+    amount = [report["stages"][s][f"{unit}_removed"] for s in stages]
     rules = report.get("quality_rules", {})
     fig, axes = plt.subplots(1, 3 if rules else 2, figsize=(13 if rules else 9, 3.2))
-    for ax, vals, what in zip(axes, (docs, chars), ("documents removed", "characters removed")):
+    for ax, vals, what in zip(axes, (docs, amount), ("documents removed", f"{name} removed")):
         ax.barh(stages[::-1], vals[::-1], color="tab:red"); ax.set_title(what, fontsize=10)
         for y, v in enumerate(vals[::-1]): ax.text(v, y, f" {v:,}", va="center", fontsize=8)
     if rules:
         names = list(rules)[::-1]
         axes[2].barh(names, [rules[n]["removed"] for n in names], color="tab:orange"); axes[2].set_title("quality: removed by rule (first failed)", fontsize=10)
     fig.suptitle(f"{report['documents_out']:,} of {report['documents_in']:,} documents kept, "
-                 f"{report['chars_out']:,} of {report['chars_in']:,} characters", fontsize=10)
+                 f"{report[unit + '_out']:,} of {report[unit + '_in']:,} {name}", fontsize=10)
     fig.tight_layout()
     return fig
 

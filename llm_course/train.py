@@ -24,7 +24,7 @@ from .tokenizer import EOT_CHAR, EOT_NAMES, BPETokenizer, CharTokenizer, HFToken
 from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, read_config, to_hf
 from .learner import Callback, latest_checkpoint
 from .viz import LossPlot, figure_to_png
-from .curate import CurationConfig, curate, plot_report, write_report
+from .curate import CurationConfig, EncodedLength, curate, plot_report, write_report
 from matplotlib.figure import Figure
 from .pretrain import (RUN_NAME, TOKENIZER_NAME, TOKENIZERS, TrainRun, load_tokenizer, load_trained, process_rank, resume_settings,
                                  train_language_model, validate_run)
@@ -164,13 +164,15 @@ class Prepared:
 # %% ../nbs/19_train_7b.ipynb #e19d0004
 class CuratedSource:
     "A `DocumentSource` seen through chapter 16a's curation stages: `pieces()` yields each kept, cleaned document whole."
-    def __init__(self, source: DocumentSource, config: CurationConfig):
-        self.source, self.config, self.kind, self.report = source, config, source.kind, None
+    def __init__(self, source: DocumentSource, config: CurationConfig, workers: int = 1):
+        self.source, self.config, self.kind, self.workers, self.report = source, config, source.kind, workers, None
+        self.count_tokens = None  # set once the tokenizer exists: the report then counts its tokens kept and removed
     def describe(self) -> dict: return self.source.describe()
     def fingerprint(self) -> dict: return self.source.fingerprint()
     def pieces(self) -> Iterator[tuple[str, bool]]:
         report = {}  # the stages see whole documents; a stream that keeps nothing ends in a DataError naming the stage
-        for text in curate(("".join(blocks) for blocks in self.source.documents()), self.config, report): yield text, True
+        docs = ("".join(blocks) for blocks in self.source.documents())
+        for text in curate(docs, self.config, report, self.count_tokens, self.workers): yield text, True
         self.report = report
 
 def _start(out: Path, settings: dict, make_tokenizer):
@@ -218,7 +220,7 @@ def prepare(source: str | os.PathLike, # text file, folder of .txt/.md, .jsonl, 
     if tokenizer not in ("char", "bpe"): tokenizer = str(Path(tokenizer).expanduser())
     else: token_dtype(vocab_size)  # a vocabulary that does not fit in uint32 fails here, before anything is read
     src, out = document_source(source, text_field, split, max_docs), Path(out).expanduser()
-    if curation is not None: src = CuratedSource(src, CurationConfig.from_dict(curation))  # checked before anything is read
+    if curation is not None: src = CuratedSource(src, CurationConfig.from_dict(curation), workers=workers)  # checked before anything is read
     check_shards_folder(out)
     if next(src.pieces(), None) is None:
         raise DataError(f"corpus {str(source)!r} has no text (no non-empty document{', field ' + repr(text_field) if src.kind in ('jsonl', 'datasets') else ''}): "
@@ -229,6 +231,8 @@ def prepare(source: str | os.PathLike, # text file, folder of .txt/.md, .jsonl, 
     with RunLock(out):
         for p in out.glob(".*.tmp"): p.unlink()  # what a killed prepare was writing (we hold the lock: nobody else is)
         tok = _start(out, settings, lambda: build_tokenizer(tokenizer, src, vocab_size, sample_chars, eot, progress))
+        if curation is not None:  # the encoding pass's report counts tokens (a character tokenizer: one per character, seen or not)
+            src.count_tokens = len if isinstance(tok, CharTokenizer) else EncodedLength(tok)
         dtype = token_dtype(tok.vocab_size).name
         (out/MANIFEST_NAME).unlink(missing_ok=True)  # written again last: while it is missing, the folder is unfinished
         writers = {s: ShardWriter(out, s, shard_tokens, tok.vocab_size, tok.eot_id, tok.checksum)

@@ -1,16 +1,19 @@
 """llm_course.curate against its issue's "must show": MinHash accuracy, LSH vs datasketch, exact and boilerplate dedup, each
-quality rule at its threshold, language ID, CJK near-duplicates, determinism (also across chunkings and processes), bad input."""
-import hashlib, json, os, subprocess, sys
+quality rule at its threshold, language ID, CJK near-duplicates, determinism (also across chunkings, processes and worker
+counts), tokens in the report, no orphan worker, bad input."""
+import hashlib, json, os, signal, subprocess, sys, time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import ROOT, raises
 from llm_course.core import ConfigError, DataError
-from llm_course.curate import (BOILERPLATE_LINES, DEFAULT_FILTERS, FOREIGN_TEXTS, QUALITY_RULES, CurationConfig, Curator, MinHasher,
-                               candidate_pairs, curate, doc_stats, estimate_jaccard, failed_rule, identify_language, jaccard,
-                               mask_pii, near_duplicate_clusters, normalize_text, optimal_bands, plot_report, shingle_hashes,
-                               similar_pairs, stage_confusion, write_report, dirty_corpus, BoilerplateLines)
+from llm_course.curate import (BOILERPLATE_LINES, DEFAULT_FILTERS, FOREIGN_TEXTS, QUALITY_RULES, CurationConfig, Curator, KeyIndex,
+                               MinHashDedup, MinHasher, candidate_pairs, curate, doc_stats, estimate_jaccard, failed_rule,
+                               identify_language, jaccard, mask_pii, near_duplicate_clusters, normalize_text, optimal_bands,
+                               plot_report, shingle_hashes, similar_pairs, stage_confusion, write_report, dirty_corpus,
+                               BoilerplateLines, ExactDedup)
 
 OFF = dict(dedup="none", boilerplate=False, languages=None, filters={}, mask_pii=False)  # every optional stage off
 
@@ -103,6 +106,36 @@ def test_cjk_near_duplicates_found():
     assert near_duplicate_clusters(sigs, 0.7, *optimal_bands(0.7, 128)) == [[0, 1]]
     out, rep, _ = run([a, FOREIGN_TEXTS["zh"][0], b], dedup="minhash")
     assert out == [normalize_text(a), normalize_text(FOREIGN_TEXTS["zh"][0])] and rep["stages"]["near_dedup"]["documents_removed"] == 1
+
+
+def test_streaming_lsh_matches_the_batch_candidates_in_any_batching(corpus):
+    docs, _ = corpus
+    sigs = MinHasher(128).signatures([shingle_hashes(normalize_text(d)) for d in docs])
+    b, r = optimal_bands(0.7, 128)
+    cands = sorted(candidate_pairs(sigs, b, r))  # the reference: every pair sharing a band, then the first earlier one that verifies
+    want = [next((i for i, j2 in cands if j2 == j and estimate_jaccard(sigs[i], sigs[j]) >= 0.7), None) for j in range(len(sigs))]
+    assert sum(w is not None for w in want) >= 20
+    for size in (1, 7, len(sigs)):
+        dd = MinHashDedup(0.7, 128)
+        got = [d for lo in range(0, len(sigs), size) for d in dd.duplicates_of(sigs[lo:lo + size])]
+        assert got == want, size
+        assert dd.nbytes == 12 * b * len(sigs)  # in memory: one 8-byte key and one 4-byte document number per band
+
+
+def test_key_index_finds_every_equal_key():
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 40, 500).astype(np.uint64)  # many repeats
+    idx, stored = KeyIndex(), {}
+    for lo in range(0, len(keys), 13):
+        q = rng.integers(0, 50, 9).astype(np.uint64)
+        pos, val = idx.find(q)
+        assert sorted(zip(pos.tolist(), val.tolist())) == sorted((p, v) for p, k in enumerate(q.tolist()) for v in stored.get(k, []))
+        assert idx.contains(q).tolist() == [k in stored for k in q.tolist()]
+        idx.add(keys[lo:lo + 13], np.arange(lo, lo + len(keys[lo:lo + 13])))
+        for v, k in enumerate(keys[lo:lo + 13].tolist(), lo): stored.setdefault(k, []).append(v)
+    assert len(idx.runs) <= 6 and len(idx) == len(keys)
+    ex = ExactDedup()
+    assert ex.duplicates([5, 6, 5]).tolist() == [False, False, True] and ex.duplicates([6, 7, 7]).tolist() == [True, False, True]
 
 
 # exact and boilerplate dedup -----------------------------------------------------------------------------------------
@@ -238,6 +271,67 @@ def test_pipeline_is_deterministic_across_processes(corpus):
     env = {**os.environ, "PYTHONHASHSEED": "12345", "OMP_NUM_THREADS": "1"}
     there = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
     assert here == there
+
+
+def n_words(text: str) -> int: return len(text.split())  # a token counter at module level: worker processes can get it
+
+
+def test_report_counts_tokens_per_stage(corpus):
+    docs, truth = corpus
+    cur = Curator(CurationConfig(), trace=True, count_tokens=n_words)
+    out = list(cur.process(docs)); rep = cur.finish()
+    assert rep["tokens_in"] == sum(map(n_words, docs)) and rep["tokens_out"] == sum(map(n_words, out))
+    left = rep["tokens_in"]
+    for name, st in rep["stages"].items():  # each stage receives what the one before kept
+        assert st["tokens_in"] == left, name
+        left -= st["tokens_removed"]
+    assert left == rep["tokens_out"]
+    dups = [normalize_text(docs[p]) for p, s in enumerate(cur.removed_by) if s == "exact_dedup"]
+    assert dups and rep["stages"]["exact_dedup"]["tokens_removed"] == sum(map(n_words, dups))  # counted as they entered the stage
+    assert rep["stages"]["boilerplate"]["tokens_removed"] > 0 and rep["stages"]["quality"]["tokens_removed"] > 0
+    rep_len = {}
+    list(curate(docs[:60], CurationConfig(), rep_len, count_tokens=len))  # a character counter: tokens are characters
+    for st in rep_len["stages"].values(): assert (st["tokens_in"], st["tokens_removed"]) == (st["chars_in"], st["chars_removed"])
+    assert plot_report(rep).axes[1].get_title() == "tokens removed"
+
+
+def test_workers_give_identical_output_and_report(corpus):
+    docs, _ = corpus
+    runs = []
+    for workers in (1, 2):
+        cur = Curator(CurationConfig(), trace=True, count_tokens=n_words, workers=workers, batch_docs=16)  # many batches in flight
+        runs.append((list(cur.process(docs)), json.dumps(cur.finish(), ensure_ascii=False), cur.removed_by))
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the worker processes off /proc (Linux)")
+def test_killed_parent_leaves_no_worker():
+    code = """
+import itertools
+from llm_course.curate import curate
+words = "data cleaning removes the duplicate and invalid text that would otherwise teach the model".split()
+docs = (" ".join(words[(i * k) % len(words)] for k in range(60)) + f" number {i}" for i in itertools.count())
+for n, _ in enumerate(curate(docs, dict(dedup="exact", boilerplate=False, languages=None, filters={}, mask_pii=False), workers=2)):
+    if n == 200: print("running", flush=True)
+"""
+    p = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT, stdout=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try:
+        assert p.stdout.readline().strip() == "running"
+        workers = [int(x) for x in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()]
+        assert len(workers) == 2, workers
+        os.kill(p.pid, signal.SIGKILL); p.wait(30)
+        deadline = time.time() + 10  # the kernel delivers the parent-death signal at once; allow a moment to be reaped
+        while any(_alive(w) for w in workers) and time.time() < deadline: time.sleep(0.1)
+        assert not any(_alive(w) for w in workers), "orphaned curation workers"
+    finally:
+        if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try: stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError: return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead, only not yet reaped
 
 
 def test_config_round_trip_and_stages():

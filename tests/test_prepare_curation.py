@@ -1,5 +1,6 @@
-"""`llm-course prepare` with chapter 16a's curation stages: what was removed is reported and recorded, a killed prepare re-run
-gives byte-identical shards and report, and bad settings are one line with nothing written."""
+"""`llm-course prepare` with chapter 16a's curation stages: what was removed is reported (documents, characters and the
+tokenizer's tokens) and recorded, a killed prepare re-run (with another number of workers) gives byte-identical shards and
+report, and bad settings are one line with nothing written."""
 import hashlib, json, os, signal, subprocess, sys, time
 from pathlib import Path
 
@@ -48,10 +49,14 @@ def test_stages_are_reported_and_recorded(corpus):
     man = json.loads((corpus/"ref"/"manifest.json").read_text())
     assert man["settings"]["curation"]["dedup"] == "minhash" and man["settings"]["curation"]["languages"] == ["en"]
     assert man["splits"]["train"]["docs"] == rep["documents_out"]
+    assert man["splits"]["train"]["tokens"] == rep["tokens_out"] + rep["documents_out"]  # the kept tokens, and one end-of-text each
+    left = rep["tokens_in"]
+    for st in rep["stages"].values(): assert st["tokens_in"] == left; left -= st["tokens_removed"]  # a removed document's tokens too
+    assert rep["stages"]["exact_dedup"]["tokens_removed"] > 0 and rep["stages"]["language"]["tokens_removed"] > 0
     assert (corpus/"ref"/"report.png").stat().st_size > 1000
 
 
-def test_killed_then_rerun_is_byte_identical(corpus):
+def test_killed_then_rerun_with_one_worker_is_byte_identical(corpus):
     out = corpus/"killed"
     p = subprocess.Popen([sys.executable, "-c", "import sys; from llm_course.cli import main; sys.exit(main())", "prepare",
                           str(corpus/"docs.jsonl"), "--out", str(out), *FLAGS], env=ENV, stdout=subprocess.DEVNULL,
@@ -61,8 +66,9 @@ def test_killed_then_rerun_is_byte_identical(corpus):
     assert p.poll() is None, "prepare finished before it could be killed mid-way"
     os.killpg(p.pid, signal.SIGKILL); p.wait(30)
     assert not (out/"manifest.json").exists() and not (out/"report.json").exists()
-    assert cli("prepare", corpus/"docs.jsonl", "--out", out, *FLAGS).returncode == 0
-    assert files(out) == files(corpus/"ref")  # shards, sidecars, manifest and report
+    one = [f if f != "2" or FLAGS[k - 1] != "--workers" else "1" for k, f in enumerate(FLAGS)]  # curated and encoded in one process
+    assert one != FLAGS and cli("prepare", corpus/"docs.jsonl", "--out", out, *one).returncode == 0
+    assert files(out) == files(corpus/"ref")  # shards, sidecars, manifest and report, as the uninterrupted 2-worker prepare wrote them
 
 
 @pytest.mark.parametrize("flags, words", [(["--languages", "xx"], "unknown language code 'xx'"),
