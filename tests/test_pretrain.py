@@ -24,7 +24,7 @@ def test_run_writes_every_file(run_dir):
     out, s = run_dir
     for name in ("model.safetensors", "config.json", "tokenizer.json", "metrics.json", "loss.png"):
         assert (out / name).is_file(), name
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir() if not p.name.startswith(".")) == ["step-000002", "step-000004"]
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert s["steps"] == 4 and s["stop_reason"] == "steps" and isinstance(s["sample"], str) and len(s["sample"]) > 0
 
