@@ -573,11 +573,12 @@ def load_trained(folder: str | os.PathLike, # a folder written by `train_languag
     if not (folder / WEIGHTS_NAME).exists() and (ck := latest_checkpoint(folder)) is not None:
         raise CheckpointError(f"the run in {str(folder)!r} has not finished (its latest checkpoint is {ck.name}): continue it with "
                               "resume=True (`llm-course train --resume --out <folder>`), or pass a finished run")
-    for tries in range(5):  # an `--overwrite` may swap the folder while we read: then read the new run, whole
+    for tries in range(20):  # an `--overwrite` may swap the folder (and delete the old one) while we read: read the new run, whole
         with _snapshot(folder) as (view, moved):
             try: model, tok = _load_run_files(view, device); break
             except (OSError, LLMCourseError):
-                if not moved() or tries == 4: model, tok = _load_run_files(folder, device); break  # a real error: name the real path
+                if not moved() or tries == 19: model, tok = _load_run_files(folder, device); break  # a real error: name the real path
+        time.sleep(0.005 * tries)  # swapped under us: let the swap finish
     if tok.vocab_size != model.config.vocab_size:
         raise CheckpointError(f"{TOKENIZER_NAME} has {tok.vocab_size} tokens but the model expects {model.config.vocab_size}: "
                               "the files come from different runs; train again or restore the matching tokenizer")

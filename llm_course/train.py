@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from .pretrain import (RUN_NAME, TOKENIZER_NAME, TOKENIZERS, TrainRun, load_tokenizer, load_trained, process_rank, resume_settings,
                                  train_language_model, validate_run)
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
-from .distributed import (GRAD_SYNC, PARALLEL, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
+from .distributed import (GRAD_SYNC, PARALLEL, DistributedError, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
 
 # %% auto #0
@@ -789,7 +789,7 @@ def lost_rank(e: BaseException) -> bool:
 
 def one_line_error(e: BaseException, timeout_minutes: float) -> str:
     "The package's message, or one line for a collective that failed because another rank died or stalled."
-    if isinstance(e, LLMCourseError) or not lost_rank(e): return str(e)
+    if not lost_rank(e) or (isinstance(e, LLMCourseError) and not isinstance(e, DistributedError)): return str(e)  # (ours wrap gloo's)
     return (f"lost contact with another rank ({type(e).__name__}: {str(e).splitlines()[0][:120]}): it died, or stalled for longer "
             f"than --timeout-minutes {timeout_minutes:g}; torchrun names the failed rank above. Fix it and continue with --resume")
 
