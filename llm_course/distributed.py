@@ -917,7 +917,7 @@ if __name__ == "__main__" and not {"ipykernel", "execnb"} & set(sys.modules): ma
 import collections, threading
 from torch.utils._pytree import tree_leaves, tree_map
 from .core import NotDone, expect_equal
-from .losses import shortcuts_blocked
+from .losses import course_names, shortcuts_blocked
 
 def _per_rank(out, n_ranks: int, case: str, what: str) -> list:
     "The learner's answer as a list with one tensor per rank."
@@ -1218,9 +1218,7 @@ def _adamw_reference(p0: torch.Tensor, grads: list, lr, betas, eps, wd, l2: bool
 def _no_adam_shortcuts(fn) -> list:
     "torch's Adam/AdamW (classes and functional forms) and chapter 8's, wherever `fn` may find them (its globals: a notebook's)."
     import importlib
-    from llm_course import optim as course_optim
-    spaces = {id(d): d for d in (getattr(fn, "__globals__", {}), globals(), vars(course_optim))}.values()
-    ours = [(d, n, f"chapter 8's {n}") for d in spaces for n in ("Adam", "AdamW") if n in d]
+    ours = course_names(fn, ("Adam", "AdamW"), "chapter 8's", globals(), "llm_course.optim")
     functional = [(importlib.import_module(f"torch.optim.{n}"), n, f"torch.optim.{n}.{n}") for n in ("adam", "adamw")]
     return ours + functional + [(torch.optim, "AdamW", "torch.optim.AdamW"), (torch.optim, "Adam", "torch.optim.Adam")]
 

@@ -14,8 +14,8 @@ from .core import ConfigError, DataError, attempt, check_int, exercise, expect_c
 
 # %% auto #0
 __all__ = ['AUTOGRAD_TOOLS', 'logsumexp', 'log_softmax', 'softmax', 'cross_entropy', 'cross_entropy_grad', 'bits_per_byte',
-           'ChunkedCrossEntropy', 'chunked_cross_entropy', 'shortcuts_blocked', 'check_stable_log_softmax',
-           'check_ce_grad', 'check_masked_cross_entropy', 'perplexity']
+           'ChunkedCrossEntropy', 'chunked_cross_entropy', 'course_names', 'shortcuts_blocked',
+           'check_stable_log_softmax', 'check_ce_grad', 'check_masked_cross_entropy', 'perplexity']
 
 # %% ../nbs/04_cross_entropy.ipynb #e687c7bb
 def logsumexp(x: torch.Tensor, # any shape
@@ -186,6 +186,15 @@ AUTOGRAD_TOOLS = [(torch.Tensor, "backward", "Tensor.backward"), (torch.autograd
                   (torch.autograd, "grad", "torch.autograd.grad"),
                   *[(torch.autograd.functional, n, f"torch.autograd.functional.{n}") for n in ("jacobian", "vjp", "vhp", "hessian")],
                   *[(torch.func, n, f"torch.func.{n}") for n in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian")]]
+
+def course_names(fn, # the learner's function: its own globals (a notebook's) are searched as well
+                 names: tuple[str, ...], # the course's functions or classes the exercise rebuilds
+                 what: str, # how a message names them, e.g. "chapter 8's"
+                 *spaces): # where else to look: namespaces (a module's `globals()`) or module names
+    "Targets for `shortcuts_blocked`: every place `fn` could find one of `names`, each once."
+    import importlib
+    found = [getattr(fn, "__globals__", {})] + [vars(importlib.import_module(m)) if isinstance(m, str) else m for m in spaces]
+    return [(d, n, f"{what} {n}") for d in {id(d): d for d in found}.values() for n in names if n in d]
 
 @contextlib.contextmanager
 def shortcuts_blocked(targets, # (owner, attribute, the name a learner writes), e.g. (torch, "log_softmax", "torch.log_softmax");

@@ -567,7 +567,7 @@ def from_hf(hf_model, # a `LlamaForCausalLM` / `GPT2LMHeadModel`, or a folder sa
     return model.to(device=w.device, dtype=w.dtype).eval()
 
 # %% ../nbs/13_transformer.ipynb #a1f9c468
-from .losses import shortcuts_blocked
+from .losses import course_names, shortcuts_blocked
 
 def _rms_variants(x, w, eps):
     "The usual wrong RMSNorms, by the mistake they make."
@@ -658,8 +658,7 @@ def check_to_hf_state_dict(to_hf_state_dict): # your `to_hf_state_dict(model) ->
              ("Llama style with biases", ModelConfig.preset("tiny", n_layer=1, bias=True)),
              ("tiny-gpt2 (tied head, learned positions), 2 layers", ModelConfig.preset("tiny-gpt2", n_layer=2)),
              ("tiny-gpt2 with an untied head", ModelConfig.preset("tiny-gpt2", n_layer=1, tie_weights=False))]
-    blocked = [(d, n, f"the chapter's {n}") for d in {id(d): d for d in (getattr(to_hf_state_dict, "__globals__", {}), globals())}.values()
-               for n in ("to_hf", "_hf_pairs", "_hf_config", "from_hf") if n in d]
+    blocked = course_names(to_hf_state_dict, ("to_hf", "_hf_pairs", "_hf_config", "from_hf"), "the chapter's", globals())
     for case, c in cases:
         model = Transformer(c)
         with torch.no_grad():   # random weights everywhere, norms and biases included, so no two tensors agree by accident

@@ -16,10 +16,10 @@ import torch
 
 from .core import (ConfigError, DataError, MissingPathError, Mismatch, OutputError, attempt, ensure_dir, eval_mode,
                              exercise, expect_close, expect_equal, load_json, make_temp_dir, replace_folder, save_json,
-                             sha256_file, verify_checksums, write_checksums)
+                             sha256_file, verify_checksums, write_checksums, CHECKSUMS_NAME)
 from .tokenizer import TokenizerError
 from .learner import IGNORE_INDEX, Learner, TrainConfig
-from .model import Transformer, save_pretrained
+from .model import WEIGHTS_NAME, Transformer, save_pretrained
 from .generate import stream
 from .pretrain import RUN_NAME, TOKENIZER_NAME, load_tokenizer, load_trained
 from .evaluate import Example, Task, evaluate_task, hf_tokenizer
@@ -395,12 +395,12 @@ def sft_identity(folder: str | os.PathLike) -> dict:
     folder = Path(folder).expanduser().absolute()
     verify_checksums(folder, "SFT data")  # small enough to check every byte at every start
     template = load_json(folder/SFT_MANIFEST, "SFT manifest")["template"]
-    return dict(kind="sft", path=str(folder), template=template, checksums_sha256=sha256_file(folder/"checksums.json"))
+    return dict(kind="sft", path=str(folder), template=template, checksums_sha256=sha256_file(folder/CHECKSUMS_NAME))
 
 def _weights_sha256(run: Path) -> str:
     "A finished run's weights hash, from its checksums.json (loading the weights checks it; a 7B file is not hashed twice)."
-    listed = load_json(run/"checksums.json", "checksum file")["files"] if (run/"checksums.json").exists() else {}
-    return listed["model.safetensors"]["sha256"] if "model.safetensors" in listed else sha256_file(run/"model.safetensors")
+    listed = load_json(run/CHECKSUMS_NAME, "checksum file")["files"] if (run/CHECKSUMS_NAME).exists() else {}
+    return listed[WEIGHTS_NAME]["sha256"] if WEIGHTS_NAME in listed else sha256_file(run/WEIGHTS_NAME)
 
 def sft_reader(folder: str | os.PathLike, # a `prepare_sft` folder
                init: str | os.PathLike | None = None, # the run the model starts from: its tokenizer must be the folder's

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from .pretrain import (RUN_NAME, TOKENIZER_NAME, TOKENIZERS, TrainRun, load_tokenizer, load_trained, process_rank, resume_settings,
                                  train_language_model, validate_run)
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
-from .distributed import (GRAD_SYNC, PARALLEL, DistributedError, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
+from .distributed import (GRAD_SYNC, PARALLEL, DistributedError, is_parallel, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
 
 # %% auto #0
@@ -561,8 +561,7 @@ def load_initial_weights(model: torch.nn.Module, # a fresh model (sharded by FSD
                          folder: str | os.PathLike): # a finished run (its model.safetensors, checked against its checksums)
     "Copy a run's weights into `model`: whole on one process; under FSDP rank 0 reads the file and each rank receives its shards."
     from llm_course.model import load_pretrained
-    if not any(type(p).__name__ == "DTensor" for p in model.parameters()):
-        return model.load_state_dict(load_pretrained(folder).state_dict())
+    if not is_parallel(model): return model.load_state_dict(load_pretrained(folder).state_dict())  # (sharded: built on meta)
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
     whole = load_pretrained(folder).state_dict() if process_rank() == 0 else {}  # one reader; 7B: ~27 GB of host memory on rank 0
     set_model_state_dict(model, whole, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
@@ -852,14 +851,9 @@ if __name__ == "__main__" and not {"ipykernel", "execnb"} & set(sys.modules): sy
 import importlib
 from .core import Mismatch, attempt, exercise, expect_equal
 from .distributed import permuted  # chapter 18's keyed window order: exercise 3 uses it
-from .losses import shortcuts_blocked
+from .losses import course_names, shortcuts_blocked
 from .model import KVCache
 from .scaling import layer_activation_bytes
-
-def _course_names(fn, modules: tuple[str, ...], names: tuple[str, ...], what: str) -> list:
-    "The course's functions an exercise rebuilds, wherever `fn` may find them: its own globals (a notebook's), this module's, `modules`'."
-    spaces = {id(d): d for d in (getattr(fn, "__globals__", {}), globals(), *(vars(importlib.import_module(m)) for m in modules))}.values()
-    return [(d, n, f"{what} {n}") for d in spaces for n in names if n in d]
 
 def _ex_configs(seed: int, n: int = 8) -> list[tuple[str, ModelConfig]]:
     "Random small configs, Llama and GPT-2 style, with and without GQA: the same on every run."
@@ -889,7 +883,7 @@ def check_activation_bytes_per_token(activation_bytes_per_token): # your `activa
              ("gpt2-small in fp32 (LayerNorm, GELU, learned positions)", ModelConfig.preset("gpt2-small"), 4),
              ("tiny in fp32", ModelConfig.preset("tiny"), 4), ("tiny with multi-query attention, bf16", ModelConfig.preset("tiny", n_kv_head=1), 2)]
     cases += [(case, c, 2 if k % 2 else 4) for k, (case, c) in enumerate(_ex_configs(19))]
-    blocked = _course_names(activation_bytes_per_token, ("llm_course.scaling",), ("layer_activation_bytes", "activation_memory"), "chapter 17's")
+    blocked = course_names(activation_bytes_per_token, ("layer_activation_bytes", "activation_memory"), "chapter 17's", globals(), "llm_course.scaling")
     blocked.append((Plan, "memory", "Plan.memory"))
     for case, c, a in cases:
         case = f"{case}, act_bytes={a}"
@@ -928,7 +922,7 @@ def check_kv_cache_bytes(kv_cache_bytes): # your `kv_cache_bytes(config, context
              ("gpt2-small, 1024 tokens, batch 2, fp32", ModelConfig.preset("gpt2-small"), 1024, 2, 4),
              ("tiny with multi-query attention, 128 tokens, batch 3, fp32", ModelConfig.preset("tiny", n_kv_head=1), 128, 3, 4),
              ("one token", ModelConfig.preset("tiny"), 1, 1, 2)]
-    blocked = _course_names(kv_cache_bytes, ("llm_course.model", "llm_course.generate"), ("KVCache",), "the course's")
+    blocked = course_names(kv_cache_bytes, ("KVCache",), "the course's", globals(), "llm_course.model", "llm_course.generate")
     for case, c, T, B, nb in cases:
         want = _course_kv_bytes(c, T, B, nb)
         with shortcuts_blocked(blocked, "multiply it out from the config: what one layer stores per token, then layers, tokens, batch", case):
@@ -955,7 +949,7 @@ def check_global_batch_ids(global_batch_ids):
     for _ in range(15):
         s, B, n, seed = (int(torch.randint(0, hi, (), generator=g)) for hi in (500, 33, 200, 1000))
         cases.append((s, B + 1, n + 1, seed, f"random step={s}, batch_size={B + 1}, n_windows={n + 1}, seed={seed}"))
-    blocked = _course_names(global_batch_ids, ("llm_course.distributed",), ("ShardedTokens",), "chapter 18's")
+    blocked = course_names(global_batch_ids, ("ShardedTokens",), "chapter 18's", globals(), "llm_course.distributed")
     for step, B, n, seed, case in cases:
         case = f"{case} (step={step}, batch_size={B}, n_windows={n}, seed={seed})"
         want = ShardedTokens(np.zeros(n + 1, dtype=np.int64), 1, seed=seed, rank=0, world_size=1).sample_ids(step, B).tolist()
