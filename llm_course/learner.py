@@ -123,7 +123,7 @@ def make_schedule(config: TrainConfig) -> Callable[[int], float]:
     return get_schedule(config.schedule, **kw)
 
 # %% ../nbs/11_learner.ipynb #8ae01481
-EVENTS = ("before_fit", "before_step", "after_backward", "after_step", "after_eval", "after_fit", "on_error")
+EVENTS = ("before_fit", "before_step", "after_backward", "after_step", "before_eval", "after_eval", "after_fit", "on_error")
 
 class Callback:
     "Base class: override any method named in `EVENTS` (or `prepare_model`, called once by `Learner.prepare` before the optimizer exists); lower `order` runs first."
@@ -189,8 +189,14 @@ class EvalCallback(Callback):
     "Evaluate on the validation data every `every` steps and at the last step."
     order = 10
     def __init__(self, every: int = 0): self.every = every
+    def before_fit(self, learn):  # resumed from a checkpoint written just before its step's evaluation: that evaluation is owed
+        h = learn.history[-1] if learn.history else {}
+        self.owed = bool(learn.val_data is not None and self.every and h.get("step") == learn.step and learn.step % self.every == 0
+                         and "val_loss" not in h)
+    def before_step(self, learn):  # (not in before_fit: every callback is ready for `after_eval` here)
+        if self.owed: self.owed = False; learn.evaluate()
     def after_step(self, learn):
-        if learn.val_data is None: return
+        if learn.val_data is None or str(learn.stop_reason).startswith("preempted"): return  # a signal's grace period is for the checkpoint
         if (self.every and learn.step % self.every == 0) or learn.step == learn.config.steps or learn.stop_reason:
             learn.evaluate()
 
@@ -628,10 +634,11 @@ class Learner:
     def evaluate(self, data=None, # validation data (default: `val_data`)
                  n_batches: int | None = None, # batches to average (default: `config.eval_batches`)
                 ) -> float:
-        "Mean loss over the same `n_batches` validation windows every time; sets `val_loss`, fires `after_eval`."
+        "Mean loss over the same `n_batches` validation windows every time; sets `val_loss`, fires `before_eval` and `after_eval`."
         self.prepare()
         data, cfg = self.val_data if data is None else data, self.config
         if data is None: raise ConfigError("no validation data: pass val_data= to the Learner, or data= to evaluate()")
+        if hasattr(self, "_handlers"): self._event("before_eval")  # e.g. the step's checkpoint first: an evaluation can run out of memory
         g = torch.Generator().manual_seed(cfg.seed + 1)  # own generator: evaluation never moves the training data position
         total, count = 0.0, 0
         with eval_mode(self.model):
@@ -694,19 +701,21 @@ class Learner:
         "Append the rows since the last checkpoint to checkpoints/.history.jsonl (rank 0): a checkpoint's state stays small at any step."
         if int(os.environ.get("RANK", "0")) != 0 or not self.config.out_dir: return
         path = ensure_dir(Path(self.config.out_dir)/"checkpoints")/HISTORY_LOG
+        done = max(len(self.history) - 1, 0)  # the step's own row may still gain its val_loss: state.json carries it
         with open(path, "a") as f:
-            f.write("".join(json.dumps(r) + "\n" for r in self.history[self._history_logged:]))
+            f.write("".join(json.dumps(r) + "\n" for r in self.history[self._history_logged:done]))
             f.flush(); os.fsync(f.fileno())
-        self._history_logged = len(self.history)
+        self._history_logged = max(done, self._history_logged)
 
     def _resumed_history(self, state: dict) -> list:
-        "The whole history at the checkpoint: the log's first `history_rows` rows, else (no log beside it) the state's own rows."
+        "The whole history at the checkpoint: the log's first `history_rows - 1` rows and the state's last row, else the state's own rows."
         rows, path = state.get("history_rows", len(state["history"])), Path(self.config.out_dir)/"checkpoints"/HISTORY_LOG
-        logged = [json.loads(l) for l in path.read_text().splitlines()[:rows]] if path.exists() else []
-        history = logged if len(logged) == rows else state["history"]
+        done = max(rows - 1, 0)
+        logged = [json.loads(l) for l in path.read_text().splitlines()[:done]] if path.exists() else []
+        history = logged + state["history"][-1:] if len(logged) == done and rows else state["history"]
         if int(os.environ.get("RANK", "0")) == 0 and path.exists():  # rows a killed run logged after this checkpoint go
-            atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in history).encode())
-        self._history_logged = len(history)
+            atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in history[:-1]).encode())
+        self._history_logged = max(len(history) - 1, 0)
         return history
 
     def save_checkpoint(self) -> Path:
@@ -741,11 +750,19 @@ def _check_logits(logits, y):
 class CheckpointCallback(Callback):
     "Save a checkpoint every `every` steps and at the end; keep the newest `keep`."
     order = 30
-    def __init__(self, every: int = 0, keep: int = 2): self.every, self.keep = every, keep
+    def __init__(self, every: int = 0, keep: int = 2): self.every, self.keep, self.saved_at = every, keep, None
+    def due(self, learn) -> bool:
+        return bool((self.every and learn.step % self.every == 0) or learn.step == learn.config.steps or learn.stop_reason)
+    def before_fit(self, learn): self.saved_at = learn.step or None  # resumed (or paused): that step's checkpoint is on disk
+    def before_eval(self, learn):  # a step that evaluates and checkpoints saves first: the hours before it survive an OOM in evaluation
+        if learn.step and self.due(learn): self.save(learn)
     def after_step(self, learn):
-        if (self.every and learn.step % self.every == 0) or learn.step == learn.config.steps or learn.stop_reason:
-            learn.save_checkpoint()
-            for old in list_checkpoints(learn.config.out_dir)[:-self.keep]: shutil.rmtree(old, ignore_errors=True)
+        if self.due(learn): self.save(learn)
+    def save(self, learn):
+        if self.saved_at == learn.step: return
+        learn.save_checkpoint()
+        self.saved_at = learn.step
+        for old in list_checkpoints(learn.config.out_dir)[:-self.keep]: shutil.rmtree(old, ignore_errors=True)
 
 # %% ../nbs/11_learner.ipynb #8681dd4d
 def _dead_fraction(out: torch.Tensor, eps: float) -> float:

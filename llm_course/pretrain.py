@@ -468,8 +468,9 @@ def _locked_train(run: TrainRun, out: Path, t0: float, hooks: dict) -> dict:
     summary.update(seconds=time.perf_counter() - t0, out=str(out),
                    files={k: str(out / Path(v).name) for k, v in summary["files"].items()})
     if run.verbose and main:
-        print(f"{summary['steps']} steps in {summary['seconds']:.0f} s ({summary['stop_reason']}): val loss {summary['val_loss']:.4f} "
-              f"nats/token (perplexity {math.exp(summary['val_loss']):.2f}); wrote {out}")
+        loss = summary["val_loss"]  # (a preempted run leaves at once: maybe never evaluated)
+        val = "not evaluated" if loss is None else f"val loss {loss:.4f} nats/token (perplexity {math.exp(loss):.2f})"
+        print(f"{summary['steps']} steps in {summary['seconds']:.0f} s ({summary['stop_reason']}): {val}; wrote {out}")
         if summary["sample"]: print("-" * 60 + "\n" + summary["prompt"] + summary["sample"] + "\n" + "-" * 60)
     return summary
 

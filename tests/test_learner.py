@@ -188,7 +188,7 @@ def test_callbacks_events_order_and_replacement(ids):
     learn = Learner(lm(), ids, ids[:500], config=cfg(steps=2, eval_batches=1), callbacks=[Spy()])
     learn.fit()
     assert seen == ["before_fit", "before_step", "after_backward", "after_step",
-                      "before_step", "after_backward", "after_eval", "after_step", "after_fit"]  # eval runs inside after_step (order 10 < 99)
+                      "before_step", "after_backward", "before_eval", "after_eval", "after_step", "after_fit"]  # eval runs inside after_step (order 10 < 99)
     assert [cb.order for cb in learn.callbacks] == sorted(cb.order for cb in learn.callbacks)
     mine = EarlyStoppingCallback(patience=7)
     learn = Learner(lm(), ids, config=cfg(patience=2), callbacks=[mine])

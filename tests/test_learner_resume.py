@@ -158,3 +158,23 @@ def test_a_checkpoint_carries_a_bounded_history_and_the_resume_gets_all_of_it(tm
     assert len(state["history"]) == 3 and state["history_rows"] == 5
     again = Learner(lm(), data(), None, TrainConfig(**cfg, resume=True)); again.fit()
     assert [h["loss"] for h in again.history] == [h["loss"] for h in ref.history]  # all ten rows, bit for bit
+
+def test_a_step_that_evaluates_and_checkpoints_saves_first_and_the_resume_owes_the_evaluation(tmp_path):
+    "Evaluation can run out of memory: the step's checkpoint is written before it, and a resume from there evaluates that step."
+    from llm_course.learner import Callback
+    class DiesInEval(Callback):  # runs after the checkpoint's before_eval (order 30): the evaluation of step 6 fails
+        order = 35
+        def before_eval(self, learn):
+            if learn.step == 6: raise RuntimeError("CUDA out of memory (simulated)")
+    ids = data(); val = ids[:600]
+    cfg = lambda out, **kw: TrainConfig(steps=9, batch_size=8, block_size=12, lr=5e-3, eval_every=3, eval_batches=2, checkpoint_every=3,
+                                        out_dir=str(out), progress=False, seed=4, **kw)
+    whole = Learner(lm(), ids, val, config=cfg(tmp_path/"whole")); whole.fit()
+    with pytest.raises(RuntimeError, match="simulated"):
+        Learner(lm(), ids, val, config=cfg(tmp_path/"split"), callbacks=[DiesInEval()]).fit()
+    assert latest_checkpoint(tmp_path/"split").name == "step-000006"  # the six steps survive the failed evaluation
+    resumed = Learner(lm(seed=1), ids, val, config=cfg(tmp_path/"split", resume=True)); resumed.fit()
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+    vw = {h["step"]: h["val_loss"] for h in whole.history if "val_loss" in h}
+    assert {h["step"]: h["val_loss"] for h in resumed.history if "val_loss" in h} == vw and 6 in vw  # step 6's, evaluated on resume
+    assert torch.equal(flat(whole.model), flat(resumed.model))
