@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #f7815bdd
 from __future__ import annotations
-import ctypes, errno, functools, hashlib, json, math, numbers, os, platform, random, shutil, socket, tempfile, time, urllib.request
+import errno, functools, hashlib, json, math, numbers, os, platform, random, tempfile, urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,14 +14,12 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['SEED_LIMIT', 'CHECKSUMS_NAME', 'CHECKSUMS_FORMAT', 'OWNER_NAME', 'LLMCourseError', 'ConfigError', 'DataError',
-           'MissingPathError', 'TokenizerError', 'CheckpointError', 'DownloadError', 'OutputError', 'check_int',
-           'in_test', 'shrink', 'pick_device', 'check_seed', 'seed_everything', 'eval_mode', 'env_report',
-           'format_env_report', 'ensure_dir', 'default_mode', 'make_temp_dir', 'write_failed', 'atomic_path',
-           'atomic_write_bytes', 'save_json', 'load_json', 'cache_dir', 'sha256_file', 'cached_download',
-           'write_checksums', 'verify_checksums', 'RunLock', 'replace_folder', 'recover_folder', 'mark_folder',
-           'folder_kind', 'foreign_entries', 'checksummed_names', 'check_replaceable', 'perplexity', 'Mismatch',
-           'NotDone', 'CheckResult', 'exercise', 'attempt', 'expect_close', 'expect_equal']
+__all__ = ['SEED_LIMIT', 'LLMCourseError', 'ConfigError', 'DataError', 'MissingPathError', 'TokenizerError', 'CheckpointError',
+           'DownloadError', 'OutputError', 'check_int', 'in_test', 'shrink', 'pick_device', 'check_seed',
+           'seed_everything', 'eval_mode', 'env_report', 'format_env_report', 'ensure_dir', 'default_mode',
+           'make_temp_dir', 'write_failed', 'atomic_path', 'atomic_write_bytes', 'save_json', 'load_json', 'cache_dir',
+           'sha256_file', 'cached_download', 'perplexity', 'Mismatch', 'NotDone', 'CheckResult', 'exercise', 'attempt',
+           'expect_close', 'expect_equal']
 
 # %% ../nbs/00_core.ipynb #4fae2f56
 class LLMCourseError(Exception):
@@ -250,178 +248,6 @@ def cached_download(url: str, # http(s):// or file:// address
         if isinstance(e, DownloadError): raise
         raise DownloadError(f"could not download {url} ({e}): check your network, or place the file at {dest}") from None
     return dest
-
-# %% ../nbs/00_core.ipynb #4c78dfa1
-CHECKSUMS_NAME = "checksums.json"
-CHECKSUMS_FORMAT = "llm_course.checksums/1"
-
-def _is_temporary(p: Path) -> bool: return p.name.startswith(".") and (p.name.endswith(".tmp") or ".tmp-" in p.name)
-
-def write_checksums(folder: str | os.PathLike, # a finished folder (a run, a checkpoint, an exported model)
-                    names=None, # update only these files' entries (default: list every file directly in `folder`)
-                   ) -> Path:
-    "Record the SHA-256 and size of the files directly in `folder` (temporaries aside) in `folder/checksums.json`."
-    folder, files = Path(folder), {}
-    if names is not None and (folder/CHECKSUMS_NAME).exists():  # keep the other entries whose files are still there
-        try: files = {k: v for k, v in load_json(folder/CHECKSUMS_NAME)["files"].items() if (folder/k).is_file()}
-        except (DataError, KeyError, TypeError, AttributeError): files = {}
-    todo = sorted(folder.iterdir()) if names is None else [folder/n for n in names]
-    files.update({p.name: dict(sha256=sha256_file(p), bytes=p.stat().st_size) for p in todo
-                  if p.is_file() and p.name != CHECKSUMS_NAME and not _is_temporary(p)})
-    return save_json(dict(format=CHECKSUMS_FORMAT, files=dict(sorted(files.items()))), folder/CHECKSUMS_NAME)
-
-def verify_checksums(folder: str | os.PathLike, # a folder with a `checksums.json`
-                     what: str = "checkpoint", # how to call the folder in the error
-                     names=None, # check only these files (default: every file listed)
-                     required: bool = False, # a folder without checksums.json is an error (else: nothing to check)
-                    ) -> bool:
-    "Check the files of `folder` against its `checksums.json`; `CheckpointError` naming the first file that differs."
-    folder, fix = Path(folder), "restore it from a backup or train again (a corrupt file cannot be repaired)"
-    if not (folder/CHECKSUMS_NAME).exists():
-        if required: raise CheckpointError(f"{what} {str(folder)!r} has no {CHECKSUMS_NAME}: it is incomplete or was not written by llm_course; {fix}")
-        return False
-    try: listed = load_json(folder/CHECKSUMS_NAME, "checksum file")["files"]
-    except (DataError, KeyError, TypeError): raise CheckpointError(f"{what} {str(folder)!r}: {CHECKSUMS_NAME} is unreadable; {fix}") from None
-    for name in (listed if names is None else [n for n in names if n in listed]):
-        p, want = folder/name, listed[name]
-        if not p.is_file(): raise CheckpointError(f"{what} {str(folder)!r} is missing {name}: {fix}")
-        if p.stat().st_size != want["bytes"]:
-            raise CheckpointError(f"{what} file {str(p)!r} has {p.stat().st_size:,} bytes, expected {want['bytes']:,} (truncated or "
-                                  f"overwritten): {fix}")
-        if sha256_file(p) != want["sha256"]: raise CheckpointError(f"{what} file {str(p)!r} is corrupt (its SHA-256 does not match "
-                                                                   f"{CHECKSUMS_NAME}): {fix}")
-    return True
-
-# %% ../nbs/00_core.ipynb #8c110c6d
-def _lock_holder(path: Path) -> str:
-    try: info = json.loads(path.read_text() or "{}")
-    except (OSError, ValueError): info = {}
-    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, started {info.get('since', '?')}"
-
-_HELD: dict = {}  # lock path -> how many RunLocks of this process hold it (a flock is per open file, not per process)
-
-class RunLock:
-    "One writer per run folder: an exclusive `flock` on `<parent>/.<name>.lock`, released when the process ends, even by SIGKILL."
-    def __init__(self, folder: str | os.PathLike): # the folder this process is about to write
-        self.name, self.folder = str(folder), Path(folder).expanduser().absolute()
-        self.path, self.fd, self.nested = self.folder.parent/f".{self.folder.name}.lock", None, False
-
-    def acquire(self) -> RunLock:
-        import fcntl  # POSIX; the course's runs target Linux and macOS
-        if _HELD.get(self.path):  # this process holds it already (e.g. the trainer and its Learner): share it
-            _HELD[self.path] += 1; self.nested = True
-            return self
-        ensure_dir(self.path.parent)
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise OutputError(f"{self.name!r} is being written by another run ({_lock_holder(self.path)}): wait for it "
-                                  "to finish or stop it, or choose another --out") from None
-            try: same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError: same = False
-            if same: break
-            os.close(fd)  # the holder removed the file between our open and our lock: try again on the new one
-        info = dict(pid=os.getpid(), host=socket.gethostname(), since=time.strftime("%Y-%m-%d %H:%M:%S"))
-        os.ftruncate(fd, 0); os.write(fd, json.dumps(info).encode())
-        self.fd, _HELD[self.path] = fd, 1
-        return self
-
-    def release(self):
-        if self.nested: _HELD[self.path] -= 1; self.nested = False; return
-        if self.fd is None: return
-        _HELD.pop(self.path, None)
-        try: os.remove(self.path)  # still ours: a waiting process re-checks the inode and retries
-        except FileNotFoundError: pass
-        os.close(self.fd); self.fd = None  # closing releases the flock
-
-    def __enter__(self): return self.acquire()
-    def __exit__(self, *exc): self.release()
-
-# %% ../nbs/00_core.ipynb #c8717c58
-_RENAME_EXCHANGE = 2
-
-def _exchange(a: Path, b: Path) -> bool:
-    "Swap the names `a` and `b` in one atomic step (Linux renameat2); False where the OS or file system cannot."
-    try: fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError): return False
-    AT_FDCWD = -100
-    if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0: return True
-    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP): return False
-    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
-
-def _fsync_dir(path: Path):
-    fd = os.open(path, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-def replace_folder(new: str | os.PathLike, # a complete folder, on the same file system as `dest`
-                   dest: str | os.PathLike, # the folder it replaces (or creates)
-                  ) -> Path:
-    "Put folder `new` in the place of `dest` all at once: an atomic exchange where the OS allows it; the old folder is then deleted."
-    new, dest = Path(new), Path(dest)
-    if not dest.exists(): os.replace(new, dest)
-    elif _exchange(new, dest): shutil.rmtree(new)  # `new` now holds the old contents
-    else:  # two renames: `recover_folder` puts the old one back if we are killed between them
-        old = dest.parent/f".{dest.name}.replaced"
-        if old.exists(): shutil.rmtree(old)
-        os.replace(dest, old); os.replace(new, dest); shutil.rmtree(old)
-    _fsync_dir(dest.parent)
-    return dest
-
-def recover_folder(dest: str | os.PathLike) -> bool:
-    "Undo a `replace_folder` that was killed between its two renames (systems without an atomic exchange); True if it did."
-    dest = Path(dest); old = dest.parent/f".{dest.name}.replaced"
-    if old.exists() and not dest.exists(): os.replace(old, dest); return True
-    return False
-
-OWNER_NAME = ".llm_course.json" # the marker of a folder the package wrote: which kind of folder it is
-
-def mark_folder(folder: str | os.PathLike, # a folder the package is writing (a run, an export, a prepared corpus)
-                kind: str, # "run", "export" or "prepare"
-               ) -> Path:
-    "Leave the package's marker in `folder`: later, only a folder so marked may be cleaned up or replaced."
-    return save_json(dict(format="llm_course.folder/1", kind=kind), Path(folder)/OWNER_NAME)
-
-def folder_kind(folder: str | os.PathLike) -> str | None:
-    "The kind of folder the package wrote here (its marker), or None for a folder that is not ours."
-    try: d = json.loads((Path(folder)/OWNER_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError): return None
-    return d.get("kind") if isinstance(d, dict) and d.get("format") == "llm_course.folder/1" else None
-
-def foreign_entries(folder: str | os.PathLike, # an existing folder
-                    ours, # the names the package writes there (a set, or a predicate on names)
-                   ) -> list[str]:
-    "The entries of `folder` that the package did not write (hidden temporaries of its own writes aside)."
-    owns = ours if callable(ours) else (lambda n: n in ours)
-    return sorted(p.name for p in Path(folder).iterdir() if not (owns(p.name) or p.name == OWNER_NAME or _is_temporary(p)))
-
-def checksummed_names(folder: str | os.PathLike) -> set[str]:
-    "The files that `folder`'s checksums.json lists, and that file itself (empty when there is none)."
-    try: return set(load_json(Path(folder)/CHECKSUMS_NAME)["files"]) | {CHECKSUMS_NAME}
-    except (DataError, KeyError, TypeError): return set()
-
-def check_replaceable(folder: str | os.PathLike, # where the package is about to write a whole folder
-                      kind: str, # the kind of folder that may be replaced there ("export", "run")
-                      ours, # the names such a folder holds (a set, or a predicate on names)
-                      flag: str, # what the user passes to choose this folder, e.g. "--to-hf"
-                     ) -> Path:
-    "Refuse (`OutputError`, nothing touched) to replace `folder` unless it is absent, empty, or a `kind` folder of ours holding only our files."
-    folder = Path(folder).expanduser().absolute()
-    if folder.is_symlink() and folder.is_dir(): folder = folder.resolve()  # the link stays; its target is what gets replaced
-    if not folder.exists(): return folder
-    if not folder.is_dir(): raise OutputError(f"{flag} {str(folder)!r} is a file, not a folder: choose a new folder; nothing was changed")
-    if not any(folder.iterdir()): return folder
-    found = folder_kind(folder)
-    if found != kind:
-        what = f"an llm_course {found} folder" if found else "files that llm_course did not write"
-        raise OutputError(f"{flag} {str(folder)!r} holds {what} ({', '.join(foreign_entries(folder, ())[:3])}): "
-                          f"choose a new or empty folder, or an earlier {kind} folder; nothing was changed")
-    if foreign := foreign_entries(folder, ours):
-        raise OutputError(f"{flag} {str(folder)!r} is an earlier {kind} but also holds files that llm_course did not write "
-                          f"({', '.join(foreign[:3])}): move them out, or choose a new folder; nothing was changed")
-    return folder
 
 # %% ../nbs/00_core.ipynb #a0d03816
 def perplexity(loss: float | torch.Tensor, # mean cross-entropy in nats per token

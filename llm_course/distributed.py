@@ -17,14 +17,13 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 
 from .curate import mix64
-from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, Mismatch, OutputError, RunLock, attempt,
-                             check_int, check_replaceable, checksummed_names, ensure_dir, exercise, expect_close, load_json,
-                             make_temp_dir, mark_folder, replace_folder, save_json, sha256_file, verify_checksums, write_checksums,
-                             CHECKSUMS_FORMAT, CHECKSUMS_NAME)
+from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, Mismatch, OutputError, attempt, check_int, ensure_dir,
+                             exercise, expect_close, load_json, make_temp_dir, save_json, sha256_file)
+from .runs import (CHECKSUMS_FORMAT, CHECKSUMS_NAME, check_replaceable, checksummed_names, latest_checkpoint, mark_folder,
+                             replace_folder, RunLock, verify_checksums, write_checksums)
 from .data import open_memmap
 from .model import ModelConfig, Transformer, to_hf
-from .learner import (Callback, CheckpointCallback, Learner, LossPlotCallback, ProgressCallback, TrainConfig,
-                                latest_checkpoint)
+from .learner import Callback, CheckpointCallback, Learner, LossPlotCallback, ProgressCallback, TrainConfig
 
 # %% auto #0
 __all__ = ['DEFAULT_TIMEOUT_S', 'RESULT_TAG', 'PARALLEL', 'GRAD_SYNC', 'DCP_FORMAT', 'PREEMPTED_EXIT', 'STOP_SIGNALS',

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import (ConfigError, DataError, MissingPathError, Mismatch, OutputError, attempt, check_int, ensure_dir,
-                             eval_mode, exercise, expect_equal, make_temp_dir, replace_folder, write_checksums)
+from .core import (ConfigError, DataError, MissingPathError, Mismatch, OutputError, attempt, check_int, ensure_dir, eval_mode,
+                             exercise, expect_equal, make_temp_dir)
+from .runs import replace_folder, write_checksums
 from .data import load_default_corpus, split_text
 from .distributed import all_reduce_sum, dist_info
 from .generate import context_size

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, ensure_dir, load_json,
-                             check_int, eval_mode, pick_device, save_json, seed_everything, verify_checksums, write_checksums,
-                             write_failed, make_temp_dir, default_mode, atomic_write_bytes)
+from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, ensure_dir, load_json, check_int, eval_mode,
+                             pick_device, save_json, seed_everything, write_failed, make_temp_dir, default_mode, atomic_write_bytes)
+from .runs import latest_checkpoint, list_checkpoints, verify_checksums, write_checksums
 from .data import get_batch
 from .losses import chunked_cross_entropy, cross_entropy, perplexity
 from .optim import AdamW, check_hparams, clip_grad_norm, count_tokens, param_groups
@@ -32,10 +32,9 @@ __all__ = ['IGNORE_INDEX', 'PRECISIONS', 'KERNELS', 'CHUNKED_VOCAB', 'EVENTS', '
            'HISTORY_IN_STATE', 'ACTIVATIONS', 'TrainingError', 'TrainConfig', 'make_schedule', 'Callback',
            'LRScheduleCallback', 'GradClipCallback', 'NanGuardCallback', 'MetricsCallback', 'EvalCallback',
            'EarlyStoppingCallback', 'ProgressCallback', 'LossPlotCallback', 'rng_state', 'set_rng_state',
-           'describe_model', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'load_checkpoint',
-           'default_optimizer', 'eval_windows', 'resolve_kernels', 'default_callbacks', 'Learner', 'is_out_of_memory',
-           'CheckpointCallback', 'ActivationStats', 'GradientStats', 'plot_diagnostics', 'check_clip_callback',
-           'check_plateau_stop']
+           'describe_model', 'save_checkpoint', 'load_checkpoint', 'default_optimizer', 'eval_windows',
+           'resolve_kernels', 'default_callbacks', 'Learner', 'is_out_of_memory', 'CheckpointCallback',
+           'ActivationStats', 'GradientStats', 'plot_diagnostics', 'check_clip_callback', 'check_plateau_stop']
 
 # %% ../nbs/11_learner.ipynb #540795cd
 class TrainingError(LLMCourseError, RuntimeError):
@@ -351,18 +350,6 @@ def save_checkpoint(folder: str | os.PathLike, # the checkpoint folder to create
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return folder
-
-def list_checkpoints(out_dir: str | os.PathLike) -> list[Path]:
-    "Complete checkpoint folders of a run, oldest first (temporaries are hidden and skipped)."
-    root = Path(out_dir)/"checkpoints"
-    if not root.is_dir(): return []
-    cks = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p/"state.json").exists()]
-    return sorted(cks, key=lambda p: int(p.name.split("-")[1]))
-
-def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
-    "The newest complete checkpoint of a run, or None."
-    cks = list_checkpoints(out_dir)
-    return cks[-1] if cks else None
 
 def _mismatch(saved: dict, model: nn.Module) -> list[str]:
     now = describe_model(model)

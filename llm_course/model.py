@@ -15,15 +15,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import (ConfigError, CheckpointError, DataError, Mismatch, atomic_path, attempt, check_int, ensure_dir, exercise,
-                             expect_close, expect_equal, load_json, save_json, verify_checksums, write_checksums, write_failed)
+                             expect_close, expect_equal, load_json, save_json, write_failed)
+from .runs import CONFIG_NAME, WEIGHTS_NAME, verify_checksums, write_checksums
 from .attention import (MultiHeadAttention, apply_rope, check_heads, causal_mask, merge_heads, padding_mask, rope_cos_sin,
                                   sinusoidal_positions)
 from .kernels import flash_attention
 
 # %% auto #0
-__all__ = ['PRESETS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'RMSNorm', 'make_norm', 'MLP', 'SwiGLU', 'KernelAttention',
-           'Block', 'KVCache', 'Transformer', 'save_pretrained', 'read_config', 'load_pretrained', 'hf_architecture',
-           'to_hf', 'from_hf', 'check_rms_norm', 'check_prenorm_block', 'check_to_hf_state_dict']
+__all__ = ['PRESETS', 'ModelConfig', 'RMSNorm', 'make_norm', 'MLP', 'SwiGLU', 'KernelAttention', 'Block', 'KVCache',
+           'Transformer', 'save_pretrained', 'read_config', 'load_pretrained', 'hf_architecture', 'to_hf', 'from_hf',
+           'check_rms_norm', 'check_prenorm_block', 'check_to_hf_state_dict']
 
 # %% ../nbs/13_transformer.ipynb #728c3e6f
 _STYLES = {"llama": dict(norm="rmsnorm", mlp="swiglu", pos="rope", tie_weights=False, bias=False),
@@ -363,8 +364,6 @@ class Transformer(nn.Module):
         return (logits, torch.stack(attns)) if return_attention else logits
 
 # %% ../nbs/13_transformer.ipynb #8e2401f9
-WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
-
 def save_pretrained(model: Transformer, # the model to save
                     folder: str | Path, # created if needed
                    ) -> Path:

@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/pretraining.html.md"""
 
 # %% ../nbs/15_pretraining.ipynb #1129b9c3
 from __future__ import annotations
-import contextlib, dataclasses, importlib.resources, math, os, shutil, time
+import importlib.resources, math, os, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -15,29 +15,26 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from .core import (CHECKSUMS_NAME, CheckpointError, ConfigError, DataError, LLMCourseError, OutputError, TokenizerError, RunLock,
-                             Mismatch, attempt, exercise, expect_close, expect_equal,
-                             atomic_write_bytes, check_int, check_seed, ensure_dir, eval_mode, load_json, pick_device, recover_folder,
-                             folder_kind, foreign_entries, mark_folder, replace_folder, save_json, seed_everything, verify_checksums,
-                             write_checksums)
+from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, TokenizerError, Mismatch, attempt, exercise, expect_close,
+                             expect_equal, atomic_write_bytes, check_int, check_seed, ensure_dir, eval_mode, load_json, pick_device,
+                             save_json, seed_everything)
+from .runs import (CONFIG_NAME, RUN_NAME, TOKENIZER_NAME, WEIGHTS_NAME, RunFolder, check_data_identity, check_output_folder,
+                             check_resume, absolute_data_path, latest_checkpoint, mark_folder, process_rank, snapshot, verify_checksums)
 from .data import check_tokenizer, check_vocab_size, data_identity, load_corpus, open_shards, split_text
 from .tokenizer import BPETokenizer, CharTokenizer, HFTokenizer
-from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, load_pretrained, save_pretrained
-from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig, TrainingError, is_out_of_memory, latest_checkpoint
+from .model import PRESETS, ModelConfig, Transformer, load_pretrained, save_pretrained
+from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig, TrainingError, is_out_of_memory
 from .generate import check_sampling, generate_text, stream
 from .kernels import triton_interpreter_on
 from .viz import ema, figure_to_png
 from .scaling import check_fits, device_memory_bytes
 
 # %% auto #0
-__all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'TOKENIZER_NAME', 'RUN_NAME', 'RESUME_KEEPS', 'RUN_FILES',
-           'DEMO_MODEL_DIR', 'causal_lm_loss', 'mask_tokens', 'make_nsp_pairs', 'TrainRun', 'validate_run',
-           'staging_folder', 'holds_run', 'is_run_folder', 'check_output_folder', 'TimeBudgetCallback',
-           'load_tokenizer', 'train_tokenizer', 'run_figure', 'absolute_data_path', 'check_data_identity',
-           'check_resume', 'resume_settings', 'process_rank', 'train_language_model', 'check_fits_one_device',
-           'load_trained', 'stream_from_checkpoint', 'demo_model_path', 'demo_model', 'stream_cross_entropy',
-           'previous_token_scores', 'induction_scores', 'repeated_random_tokens', 'check_bits_per_byte',
-           'check_bert_mask', 'check_markov_entropy_rate']
+__all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'DEMO_MODEL_DIR', 'causal_lm_loss', 'mask_tokens', 'make_nsp_pairs',
+           'TrainRun', 'validate_run', 'TimeBudgetCallback', 'load_tokenizer', 'train_tokenizer', 'run_figure',
+           'train_language_model', 'check_fits_one_device', 'load_trained', 'stream_from_checkpoint', 'demo_model_path',
+           'demo_model', 'stream_cross_entropy', 'previous_token_scores', 'induction_scores', 'repeated_random_tokens',
+           'check_bits_per_byte', 'check_bert_mask', 'check_markov_entropy_rate']
 
 # %% ../nbs/15_pretraining.ipynb #611fa40c
 def causal_lm_loss(logits: torch.Tensor, # [B, T, V] scores, position t read ids[:, :t+1]
@@ -104,8 +101,6 @@ def make_nsp_pairs(sentences: list, # consecutive sentences (strings or id lists
 TOKENIZERS = ("char", "bpe")
 DEFAULT_STEPS = 1200 # with the defaults below: about 2.5 minutes on one CPU thread
 DEFAULT_MINUTES = 2.75 # time cap of a run that sets neither steps nor minutes (with set-up and saving: under 3 min)
-TOKENIZER_NAME = "tokenizer.json"
-RUN_NAME = "run.json" # the run's settings, written when it starts: what --resume must keep
 
 @dataclass
 class TrainRun:
@@ -151,10 +146,6 @@ def _positive_int(name, v, allow_none=False, low=1):
 def _check_flag(name, v):
     if not isinstance(v, bool): raise ConfigError(f"{name} must be True or False, got {v!r}: e.g. {name}=True")
 
-# settings that define what a run computes: a resume must keep them, or it is not the same run
-RESUME_KEEPS = ("corpus", "data", "vocab_size", "preset", "steps", "tokenizer", "bpe_vocab_size", "batch_size", "block_size", "lr", "warmup_steps",
-                "max_chars", "val_fraction", "seed", "schedule", "precision")  # grad_accum may change: same global batch
-
 def validate_run(run: TrainRun) -> None:
     "Check every setting of `run` (names, numbers, the output folder) without touching the disk; raise with a fix."
     if not isinstance(run, TrainRun): raise ConfigError(f"expected a TrainRun, got {type(run).__name__}: train_language_model(TrainRun(...))")
@@ -187,63 +178,6 @@ def validate_run(run: TrainRun) -> None:
                           "(the same algorithm in PyTorch), or set TRITON_INTERPRET=1 to interpret the kernels (slow)")
     if run.resume and run.overwrite: raise ConfigError("resume and overwrite exclude each other: continue the run in out (resume) or replace it (overwrite)")
     check_output_folder(run.out, run.resume, run.overwrite)
-
-def staging_folder(out: str | os.PathLike) -> Path:
-    "Where an overwrite builds its new run, beside `out`, until it is complete and swapped in."
-    out = Path(out).expanduser()
-    return out.parent/f".{out.name}.next"
-
-def holds_run(folder: str | os.PathLike) -> bool:
-    "True if `folder` holds something worth keeping: a trained model or a complete checkpoint (leftovers of a run that never checkpointed do not count)."
-    folder = Path(folder)
-    return folder.is_dir() and ((folder/WEIGHTS_NAME).exists() or latest_checkpoint(folder) is not None)
-
-RUN_FILES = {WEIGHTS_NAME, CONFIG_NAME, TOKENIZER_NAME, RUN_NAME, "metrics.json", "metrics.jsonl", "loss.png", CHECKSUMS_NAME, "checkpoints"}
-
-def is_run_folder(folder: str | os.PathLike) -> bool:
-    "True for a folder that a run of ours wrote (its marker; runs from before the marker: their run.json) and that holds nothing else."
-    folder, kind = Path(folder), folder_kind(folder)
-    return folder.is_dir() and (kind == "run" or (kind is None and (folder/RUN_NAME).exists())) and not foreign_entries(folder, RUN_FILES)
-
-def _not_ours(out: Path) -> str:
-    names = foreign_entries(out, RUN_FILES) if folder_kind(out) == "run" else sorted(p.name for p in out.iterdir())
-    return (f"{str(out)!r} holds files that llm_course did not write ({', '.join(names[:3])}{', …' if len(names) > 3 else ''}): "
-            "train into a new or empty folder (--out), or move those files out; nothing was changed")
-
-def check_output_folder(out: str | os.PathLike, # the run's output folder
-                        resume: bool = False, # whether the run continues one already there
-                        overwrite: bool = False, # whether an earlier run there may be replaced
-                       ) -> Path:
-    "Check that `out` can be created and written, and that it holds no earlier run (unless resuming or overwriting); creates nothing."
-    if not isinstance(out, (str, os.PathLike)) or not str(out):
-        raise OutputError(f"out must be a folder path, got {out!r}: e.g. out='runs/tiny'")
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir(): raise OutputError(f"output folder {str(out)!r} is a file: choose a folder path with --out")
-    try: str(out.absolute()).encode("utf-8")
-    except UnicodeEncodeError:
-        raise OutputError(f"output folder {str(out)!r} has a name that is not valid UTF-8 (run.json records it as text): rename it, "
-                          "or choose another --out") from None
-    p = out
-    while not p.exists(): p = p.parent
-    if not p.is_dir():
-        raise OutputError(f"cannot create output folder {str(out)!r}: {str(p)!r} is a file, not a folder; choose another --out")
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write to {str(p)!r} (read-only): choose another --out, or fix its permissions")
-    if resume:
-        run = next((f for f in (staging_folder(out), out) if latest_checkpoint(f) is not None), None)
-        if run is None:
-            raise CheckpointError(f"resume=True but {str(out)!r} holds no checkpoint to continue from: run without resume "
-                                  "(the folder is reused), or point out at the run to continue")
-        if not (run / TOKENIZER_NAME).exists():
-            raise CheckpointError(f"{str(out)!r} has checkpoints but no {TOKENIZER_NAME}: the run was not written by train_language_model; "
-                                  "start a new run in another folder")
-    elif out.is_dir() and any(out.iterdir()) and not is_run_folder(out):  # someone else's folder: never cleaned up or replaced
-        raise OutputError(_not_ours(out))
-    elif not overwrite and holds_run(out):
-        found = [n for n in (WEIGHTS_NAME, "checkpoints") if (out / n).exists()]
-        raise OutputError(f"{str(out)!r} already holds a run ({', '.join(found)}): pass resume=True (--resume) to continue it, "
-                          "--overwrite to replace it, or choose a new --out; nothing was overwritten")
-    return out
 
 # %% ../nbs/15_pretraining.ipynb #15b133c7
 class TimeBudgetCallback(Callback):
@@ -315,43 +249,6 @@ def _start_prompt(tok, prompt: str) -> str:
     try: tok.encode("\n"); return "\n"
     except LLMCourseError: return tok.decode([0])
 
-def absolute_data_path(v: str | None) -> str | None:
-    "A corpus or data path as run.json records it: absolute, so a resume from another folder reads the same data."
-    return v if v in (None, "default", "synthetic") else str(Path(v).expanduser().absolute())
-
-def _same(k: str, a, b) -> bool: return absolute_data_path(a) == absolute_data_path(b) if k in ("corpus", "data") else a == b
-
-def check_data_identity(run: TrainRun, saved: dict, now: dict) -> list:
-    "A resume trains on the data the run started with: `CheckpointError` naming the change, unless `allow_data_change` (then recorded)."
-    was = saved.get("data_identity")
-    if was is None or was == now: return []
-    what = ", ".join(f"{k} {str(was.get(k))[:16]} -> {str(now.get(k))[:16]}" for k in sorted({*was, *now}) if was.get(k) != now.get(k))
-    if not run.allow_data_change:
-        raise CheckpointError(f"the data of the run in {str(run.out)!r} changed since it started ({what}): resume on the same data, "
-                              "or pass allow_data_change=True to continue on the new data (recorded in run.json)")
-    return [dict(data_identity=[was, now])]
-
-def check_resume(run: TrainRun, folder: str | os.PathLike) -> dict:
-    "A resume must keep the settings that define the run (its `run.json`); `CheckpointError` naming each change. Returns the run's settings."
-    path = Path(folder) / RUN_NAME
-    if not path.exists(): return {}  # a run from before run.json: the Learner still compares its own settings
-    saved = load_json(path, "run settings")
-    # more (or fewer) steps is the one change a resume applies: announced, and recorded in run.json
-    if diffs := [f"{k}={saved.get(k)!r} (now {getattr(run, k)!r})" for k in RESUME_KEEPS if k != "steps" and not _same(k, saved.get(k), getattr(run, k))]:
-        raise CheckpointError(f"the run in {str(run.out)!r} was started with {', '.join(diffs)}: a resume must keep them "
-                              f"(leave them out: a resume reuses the run's own settings, see resume_settings), or start over with overwrite=True")
-    return saved
-
-def resume_settings(out: str | os.PathLike, # the folder of the run to continue
-                    cls: type = TrainRun, # the settings' class (chapter 19's `TrainJob` adds the parallel ones)
-                    **changes) -> TrainRun: # settings a resume may change (minutes, device, progress, prompt, …)
-    "The `TrainRun` that continues the run in `out`: the settings it was started with (its `run.json`), plus `changes`."
-    out = Path(out).expanduser()
-    path = next((f / RUN_NAME for f in (staging_folder(out), out) if (f / RUN_NAME).exists() and latest_checkpoint(f)), out / RUN_NAME)
-    known = {f.name for f in dataclasses.fields(cls)}
-    saved = {k: v for k, v in load_json(path, "run settings").items() if k in known} if path.exists() else {}
-    return cls(**{**saved, **changes, "out": str(out), "resume": True, "overwrite": False})
-
 def _prepared_data(run: TrainRun, work: Path):
     "A `prepare`d shard folder: its tokenizer (checked against the run's when resuming) and its train and val shards."
     folder = Path(run.data).expanduser()
@@ -403,31 +300,6 @@ def _prepare(run: TrainRun, work: Path, data_reader=None):
     return device, text, tok, config, train_ids, val_ids, tc, minutes, saved
 
 # %% ../nbs/15_pretraining.ipynb #2dcb0a6a
-_LEFTOVERS = (TOKENIZER_NAME, RUN_NAME, "metrics.json", "loss.png", CONFIG_NAME, "checksums.json", "checkpoints")
-
-def process_rank() -> int:
-    "This process's rank in a `torchrun`/`accelerate launch` job (0 when not launched): rank 0 alone writes the run's files."
-    return int(os.environ.get("RANK", "0"))
-
-def _work_folder(run: TrainRun, out: Path) -> Path:
-    "Where the run writes: `out` itself, or — to overwrite a run that is there — a staging folder swapped in when complete."
-    staged, tidy = staging_folder(out), process_rank() == 0  # every rank decides alike; rank 0 alone removes anything
-    if run.resume and latest_checkpoint(staged) is not None: return staged  # an interrupted overwrite continues
-    if tidy: shutil.rmtree(staged, ignore_errors=True)  # an overwrite that never finished and never checkpointed: nothing to keep
-    if run.resume: return out
-    if run.overwrite and holds_run(out): return staged
-    if tidy and is_run_folder(out):  # a run of ours that stopped before its first checkpoint: start afresh
-        for name in _LEFTOVERS:
-            p = out / name
-            if p.is_dir(): shutil.rmtree(p)
-            elif p.exists(): p.unlink()
-    return out
-
-def _remove_temporaries(folder: Path):
-    "Hidden temporary files of writes that a killed run left half-done (we hold the folder's lock: nobody else is writing)."
-    for p in list(folder.glob(".*.tmp")) + list(folder.glob("checkpoints/.step-*")):
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-
 def train_language_model(run: TrainRun, # what to train, on what, for how long, and where to write it
                          callbacks: list = (), # extra Learner callbacks (e.g. a live LossPlotCallback, chapter 18's `Distributed`)
                          data_fn=None, # (train ids, block_size, seed) -> the Learner's train_data (e.g. chapter 18's `ShardedTokens`)
@@ -438,33 +310,16 @@ def train_language_model(run: TrainRun, # what to train, on what, for how long, 
     "Train a Transformer LM on a corpus with the Learner; write weights, tokenizer, metrics and plot into `run.out`."
     t0 = time.perf_counter()
     validate_run(run)
-    out = Path(run.out).expanduser()
-    new_dirs = [p for p in out.absolute().parents if not p.exists()]  # deepest first: removed again if the run fails
-    try: return _locked_train(run, out, t0, dict(callbacks=callbacks, data_fn=data_fn, model_fn=model_fn, check_fn=check_fn,
-                                                   data_reader=data_reader))
-    except BaseException:
-        for d in new_dirs:
-            try: d.rmdir()  # only if still empty: a run that failed before writing leaves nothing behind
-            except OSError: break
-        raise
-
-def _locked_train(run: TrainRun, out: Path, t0: float, hooks: dict) -> dict:
-    main = process_rank() == 0
-    with RunLock(out) if main else contextlib.nullcontext():  # one writer per folder (rank 0 of a launch): a second run is refused
-        if main: recover_folder(out)
-        work = _work_folder(run, out)
-        if main and work.is_dir(): _remove_temporaries(work)
-        try: summary = _train(run, work, **hooks)
+    # the run folder (chapter 20's appendix): rank 0 holds its lock; an overwrite writes beside the old run and swaps it in at the end
+    with RunFolder(run.out, run.resume, run.overwrite) as folder:
+        try: summary = _train(run, folder.work, callbacks, data_fn, model_fn, check_fn, data_reader)
         except Exception as e:
             if not is_out_of_memory(e): raise
             raise TrainingError(f"out of memory training preset {run.preset!r} with batch_size={run.batch_size} × block_size="
                                 f"{run.block_size}: use a smaller --batch-size or --block-size (or a smaller --preset); "
-                                f"{'the last checkpoint is intact' if latest_checkpoint(work) else 'no checkpoint was written'}") from None
-        if main and not str(summary["stop_reason"]).startswith("preempted"):  # a preempted run is resumed, not swapped in
-            write_checksums(work)  # every file of the finished run; load_trained checks the ones it reads
-            if work != out:  # the old run stays whole until this single step, and only a folder of ours is replaced
-                if out.exists() and not is_run_folder(out): raise OutputError(_not_ours(out) + f"; the new run is complete in {str(work)!r}")
-                replace_folder(work, out)
+                                f"{'the last checkpoint is intact' if latest_checkpoint(folder.work) else 'no checkpoint was written'}") from None
+        if not str(summary["stop_reason"]).startswith("preempted"): folder.finish()  # a preempted run is resumed, not swapped in
+    out, main = folder.out, process_rank() == 0
     summary.update(seconds=time.perf_counter() - t0, out=str(out),
                    files={k: str(out / Path(v).name) for k, v in summary["files"].items()})
     if run.verbose and main:
@@ -543,19 +398,6 @@ def _train(run: TrainRun, work: Path, callbacks=(), data_fn=None, model_fn=None,
     return summary
 
 # %% ../nbs/15_pretraining.ipynb #de30e315
-@contextlib.contextmanager
-def _snapshot(folder: Path):
-    "`(view, moved)`: the folder opened once — files read through `view` all come from that one directory, even if it is swapped."
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        view = Path(f"/proc/self/fd/{fd}")  # Linux: a path through the open directory, not through its name
-        ino = os.fstat(fd).st_ino
-        def moved():
-            try: return os.stat(folder).st_ino != ino or os.fstat(fd).st_nlink == 0
-            except FileNotFoundError: return True
-        yield (view if view.is_dir() else folder), moved
-    finally: os.close(fd)
-
 def _load_run_files(folder: Path, device: str):
     "Weights and tokenizer of one folder, both checked against that folder's checksums.json."
     verify_checksums(folder, "run", names=[TOKENIZER_NAME])  # the weights are checked by load_pretrained
@@ -575,7 +417,7 @@ def load_trained(folder: str | os.PathLike, # a folder written by `train_languag
         raise CheckpointError(f"the run in {str(folder)!r} has not finished (its latest checkpoint is {ck.name}): continue it with "
                               "resume=True (`llm-course train --resume --out <folder>`), or pass a finished run")
     for tries in range(20):  # an `--overwrite` may swap the folder (and delete the old one) while we read: read the new run, whole
-        with _snapshot(folder) as (view, moved):
+        with snapshot(folder) as (view, moved):
             try: model, tok = _load_run_files(view, device); break
             except (OSError, LLMCourseError):
                 if not moved() or tries == 19: model, tok = _load_run_files(folder, device); break  # a real error: name the real path

@@ -14,14 +14,14 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from .core import (ConfigError, DataError, MissingPathError, Mismatch, OutputError, attempt, ensure_dir, eval_mode,
-                             exercise, expect_close, expect_equal, load_json, make_temp_dir, replace_folder, save_json,
-                             sha256_file, verify_checksums, write_checksums, CHECKSUMS_NAME)
+from .core import (ConfigError, DataError, MissingPathError, Mismatch, OutputError, attempt, ensure_dir, eval_mode, exercise,
+                             expect_close, expect_equal, load_json, make_temp_dir, save_json, sha256_file)
+from .runs import CHECKSUMS_NAME, RUN_NAME, TOKENIZER_NAME, WEIGHTS_NAME, replace_folder, verify_checksums, write_checksums
 from .tokenizer import TokenizerError
 from .learner import IGNORE_INDEX, Learner, TrainConfig
-from .model import WEIGHTS_NAME, Transformer, save_pretrained
+from .model import Transformer, save_pretrained
 from .generate import stream
-from .pretrain import RUN_NAME, TOKENIZER_NAME, load_tokenizer, load_trained
+from .pretrain import load_tokenizer, load_trained
 from .evaluate import Example, Task, evaluate_task, hf_tokenizer
 
 # %% auto #0

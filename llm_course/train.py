@@ -16,18 +16,18 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .core import (ConfigError, DataError, LLMCourseError, MissingPathError, OutputError, RunLock, TokenizerError, atomic_write_bytes,
+from .core import (ConfigError, DataError, LLMCourseError, MissingPathError, OutputError, TokenizerError, atomic_write_bytes,
                              check_int, ensure_dir, load_json, pick_device, save_json, shrink)
+from .runs import CONFIG_NAME, RUN_NAME, TOKENIZER_NAME, WEIGHTS_NAME, latest_checkpoint, process_rank, resume_settings, staging_folder, RunLock
 from .data import (_SHARD_FILE, BLOCK_CHARS, MANIFEST_NAME, DocumentSource, ShardWriter, check_shards_folder, document_source,
                              is_val_document, shard_name, token_dtype, write_manifest)
 from .tokenizer import EOT_CHAR, EOT_NAMES, BPETokenizer, CharTokenizer, HFTokenizer, newline_cut
-from .model import CONFIG_NAME, PRESETS, WEIGHTS_NAME, ModelConfig, Transformer, read_config, to_hf
-from .learner import Callback, latest_checkpoint
+from .model import PRESETS, ModelConfig, Transformer, read_config, to_hf
+from .learner import Callback
 from .viz import LossPlot, figure_to_png
 from .curate import CurationConfig, EncodedLength, curate, plot_report, write_report
 from matplotlib.figure import Figure
-from .pretrain import (RUN_NAME, TOKENIZER_NAME, TOKENIZERS, TrainRun, load_tokenizer, load_trained, process_rank, resume_settings,
-                                 train_language_model, validate_run)
+from .pretrain import TOKENIZERS, TrainRun, load_tokenizer, load_trained, train_language_model, validate_run
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
 from .distributed import (GRAD_SYNC, PARALLEL, DistributedError, is_parallel, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
@@ -810,7 +810,6 @@ def watch(proc: subprocess.Popen, # from `start_run`
           timeout_s: float = 3600, # kill the run after this long
          ) -> tuple[list[dict], str]:
     "Follow a run while it trains: feed `plot` from metrics.jsonl until the process ends; returns the log's rows and its output."
-    from llm_course.pretrain import staging_folder
     run, seen, t0 = Path(run), 0, time.time()
     log = lambda: read_metrics(run / METRICS_LOG) or read_metrics(staging_folder(run) / METRICS_LOG)
     while True:

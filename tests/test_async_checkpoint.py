@@ -4,7 +4,7 @@ equal the uninterrupted run's."""
 import json, time
 
 from test_train import losses, torchrun
-from llm_course.core import verify_checksums
+from llm_course.runs import verify_checksums
 from llm_course.distributed import kill_job
 from llm_course.learner import list_checkpoints
 

@@ -22,7 +22,7 @@ from browser_support import (ARTIFACTS, ROOT, cell_ids_to_run, chromium_path, cl
 
 pytestmark = pytest.mark.browser
 
-PREFERRED = ["09_schedules", "04_cross_entropy", "20_cli", "13_transformer", "12_attention"]   # quick at test size
+PREFERRED = ["09_schedules", "04_cross_entropy", "21_cli", "13_transformer", "12_attention"]   # quick at test size
 TIMEOUT_S = 300
 
 

@@ -116,7 +116,7 @@ def screenshot(page, name: str):
 
 # By default (CI) a fixed sample that covers what the browser adds over nbdev-test (which runs every notebook anyway): the
 # landing page, plain output, plots, the interactive widgets, a table-heavy chapter; every notebook with `pytest --slow`.
-CI_SAMPLE = ("index", "00_core", "10_viz", "12_attention", "20_cli")
+CI_SAMPLE = ("index", "00_core", "10_viz", "12_attention", "21_cli")
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)

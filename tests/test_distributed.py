@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from llm_course.core import CheckpointError, ConfigError, verify_checksums
+from llm_course.core import CheckpointError, ConfigError
+from llm_course.runs import verify_checksums
 from llm_course.data import load_default_corpus, open_memmap, pack_memmap
 from llm_course.distributed import (DistributedError, ShardedTokens, _train_parser, free_port, activation_bytes, checkpoint_blocks, export_hf,
                                     kill_job, launch, load_full_model, load_sharded_checkpoint, rank_rows, tiny_model, torchrun_command,

@@ -8,7 +8,8 @@ import torch
 
 from conftest import raises
 from llm_course.cli import main
-from llm_course.core import CHECKSUMS_NAME, CheckpointError, ConfigError, verify_checksums
+from llm_course.core import CheckpointError, ConfigError
+from llm_course.runs import CHECKSUMS_NAME, verify_checksums
 from llm_course.model import ModelConfig, Transformer, from_hf, to_hf
 from llm_course.pretrain import TrainRun, load_trained, stream_from_checkpoint
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import raises
-from llm_course.core import CheckpointError, ConfigError, DataError, OutputError, replace_folder
+from llm_course.core import CheckpointError, ConfigError, DataError, OutputError
+from llm_course.runs import replace_folder
 from llm_course.data import open_shards
 from llm_course.pretrain import TrainRun, load_trained, validate_run
 

@@ -29,7 +29,8 @@ NBS, PROC, ASSETS = ROOT/"nbs", ROOT/"_proc", ROOT/"tools"/"site_assets"/"node_m
 # Sidebar sections by chapter number (first number of each part); keep in step with DESIGN.md's chapter table.
 # A chapter slotted between two others carries a letter (`12a_kernels` after `12_attention`), as fastai's course does.
 PARTS = [((0, ""), "Groundwork"), ((4, ""), "Learning from data"), ((12, ""), "Transformers"), ((15, ""), "Training for real"),
-         ((17, ""), "Scaling to 7B"), ((19, "a"), "After pretraining"), ((20, ""), "Reference")]
+         ((17, ""), "Scaling to 7B"), ((19, "a"), "After pretraining"), ((20, ""), "Appendix and reference")]
+LABELS = {(20, ""): "Appendix A", (21, ""): "Reference"}  # pages after the course's chapters: named, not numbered
 
 # (source inside node_modules, destination inside _site/_static); MathJax loads its fonts and lazy
 # components relative to its own script, so its layout is kept.
@@ -81,6 +82,7 @@ def frontmatter(nb_path: Path) -> tuple[str | None, str | None]:
 def sidebar_text(name: str, title: str) -> str:
     "What the sidebar shows for a notebook: `3. N-gram models` for chapters, the bare title otherwise."
     k = chapter_key(name)
+    if k in LABELS: return f"{LABELS[k]}: {title}"
     return title if k is None else f"{k[0]}{k[1]}. {title}"
 
 

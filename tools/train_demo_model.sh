@@ -17,7 +17,8 @@ python - <<'PY'
 "Copy the finished run into llm_course/data/demo_model/ with a summary (no checkpoints), then record its checksums."
 import re, shutil
 from pathlib import Path
-from llm_course.core import load_json, save_json, write_checksums
+from llm_course.core import load_json, save_json
+from llm_course.runs import write_checksums
 src, dst = Path("runs/demo-model"), Path("llm_course/data/demo_model")
 if not (src / "model.safetensors").exists(): raise SystemExit(f"{src} holds no finished run: train it first (tools/train_demo_model.sh)")
 if dst.exists(): shutil.rmtree(dst)

@@ -1,4 +1,4 @@
-"""Chapter 20's exercise checks reject the usual wrong answers, each with a message naming the mistake, and accept the solution."""
+"""Chapter 21's exercise checks reject the usual wrong answers, each with a message naming the mistake, and accept the solution."""
 import json
 import statistics
 
@@ -8,7 +8,7 @@ from llm_course.core import ConfigError
 from llm_course.scaling import flops_per_token
 from llm_course.train import read_metrics
 
-S = solutions("20_cli")
+S = solutions("21_cli")
 
 
 def test_solutions_pass_and_stubs_are_not_done():

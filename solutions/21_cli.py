@@ -1,4 +1,4 @@
-"""Solutions to chapter 20's exercises — try first, then compare."""
+"""Solutions to chapter 21's exercises — try first, then compare."""
 import statistics
 
 from llm_course.core import ConfigError
