@@ -18,22 +18,22 @@ from matplotlib.figure import Figure
 from .core import (CheckpointError, ConfigError, DataError, LLMCourseError, TokenizerError, Mismatch, attempt, exercise, expect_close,
                              expect_equal, atomic_write_bytes, check_int, check_seed, ensure_dir, eval_mode, load_json, pick_device,
                              save_json, seed_everything)
-from .runs import (CONFIG_NAME, RUN_NAME, TOKENIZER_NAME, WEIGHTS_NAME, RunFolder, check_data_identity, check_output_folder,
-                             check_resume, absolute_data_path, latest_checkpoint, mark_folder, process_rank, snapshot, verify_checksums)
+from .runs import (CONFIG_NAME, RUN_NAME, TOKENIZER_NAME, WEIGHTS_NAME, check_data_identity, check_output_folder,
+                             absolute_data_path, latest_checkpoint, mark_folder, process_rank, snapshot, verify_checksums)
 from .data import check_tokenizer, check_vocab_size, data_identity, load_corpus, open_shards, split_text
 from .tokenizer import BPETokenizer, CharTokenizer, HFTokenizer
 from .model import PRESETS, ModelConfig, Transformer, load_pretrained, save_pretrained
-from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig, TrainingError, is_out_of_memory
+from .learner import IGNORE_INDEX, Callback, Learner, TrainConfig
 from .generate import check_sampling, generate_text, stream
 from .kernels import triton_interpreter_on
 from .viz import ema, figure_to_png
-from .scaling import check_fits, device_memory_bytes
 
 # %% auto #0
 __all__ = ['TOKENIZERS', 'DEFAULT_STEPS', 'DEFAULT_MINUTES', 'DEMO_MODEL_DIR', 'causal_lm_loss', 'mask_tokens', 'make_nsp_pairs',
            'TrainRun', 'validate_run', 'TimeBudgetCallback', 'load_tokenizer', 'train_tokenizer', 'run_figure',
-           'train_language_model', 'check_fits_one_device', 'load_trained', 'stream_from_checkpoint', 'demo_model_path',
-           'demo_model', 'stream_cross_entropy', 'previous_token_scores', 'induction_scores', 'repeated_random_tokens',
+           'RunData', 'read_run_data', 'RunPlan', 'plan_run', 'record_run', 'finish_run', 'report_run',
+           'train_language_model', 'load_trained', 'stream_from_checkpoint', 'demo_model_path', 'demo_model',
+           'stream_cross_entropy', 'previous_token_scores', 'induction_scores', 'repeated_random_tokens',
            'check_bits_per_byte', 'check_bert_mask', 'check_markov_entropy_rate']
 
 # %% ../nbs/15_pretraining.ipynb #611fa40c
@@ -235,19 +235,20 @@ def run_figure(history: list[dict], # the Learner's history: dicts with step, lo
     return fig
 
 # %% ../nbs/15_pretraining.ipynb #4cd3d276
-class _Threads:
-    "Use `n` CPU threads inside the block (None: leave the setting), then restore the previous number."
-    def __init__(self, n, device): self.n = n if device.type == "cpu" else None
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        if self.n: torch.set_num_threads(self.n)
-    def __exit__(self, *exc): torch.set_num_threads(self.old)
-
 def _start_prompt(tok, prompt: str) -> str:
     "The sample's prompt: the given text, else a newline (or the vocabulary's first character if it has none)."
     if prompt: return prompt
     try: tok.encode("\n"); return "\n"
     except LLMCourseError: return tok.decode([0])
+
+@dataclass
+class RunData:
+    "What a run trains on: the data's identity (recorded in run.json), its text (None for prepared data), tokenizer and both splits."
+    identity: dict
+    text: str | None
+    tokenizer: object
+    train: object # token ids, or a data function (batch_size, generator) -> (x, y)
+    val: object
 
 def _prepared_data(run: TrainRun, work: Path):
     "A `prepare`d shard folder: its tokenizer (checked against the run's when resuming) and its train and val shards."
@@ -258,31 +259,41 @@ def _prepared_data(run: TrainRun, work: Path):
     # sizes only: prepare checked every byte once (`llm-course verify` checks again on demand), not every rank at every start
     return None, tok, open_shards(folder, "train", verify=False), open_shards(folder, "val", verify=False)
 
-def _read_data(run: TrainRun, work: Path):
-    "(identity, text, tokenizer, train, val) of a run's corpus or `prepare`d shards."
+def read_run_data(run: TrainRun, # the run's settings: its corpus, or the `prepare`d shards in `data`
+                  work: str | os.PathLike, # the run's folder (a resume reads its saved tokenizer)
+                 ) -> RunData:
+    "A run's corpus (tokenized here, by a tokenizer trained on it) or `prepare`d shards."
     identity = data_identity(run.data, prepared=True) if run.data else data_identity(run.corpus)
-    if run.data: return identity, *_prepared_data(run, work)
+    if run.data: return RunData(identity, *_prepared_data(run, Path(work)))
     text = load_corpus(run.corpus)
     if run.max_chars: text = text[:run.max_chars]
-    tok = load_tokenizer(work / TOKENIZER_NAME) if run.resume else train_tokenizer(text, run.tokenizer, run.bpe_vocab_size)
+    tok = load_tokenizer(Path(work) / TOKENIZER_NAME) if run.resume else train_tokenizer(text, run.tokenizer, run.bpe_vocab_size)
     try: ids = torch.tensor(tok.encode(text), dtype=torch.long)
     except TokenizerError as e:
         raise DataError(f"the corpus does not fit the run's saved tokenizer ({e}): resume with the corpus the run started with") from None
-    return identity, text, tok, *split_text(ids, (1 - run.val_fraction, run.val_fraction))
+    return RunData(identity, text, tok, *split_text(ids, (1 - run.val_fraction, run.val_fraction)))
 
-def _prepare(run: TrainRun, work: Path, data_reader=None):
-    "Load and tokenize: everything that can fail before the first file is written."
+@dataclass
+class RunPlan:
+    "What a run will do, fixed before its first file is written: the model, the Learner's settings, the time budget, run.json."
+    device: torch.device
+    config: ModelConfig
+    train_config: TrainConfig
+    minutes: float | None # the wall-time budget (None: none)
+    settings: dict # run.json as it stands (resumes: with the data changes allowed and recorded)
+
+def plan_run(run: TrainRun, work: str | os.PathLike, data: RunData,
+             saved: dict, # the run.json of a resumed run, checked by `check_resume` before the data was read ({}: a new run)
+            ) -> RunPlan:
+    "Check the run against its data (resuming: the data it started with) and fix the model and Learner settings: all that can fail early."
     device = pick_device(run.device)
-    saved = check_resume(run, work) if run.resume else {}
-    identity, text, tok, train_ids, val_ids = (data_reader or _read_data)(run, work)
-    saved = {**saved, "changes": saved.get("changes", []) + check_data_identity(run, saved, identity)} if saved else {}
-    saved["data_identity"] = identity
-    base = ModelConfig.preset(run.preset)
-    block = run.block_size or base.block_size
+    saved = {**saved, "changes": saved.get("changes", []) + check_data_identity(run, saved, data.identity)} if saved else {}
+    saved["data_identity"] = data.identity
+    tok, block = data.tokenizer, run.block_size or ModelConfig.preset(run.preset).block_size
     if run.vocab_size is not None: check_vocab_size(tok.vocab_size, run.vocab_size)  # ids beyond the embedding: refused now
     config = ModelConfig.preset(run.preset, vocab_size=run.vocab_size or tok.vocab_size, block_size=block, attn_impl=run.attn_impl)
-    if not callable(train_ids) and (len(val_ids) <= block or len(train_ids) <= block):  # (data functions check their own windows)
-        raise DataError(f"the data has {len(train_ids):,} training and {len(val_ids):,} validation tokens: too few for block_size={block} "
+    if not callable(data.train) and (len(data.val) <= block or len(data.train) <= block):  # (data functions check their own windows)
+        raise DataError(f"the data has {len(data.train):,} training and {len(data.val):,} validation tokens: too few for block_size={block} "
                         f"(each split needs > {block}); use more text (or a larger val_fraction), or a smaller block_size")
     if run.sample_tokens:  # the sample is the last thing a run does: check its prompt now, not after training
         try: tok.encode(_start_prompt(tok, run.prompt))
@@ -297,37 +308,25 @@ def _prepare(run: TrainRun, work: Path, data_reader=None):
                      warmup_steps=min(warmup, steps), eval_every=run.eval_every, eval_batches=run.eval_batches,
                      checkpoint_every=run.checkpoint_every, out_dir=str(work), resume=run.resume, seed=run.seed,
                      device=str(device), progress=run.progress)
-    return device, text, tok, config, train_ids, val_ids, tc, minutes, saved
+    return RunPlan(device, config, tc, minutes, saved)
 
 # %% ../nbs/15_pretraining.ipynb #2dcb0a6a
-def train_language_model(run: TrainRun, # what to train, on what, for how long, and where to write it
-                         callbacks: list = (), # extra Learner callbacks (e.g. a live LossPlotCallback, chapter 18's `Distributed`)
-                         data_fn=None, # (train ids, block_size, seed) -> the Learner's train_data (e.g. chapter 18's `ShardedTokens`)
-                         model_fn=None, # config -> the model (default `Transformer(config)`; e.g. built on `meta` and sharded)
-                         check_fn=None, # config -> None, raising when the run cannot fit (default: chapter 17's one-GPU check)
-                         data_reader=None, # (run, work) -> (identity, text, tokenizer, train, val) (default: the corpus or prepared shards)
-                        ) -> dict:
-    "Train a Transformer LM on a corpus with the Learner; write weights, tokenizer, metrics and plot into `run.out`."
-    t0 = time.perf_counter()
-    validate_run(run)
-    # the run folder (chapter 20's appendix): rank 0 holds its lock; an overwrite writes beside the old run and swaps it in at the end
-    with RunFolder(run.out, run.resume, run.overwrite) as folder:
-        try: summary = _train(run, folder.work, callbacks, data_fn, model_fn, check_fn, data_reader)
-        except Exception as e:
-            if not is_out_of_memory(e): raise
-            raise TrainingError(f"out of memory training preset {run.preset!r} with batch_size={run.batch_size} × block_size="
-                                f"{run.block_size}: use a smaller --batch-size or --block-size (or a smaller --preset); "
-                                f"{'the last checkpoint is intact' if latest_checkpoint(folder.work) else 'no checkpoint was written'}") from None
-        if not str(summary["stop_reason"]).startswith("preempted"): folder.finish()  # a preempted run is resumed, not swapped in
-    out, main = folder.out, process_rank() == 0
-    summary.update(seconds=time.perf_counter() - t0, out=str(out),
-                   files={k: str(out / Path(v).name) for k, v in summary["files"].items()})
-    if run.verbose and main:
-        loss = summary["val_loss"]  # (a preempted run leaves at once: maybe never evaluated)
-        val = "not evaluated" if loss is None else f"val loss {loss:.4f} nats/token (perplexity {math.exp(loss):.2f})"
-        print(f"{summary['steps']} steps in {summary['seconds']:.0f} s ({summary['stop_reason']}): {val}; wrote {out}")
-        if summary["sample"]: print("-" * 60 + "\n" + summary["prompt"] + summary["sample"] + "\n" + "-" * 60)
-    return summary
+def record_run(run: TrainRun, work: Path, data: RunData, plan: RunPlan, learn: Learner):
+    "The run's first writes (rank 0), once its checkpoint (if any) has loaded: the folder's marker, the tokenizer and run.json."
+    if process_rank() != 0: return
+    mark_folder(ensure_dir(work), "run")  # from now on the folder is known to be ours
+    saved = plan.settings
+    if not run.resume:
+        data.tokenizer.save(work / TOKENIZER_NAME)
+        save_json(dict(asdict(run), corpus=absolute_data_path(run.corpus), data=absolute_data_path(run.data),
+                       data_identity=saved["data_identity"]), work / RUN_NAME, ensure_ascii=False)
+    elif (work / RUN_NAME).exists() and saved != load_json(work / RUN_NAME):  # an allowed data change: recorded
+        save_json(saved, work / RUN_NAME, ensure_ascii=False)
+    if run.resume and "steps" in saved and saved.get("steps") != run.steps:  # the schedule is re-planned from here: say so, and keep a record
+        if run.verbose: print(f"note: the run was planned for steps={saved.get('steps')}; continuing from step {learn.step} "
+                              f"with steps={run.steps} (the learning-rate schedule is re-planned for the new length)")
+        changes = saved.get("changes", []) + [dict(at_step=learn.step, steps=[saved.get("steps"), run.steps])]
+        save_json({**saved, "steps": run.steps, "changes": changes}, work / RUN_NAME, ensure_ascii=False)
 
 def _full_model(model: Transformer) -> Transformer | None:
     "The trained model with whole weights, for saving: itself, or — sharded by FSDP — gathered on rank 0 (None on the others)."
@@ -340,62 +339,50 @@ def _full_model(model: Transformer) -> Transformer | None:
     if model.config.tie_weights: whole.lm_head.weight = whole.tok_emb.weight
     return whole
 
-def check_fits_one_device(config: ModelConfig, run: TrainRun, device: torch.device):
-    "Chapter 17's check for a run on one device: on a GPU, refuse (before allocating) a run that cannot fit."
-    if (memory := device_memory_bytes(device)) is not None:
-        check_fits(config, memory, micro_batch=run.batch_size // run.grad_accum, seq=config.block_size, gpus=1, sharding="none",
-                   precision=run.precision, preset=run.preset)
-
 def _n_tokens(data) -> int: return data.n_tokens if hasattr(data, "n_tokens") else len(data)  # token ids, or a data function that counts its own
 
-def _train(run: TrainRun, work: Path, callbacks=(), data_fn=None, model_fn=None, check_fn=None, data_reader=None) -> dict:
-    "The training itself, all of it written into `work` (by rank 0 when the run is launched on several processes)."
-    t0, main = time.perf_counter(), process_rank() == 0
-    device, text, tok, config, train_ids, val_ids, tc, minutes, saved = _prepare(run, work, data_reader)
-    check_fn(config) if check_fn else check_fits_one_device(config, run, device)
-    with _Threads(run.threads, device):
-        seed_everything(run.seed)
-        model = model_fn(config) if model_fn else Transformer(config)
-        train_data = train_ids if data_fn is None else data_fn(train_ids, config.block_size, run.seed)
-        learn = Learner(model, train_data, val_ids, tc, callbacks=[TimeBudgetCallback(minutes), *callbacks])
-        learn.prepare()  # loads the checkpoint when resuming: a mismatch fails here, before anything is written
-        device = learn.device  # a launched run's device is its rank's (cuda:LOCAL_RANK)
-        if main: mark_folder(ensure_dir(work), "run")  # the first write of the run: from now on the folder is known to be ours
-        if main and not run.resume:
-            tok.save(work / TOKENIZER_NAME)
-            save_json(dict(asdict(run), corpus=absolute_data_path(run.corpus), data=absolute_data_path(run.data),
-                           data_identity=saved["data_identity"]), work / RUN_NAME, ensure_ascii=False)
-        elif main and (work / RUN_NAME).exists() and saved != load_json(work / RUN_NAME):  # allowed data change: recorded
-            save_json(saved, work / RUN_NAME, ensure_ascii=False)
-        if main and run.resume and "steps" in saved and saved.get("steps") != run.steps:  # the schedule is re-planned from here: say so, and keep a record
-            if run.verbose: print(f"note: the run was planned for steps={saved.get('steps')}; continuing from step {learn.step} "
-                                  f"with steps={run.steps} (the learning-rate schedule is re-planned for the new length)")
-            changes = saved.get("changes", []) + [dict(at_step=learn.step, steps=[saved.get("steps"), run.steps])]
-            save_json({**saved, "steps": run.steps, "changes": changes}, work / RUN_NAME, ensure_ascii=False)
-        learn.fit()
-        # asked to stop by a signal (chapter 18's `AgreedStop`): the checkpoint is written; leave at once, the run is not finished
-        stopped = bool(learn.stop_reason) and learn.stop_reason.startswith("preempted")
-        val_loss = learn.val_loss if stopped else learn.evaluate(n_batches=run.final_eval_batches)  # more windows: steadier
-        if not stopped and (whole := _full_model(model)) is not None: save_pretrained(whole, work)
-        if main: atomic_write_bytes(work / "loss.png", figure_to_png(run_figure(learn.history, f"{run.preset} on {run.corpus}")))
-        sample = ""
-        if run.sample_tokens and not stopped:
-            g = torch.Generator(device).manual_seed(run.seed)
-            sample = generate_text(model, tok, _start_prompt(tok, run.prompt), run.sample_tokens, temperature=0.8,
-                                   generator=g, crop_prompt=True)
+def finish_run(run: TrainRun, work: Path, data: RunData, plan: RunPlan, learn: Learner, t0: float) -> dict:
+    "After `fit`: the final (longer) evaluation, the weights, loss plot, sample and metrics.json; returns the run's summary."
+    main, model, tok = process_rank() == 0, getattr(learn.model, "module", learn.model), data.tokenizer  # (DDP wraps it; FSDP2 shards in place)
+    # asked to stop by a signal (chapter 18's `AgreedStop`): the checkpoint is written; leave at once, the run is not finished
+    stopped = bool(learn.stop_reason) and learn.stop_reason.startswith("preempted")
+    val_loss = learn.val_loss if stopped else learn.evaluate(n_batches=run.final_eval_batches)  # more windows: steadier
+    if not stopped and (whole := _full_model(model)) is not None: save_pretrained(whole, work)
+    if main: atomic_write_bytes(work / "loss.png", figure_to_png(run_figure(learn.history, f"{run.preset} on {run.corpus}")))
+    sample = ""
+    if run.sample_tokens and not stopped:
+        g = torch.Generator(learn.device).manual_seed(run.seed)
+        sample = generate_text(model, tok, _start_prompt(tok, run.prompt), run.sample_tokens, temperature=0.8, generator=g, crop_prompt=True)
     m = learn.metrics()
     summary = dict(val_loss=val_loss, val_perplexity=m["val_perplexity"], steps=learn.step, train_loss=m["train_loss"],
                    seconds=time.perf_counter() - t0, train_seconds=m["train_time_s"], tokens_seen=m["tokens_seen"],
                    tokens_per_s=m["tokens_per_s"], stop_reason=m["stop_reason"], n_params=model.n_params(),
                    vocab_size=tok.vocab_size, tokenizer="char" if isinstance(tok, CharTokenizer) else "bpe",
-                   corpus=saved["data_identity"].get("path", run.corpus) if data_reader else run.data or run.corpus,
-                   corpus_chars=None if text is None else len(text), train_tokens=_n_tokens(train_ids), val_tokens=_n_tokens(val_ids),
-                   device=str(device), sample=sample, prompt=_start_prompt(tok, run.prompt), out=str(run.out),
+                   corpus=getattr(run, "sft", None) or run.data or run.corpus, corpus_chars=None if data.text is None else len(data.text),
+                   train_tokens=_n_tokens(data.train), val_tokens=_n_tokens(data.val),
+                   device=str(learn.device), sample=sample, prompt=_start_prompt(tok, run.prompt), out=str(run.out),
                    files={k: str(work / n) for k, n in dict(model=WEIGHTS_NAME, config=CONFIG_NAME, tokenizer=TOKENIZER_NAME,
                                                            metrics="metrics.json", plot="loss.png", checkpoints="checkpoints").items()})
-    if main: save_json(dict(**summary, run=asdict(run), model=config.to_dict(), train_config=tc.to_dict(), history=learn.history),
-                       work / "metrics.json", ensure_ascii=False)
+    if main: save_json(dict(**summary, run=asdict(run), model=plan.config.to_dict(), train_config=plan.train_config.to_dict(),
+                            history=learn.history), work / "metrics.json", ensure_ascii=False)
     return summary
+
+def report_run(run: TrainRun, summary: dict, out: Path, t0: float) -> dict:
+    "The summary as it reads after the run (paths in `out`, where a swapped-in run now lives), printed once (rank 0) unless quiet."
+    summary.update(seconds=time.perf_counter() - t0, out=str(out), files={k: str(out / Path(v).name) for k, v in summary["files"].items()})
+    if run.verbose and process_rank() == 0:
+        loss = summary["val_loss"]  # (a preempted run leaves at once: maybe never evaluated)
+        val = "not evaluated" if loss is None else f"val loss {loss:.4f} nats/token (perplexity {math.exp(loss):.2f})"
+        print(f"{summary['steps']} steps in {summary['seconds']:.0f} s ({summary['stop_reason']}): {val}; wrote {out}")
+        if summary["sample"]: print("-" * 60 + "\n" + summary["prompt"] + summary["sample"] + "\n" + "-" * 60)
+    return summary
+
+def train_language_model(run: TrainRun, # what to train, on what, for how long, and where to write it
+                         callbacks: list = (), # extra Learner callbacks (e.g. a live LossPlotCallback)
+                        ) -> dict:
+    "Train a Transformer LM on a corpus with the Learner; write weights, tokenizer, metrics and plot into `run.out`."
+    from llm_course.train import train  # chapter 19's one trainer puts this chapter's pieces together (from one CPU to many GPUs)
+    return train(run, callbacks)
 
 # %% ../nbs/15_pretraining.ipynb #de30e315
 def _load_run_files(folder: Path, device: str):

@@ -21,7 +21,7 @@ from .tokenizer import TokenizerError
 from .learner import IGNORE_INDEX, Learner, TrainConfig
 from .model import Transformer, save_pretrained
 from .generate import stream
-from .pretrain import load_tokenizer, load_trained
+from .pretrain import RunData, load_tokenizer, load_trained
 from .evaluate import Example, Task, evaluate_task, hf_tokenizer
 
 # %% auto #0
@@ -29,7 +29,7 @@ __all__ = ['ROLES', 'Segments', 'COURSE_JINJA', 'LLAMA2_JINJA', 'TEMPLATES', 'DO
            'CHAT_NAME', 'check_conversation', 'ChatTemplate', 'render_jinja', 'check_template', 'get_template',
            'render_segments', 'render_chat', 'save_chat_tokenizer', 'encode_chat', 'sft_example', 'document_positions',
            'document_mask', 'PackedTransformer', 'pack', 'read_conversations', 'write_conversations', 'prepare_sft',
-           'SFTData', 'sft_datasets', 'sft_identity', 'sft_reader', 'task_words', 'uppercase_conversation',
+           'SFTData', 'sft_datasets', 'sft_identity', 'read_sft_data', 'task_words', 'uppercase_conversation',
            'split_words', 'uppercase_task', 'sft_train', 'chat_reply', 'chat_loop', 'save_chat_model',
            'add_chat_arguments', 'chat_template_of', 'chat_from_args', 'check_sft_labels', 'check_restart_positions',
            'check_render_course']
@@ -402,22 +402,20 @@ def _weights_sha256(run: Path) -> str:
     listed = load_json(run/CHECKSUMS_NAME, "checksum file")["files"] if (run/CHECKSUMS_NAME).exists() else {}
     return listed[WEIGHTS_NAME]["sha256"] if WEIGHTS_NAME in listed else sha256_file(run/WEIGHTS_NAME)
 
-def sft_reader(folder: str | os.PathLike, # a `prepare_sft` folder
-               init: str | os.PathLike | None = None, # the run the model starts from: its tokenizer must be the folder's
-              ):
-    "Chapter 19's `train` reads SFT data through this: (run, work) -> (identity, text, tokenizer, train data, val data)."
-    folder = Path(folder).expanduser()
-    def read(run, work):
-        if not (folder/SFT_MANIFEST).is_file():
-            raise MissingPathError(f"{str(folder)!r} holds no {SFT_MANIFEST}: pass a folder written by `llm-course prepare --sft`")
-        identity, tok = sft_identity(folder), load_tokenizer(folder/TOKENIZER_NAME)
-        for other, what in ((init, "the init run"), (work if run.resume else None, "the run being resumed")):
-            if other is not None and load_tokenizer(Path(other)/TOKENIZER_NAME).checksum != tok.checksum:
-                raise DataError(f"{str(folder)!r} was encoded with another tokenizer than {what}'s: prepare the conversations "
-                                f"again with --tokenizer {other}")
-        if init is not None: identity["init"] = dict(path=str(init), weights_sha256=_weights_sha256(Path(init)))
-        return (identity, None, tok, *sft_datasets(folder, run.block_size))
-    return read
+def read_sft_data(run, # the run's settings: `sft` (a `prepare_sft` folder), `init` (the run the model starts from), `block_size`
+                  work: str | os.PathLike, # the run's folder (a resume checks its tokenizer)
+                 ) -> RunData:
+    "Chapter 19's `train` reads SFT data through this: the folder's identity, its tokenizer, and windows of whole conversations."
+    folder, init = Path(run.sft).expanduser(), run.init
+    if not (folder/SFT_MANIFEST).is_file():
+        raise MissingPathError(f"{str(folder)!r} holds no {SFT_MANIFEST}: pass a folder written by `llm-course prepare --sft`")
+    identity, tok = sft_identity(folder), load_tokenizer(folder/TOKENIZER_NAME)
+    for other, what in ((init, "the init run"), (work if run.resume else None, "the run being resumed")):
+        if other is not None and load_tokenizer(Path(other)/TOKENIZER_NAME).checksum != tok.checksum:
+            raise DataError(f"{str(folder)!r} was encoded with another tokenizer than {what}'s: prepare the conversations "
+                            f"again with --tokenizer {other}")
+    if init is not None: identity["init"] = dict(path=str(init), weights_sha256=_weights_sha256(Path(init)))
+    return RunData(identity, None, tok, *sft_datasets(folder, run.block_size))
 
 # %% ../nbs/19b_sft.ipynb #8f7babc4
 PHRASES = ("Uppercase: {w}", "Shout {w}.")

@@ -6,7 +6,7 @@ Docs: https://llm-course.github.io/llm_course/train_7b.html.md"""
 
 # %% ../nbs/19_train_7b.ipynb #7df39975
 from __future__ import annotations
-import argparse, collections, dataclasses, json, math, os, subprocess, sys, time, warnings
+import argparse, collections, contextlib, dataclasses, json, math, os, subprocess, sys, time, warnings
 from concurrent.futures import ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
@@ -17,17 +17,19 @@ import numpy as np
 import torch
 
 from .core import (ConfigError, DataError, LLMCourseError, MissingPathError, OutputError, TokenizerError, atomic_write_bytes,
-                             check_int, ensure_dir, load_json, pick_device, save_json, shrink)
-from .runs import CONFIG_NAME, RUN_NAME, TOKENIZER_NAME, WEIGHTS_NAME, latest_checkpoint, process_rank, resume_settings, staging_folder, RunLock
+                             check_int, ensure_dir, load_json, pick_device, save_json, seed_everything, shrink)
+from .runs import (CONFIG_NAME, RUN_NAME, TOKENIZER_NAME, WEIGHTS_NAME, RunFolder, RunLock, check_resume, latest_checkpoint,
+                             process_rank, resume_settings, staging_folder)
 from .data import (_SHARD_FILE, BLOCK_CHARS, MANIFEST_NAME, DocumentSource, ShardWriter, check_shards_folder, document_source,
                              is_val_document, shard_name, token_dtype, write_manifest)
 from .tokenizer import EOT_CHAR, EOT_NAMES, BPETokenizer, CharTokenizer, HFTokenizer, newline_cut
 from .model import PRESETS, ModelConfig, Transformer, read_config, to_hf
-from .learner import Callback
+from .learner import Callback, Learner, TrainingError, is_out_of_memory
 from .viz import LossPlot, figure_to_png
 from .curate import CurationConfig, EncodedLength, curate, plot_report, write_report
 from matplotlib.figure import Figure
-from .pretrain import TOKENIZERS, TrainRun, load_tokenizer, load_trained, train_language_model, validate_run
+from .pretrain import (TOKENIZERS, TimeBudgetCallback, TrainRun, finish_run, load_tokenizer, load_trained, plan_run, read_run_data,
+                                 record_run, report_run, validate_run)
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
 from .distributed import (GRAD_SYNC, PARALLEL, DistributedError, is_parallel, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
@@ -36,8 +38,9 @@ from .distributed import (GRAD_SYNC, PARALLEL, DistributedError, is_parallel, PR
 __all__ = ['CURATION_REPORT', 'PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'BIG_RECIPES', 'build_tokenizer',
            'open_prepared_tokenizer', 'Prepared', 'CuratedSource', 'prepare', 'TrainJob', 'job_from_dict',
            'load_settings_file', 'load_recipe', 'parallel_of', 'job_plan', 'check_job_fits', 'apply_auto_plan',
-           'JsonlLogger', 'memory_stats', 'max_over_ranks', 'gpu_of_device', 'read_metrics', 'init_folder',
-           'with_init_model', 'load_initial_weights', 'train', 'validate_job', 'dry_run', 'export_run',
+           'JsonlLogger', 'memory_stats', 'max_over_ranks', 'gpu_of_device', 'read_metrics', 'build_model',
+           'init_folder', 'with_init_model', 'load_initial_weights', 'ready_job', 'process_group', 'cpu_threads',
+           'peak_flops', 'out_of_memory_explained', 'train', 'validate_job', 'dry_run', 'export_run',
            'add_train_arguments', 'job_from_args', 'run_from_args', 'main', 'exit_status', 'job_timeout', 'lost_rank',
            'one_line_error', 'start_run', 'watch', 'runs_figure', 'check_activation_bytes_per_token',
            'check_kv_cache_bytes', 'check_global_batch_ids']
@@ -520,18 +523,16 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     return rows
 
 # %% ../nbs/19_train_7b.ipynb #fb65264b
-def _model_fn(job: TrainJob, parallel: str):
-    "Large FSDP models are built on `meta` and only each rank's shards are allocated (chapter 18): no rank ever holds the whole model."
+def build_model(job: TrainJob, config: ModelConfig, parallel: str) -> torch.nn.Module:
+    "The run's model: whole, or — large and sharded by FSDP/HSDP — built on `meta` with only each rank's shards allocated (chapter 18)."
     cls = Transformer
     if job.sft: from llm_course.sft import PackedTransformer as cls  # chapter 19b: packed conversations, attention reset at each
-    def build(config: ModelConfig):
-        big = config.n_params() >= 1e9 if job.meta_init is None else job.meta_init
-        if parallel not in ("fsdp", "hsdp") or not big: model = cls(config)
-        else: model = build_sharded_model(config, parallel, seed=job.seed, activation_checkpointing=job.activation_checkpointing,
-                                          compile=job.compile, precision=job.precision, shard_size=job.shard_size, cls=cls)
-        if job.init: load_initial_weights(model, job.init)
-        return model
-    return build
+    big = config.n_params() >= 1e9 if job.meta_init is None else job.meta_init
+    if parallel not in ("fsdp", "hsdp") or not big: model = cls(config)
+    else: model = build_sharded_model(config, parallel, seed=job.seed, activation_checkpointing=job.activation_checkpointing,
+                                      compile=job.compile, precision=job.precision, shard_size=job.shard_size, cls=cls)
+    if job.init: load_initial_weights(model, job.init)
+    return model
 
 def init_folder(init: str) -> Path:
     "The folder of a run to start from: a finished run's `--out`, or 'demo' (the course's trained demo model)."
@@ -566,42 +567,87 @@ def load_initial_weights(model: torch.nn.Module, # a fresh model (sharded by FSD
     whole = load_pretrained(folder).state_dict() if process_rank() == 0 else {}  # one reader; 7B: ~27 GB of host memory on rank 0
     set_model_state_dict(model, whole, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
 
-def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`)
-          callbacks: list = (), # extra Learner callbacks (e.g. a live LossPlotCallback)
-         ) -> dict:
-    "The course's one training run, from the `tiny` preset on a laptop CPU to `llama2-7b` on many GPUs under torchrun."
+def ready_job(job) -> TrainJob:
+    "The job checked (before anything is read or written) and completed: the init run's shape, an absolute SFT path, the data order."
     if not isinstance(job, TrainJob): job = TrainJob(**asdict(job)) if isinstance(job, TrainRun) else job_from_dict(job)
     validate_job(job)
     if job.init: job = with_init_model(job)  # before anything is built: the model is the init run's shape
     if job.sft: job = dataclasses.replace(job, sft=str(Path(job.sft).expanduser().absolute()))  # run.json: a path that resumes anywhere
-    world = int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
-    parallel = parallel_of(job, world)
-    cbs = list(callbacks)
-    cbs.append(AgreedStop())  # a signal or a time budget stops every rank at the same step, checkpointed
-    if launched() or parallel != "none" or job.activation_checkpointing or job.compile:
-        init_s = 60 * (job.init_timeout_minutes or job.timeout_minutes)  # joining and loading may take longer than a step
-        init_distributed(timeout_s=init_s)  # before the model is built: a meta-built model is sharded over the group
-        cbs.append(Distributed(parallel, activation_checkpointing=job.activation_checkpointing, compile=job.compile,
-                               timeout_s=60 * job.timeout_minutes, shard_size=job.shard_size, grad_sync=job.grad_sync,
-                               init_timeout_s=init_s, async_checkpoint=job.async_checkpoint))
-    device = dist_info().device if launched() else pick_device(job.device)
-    # MFU against the peak of the GPU that runs (its name), not of the one the recipe planned for; only on GPUs
-    gpu = gpu_of_device(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
-    peak = world * GPUS[gpu].peak_flops if gpu else None
-    cbs.append(JsonlLogger(job.log_every, peak, job.activation_checkpointing))
     # the order is the run's, recorded in run.json: a run started under a launcher resumes in the same order without one, and back
-    job = dataclasses.replace(job, data_order=job.data_order or ("sharded" if launched() else "windows"))
-    data_fn = (lambda ids, block, seed: ShardedTokens(ids.numpy() if torch.is_tensor(ids) else ids, block, seed=seed)) \
-        if job.data_order == "sharded" and not job.sft else None
-    data_reader = None
-    if job.sft:  # chapter 19b: windows of whole conversations, the same for every rank, each taking its own rows
-        from llm_course.sft import sft_reader
-        data_reader = sft_reader(job.sft, job.init)
-    try:
-        return train_language_model(job, cbs, data_fn=data_fn, model_fn=_model_fn(job, parallel), data_reader=data_reader,
-                                    check_fn=lambda config: check_job_fits(job, config, world, device))
+    return dataclasses.replace(job, data_order=job.data_order or ("sharded" if launched() else "windows"))
+
+@contextlib.contextmanager
+def process_group(job: TrainJob, parallel: str):
+    "Join the launch's processes (if launched, or if a parallel wrapper needs a group); yields the callbacks that work through it."
+    if not (launched() or parallel != "none" or job.activation_checkpointing or job.compile): yield []; return
+    init_s = 60 * (job.init_timeout_minutes or job.timeout_minutes)  # joining and loading may take longer than a step
+    init_distributed(timeout_s=init_s)  # before the model is built: a meta-built model is sharded over the group
+    try: yield [Distributed(parallel, activation_checkpointing=job.activation_checkpointing, compile=job.compile,
+                            timeout_s=60 * job.timeout_minutes, shard_size=job.shard_size, grad_sync=job.grad_sync,
+                            init_timeout_s=init_s, async_checkpoint=job.async_checkpoint)]
     finally:
         if launched(): teardown_distributed()
+
+class cpu_threads:
+    "Use `n` CPU threads inside the block (None: leave the setting; GPU runs: untouched), then restore the previous number."
+    def __init__(self, n, device): self.n = n if device.type == "cpu" else None
+    def __enter__(self):
+        self.old = torch.get_num_threads()
+        if self.n: torch.set_num_threads(self.n)
+    def __exit__(self, *exc): torch.set_num_threads(self.old)
+
+def peak_flops(device: torch.device, world: int) -> float | None:
+    "The peak bf16 FLOP/s of all the run's GPUs, by the name of the GPU that runs (not the recipe's `gpu`); None off GPUs."
+    gpu = gpu_of_device(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
+    return world * GPUS[gpu].peak_flops if gpu else None
+
+@contextlib.contextmanager
+def out_of_memory_explained(job: TrainJob, work: Path):
+    "An out-of-memory error while training, as a `TrainingError` that says which settings to lower and what was kept."
+    try: yield
+    except Exception as e:
+        if not is_out_of_memory(e): raise
+        raise TrainingError(f"out of memory training preset {job.preset!r} with batch_size={job.batch_size} × block_size="
+                            f"{job.block_size}: use a smaller --batch-size or --block-size (or a smaller --preset); "
+                            f"{'the last checkpoint is intact' if latest_checkpoint(work) else 'no checkpoint was written'}") from None
+
+def train(job: TrainJob, # what to train (a recipe file gives one: `load_recipe`); a chapter 15 `TrainRun` works too
+          callbacks: list = (), # extra Learner callbacks (e.g. a live LossPlotCallback)
+         ) -> dict:
+    "The course's one training run, from the `tiny` preset on a laptop CPU to `llama2-7b` on many GPUs under torchrun."
+    t0, job = time.perf_counter(), ready_job(job)
+    world = int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
+    parallel = parallel_of(job, world)
+    # the run folder (appendix A): one writer, leftovers of a killed run cleared, an overwrite built beside the old run
+    with process_group(job, parallel) as group_callbacks, RunFolder(job.out, job.resume, job.overwrite) as folder:
+        work = folder.work
+        with out_of_memory_explained(job, work):
+            # 1. data: a corpus or prepared shards (chapter 15), or conversations (19b); every check that can fail, before any write
+            if job.sft: from llm_course.sft import read_sft_data as read
+            else: read = read_run_data
+            saved = check_resume(job, work) if job.resume else {}  # a resume keeps the settings it started with: checked first
+            data = read(job, work)
+            plan = plan_run(job, work, data, saved)
+            device = dist_info().device if launched() else plan.device
+            check_job_fits(job, plan.config, world, device)  # chapter 17: refused before anything is allocated
+            with cpu_threads(job.threads, device):
+                # 2. the model, whole or sharded, and what each rank reads
+                seed_everything(job.seed)
+                model = build_model(job, plan.config, parallel)
+                sharded = job.data_order == "sharded" and not job.sft  # (SFT windows: each rank takes its own rows of the same batch)
+                ids = data.train.numpy() if torch.is_tensor(data.train) else data.train  # a corpus's ids, or prepared shards
+                train_data = ShardedTokens(ids, plan.config.block_size, seed=job.seed) if sharded else data.train
+                # 3. the Learner: a signal or a time budget stops every rank at the same step, checkpointed
+                learn = Learner(model, train_data, data.val, plan.train_config, callbacks=[
+                    TimeBudgetCallback(plan.minutes), AgreedStop(), *group_callbacks,
+                    JsonlLogger(job.log_every, peak_flops(device, world), job.activation_checkpointing), *callbacks])
+                learn.prepare()  # loads the checkpoint when resuming: a mismatch fails here, before anything is written
+                record_run(job, work, data, plan, learn)
+                learn.fit()
+                # 4. the final evaluation, the weights, the sample and the metrics
+                summary = finish_run(job, work, data, plan, learn, t0)
+        if not preempted(summary["stop_reason"]): folder.finish()  # checksums, and an overwrite swapped in; a preempted run is resumed
+    return report_run(job, summary, folder.out, t0)
 
 def validate_job(job: TrainJob):
     "Check a job's settings before anything is read or written (chapter 15's checks plus the parallel ones)."

@@ -274,8 +274,8 @@ def test_small_things(tmp_path, corpora):
 
 def test_train_refuses_a_run_that_cannot_fit_the_gpu(tmp_path, monkeypatch):
     "Chapter 17's planner runs before the model is built: on a (pretend) 1 GiB GPU a huge batch is refused with the shortfall."
-    import llm_course.pretrain as pretrain
-    monkeypatch.setattr(pretrain, "device_memory_bytes", lambda device: 2**30)
+    import llm_course.pretrain as pretrain, llm_course.train as trainer
+    monkeypatch.setattr(trainer, "device_memory_bytes", lambda device: 2**30)  # the check is `train`'s (chapter 15's run is one)
     out = tmp_path/"gpu"
     e = raises(ConfigError, pretrain.train_language_model, TrainRun(out=str(out), batch_size=4096, block_size=128, steps=1,
                                                                     max_chars=20000, progress=False), hint="llm-course plan --auto")
