@@ -858,7 +858,10 @@ def _collectives(plan: Plan) -> tuple[dict, dict]:
     "A step's collectives in seconds, from `Plan.communication()`: `(per micro-batch, once per step)`, each {lane: [(what, s)]}."
     comm, dev = plan.communication(), plan.device
     speed = dict(intra_node=dev.intra_node_bytes_per_s, inter_node=dev.inter_node_bytes_per_s)
-    secs = lambda lane, nbytes: nbytes / speed[lane] if speed[lane] else float("nan")
+    def secs(lane, nbytes):
+        if not speed[lane]: raise ConfigError(f"{dev.name} has no {lane} link speed to time collectives with: plan for a GPU of GPUS, "
+                                              "e.g. gpu='h100-80gb'")
+        return nbytes / speed[lane]
     if plan.sharding not in ("fsdp", "hsdp"):  # DDP and ZeRO: the gradients cross once per step, after the last backward
         return {}, {lane: [("all-reduce", secs(lane, b))] for lane, b in comm.items() if b}
     # FSDP: each micro-batch gathers the weights for forward, again for backward (all but the root and the last block, kept),
@@ -877,6 +880,8 @@ def step_bars(plan: Plan, # chapter 17's plan of a run (`job_plan` of a recipe)
               micro_batches: int | None = 2, # draw the last this many micro-batches of the step (None: all of them)
              ) -> list[tuple[str, str, float, float]]:
     "The planner's step as bars `(lane, what, start s, seconds)`: each micro-batch's forward and backward and the collectives beside them."
+    if not isinstance(plan, Plan): raise ConfigError(f"plan must be a Plan (e.g. `job_plan(job, config, world_size)`), got {type(plan).__name__}")
+    check_int("micro_batches", micro_batches, example="e.g. micro_batches=2", allow_none=True)
     k = plan.grad_accum
     n = k if micro_batches is None else min(micro_batches, k)
     fb = flops_breakdown(plan.config, plan.seq, plan.checkpointing)
@@ -903,6 +908,7 @@ def step_timeline(plans: dict, # name -> `Plan`, one panel each (on one time axi
                   micro_batches: int | None = 2, # the last this many micro-batches of each step (None: all)
                  ) -> Figure:
     "A Gantt chart of the planner's step: compute (forward, backward, waiting) against the collectives inside and between nodes."
+    if not isinstance(plans, dict) or not plans: raise ConfigError("plans must be a non-empty dict of name -> Plan, e.g. {'8 GPUs': plan}")
     fig = Figure(figsize=(9, 1.2 + 1.5 * len(plans)))
     axes = fig.subplots(len(plans), 1, sharex=True, squeeze=False)[:, 0]
     lanes = list(_LANES)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from llm_course.core import ConfigError
 from llm_course.model import ModelConfig
 from llm_course.train import job_plan, load_recipe, step_bars, step_timeline
 
@@ -88,3 +89,12 @@ def test_collectives_are_ring_costs_in_the_right_micro_batch():
         bars = step_bars(hsdp, n)
         last_backward = [start for ln, what, start, _ in bars if what == "backward"][-1]
         assert [start for ln, what, start, _ in bars if what == "all-reduce"] == [last_backward]
+
+
+def test_bad_input_is_a_config_error():
+    p8 = plans()["8 x H100, fsdp"]
+    for bad in (0, -1, 2.5, "2"):
+        with pytest.raises(ConfigError, match="micro_batches"): step_bars(p8, bad)
+    with pytest.raises(ConfigError, match="must be a Plan"): step_bars({"a": p8})
+    with pytest.raises(ConfigError, match="non-empty dict"): step_timeline({})
+    with pytest.raises(ConfigError, match="link speed"): step_bars(dataclasses.replace(p8, gpu="cpu"))  # a CPU has no NVLink to time
