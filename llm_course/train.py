@@ -28,9 +28,11 @@ from .learner import Callback, Learner, TrainingError, is_out_of_memory
 from .viz import LossPlot, figure_to_png
 from .curate import CurationConfig, EncodedLength, curate, plot_report, write_report
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from .pretrain import (TOKENIZERS, TimeBudgetCallback, TrainRun, finish_run, load_tokenizer, load_trained, plan_run, read_run_data,
                                  record_run, report_run, validate_run)
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
+from .scaling import flops_breakdown, fsdp_units, param_count
 from .distributed import (GRAD_SYNC, PARALLEL, DistributedError, is_parallel, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
 
@@ -42,8 +44,8 @@ __all__ = ['CURATION_REPORT', 'PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'BIG_R
            'init_folder', 'with_init_model', 'load_initial_weights', 'ready_job', 'process_group', 'cpu_threads',
            'peak_flops', 'out_of_memory_explained', 'train', 'validate_job', 'dry_run', 'export_run',
            'add_train_arguments', 'job_from_args', 'run_from_args', 'main', 'exit_status', 'job_timeout', 'lost_rank',
-           'one_line_error', 'start_run', 'watch', 'runs_figure', 'check_activation_bytes_per_token',
-           'check_kv_cache_bytes', 'check_global_batch_ids']
+           'one_line_error', 'start_run', 'watch', 'runs_figure', 'step_bars', 'step_timeline',
+           'check_activation_bytes_per_token', 'check_kv_cache_bytes', 'check_global_batch_ids']
 
 # %% ../nbs/19_train_7b.ipynb #e19d0002
 CURATION_REPORT = "report.json"  # what curation kept and removed (prepare with `curation=`)
@@ -567,6 +569,7 @@ def load_initial_weights(model: torch.nn.Module, # a fresh model (sharded by FSD
     whole = load_pretrained(folder).state_dict() if process_rank() == 0 else {}  # one reader; 7B: ~27 GB of host memory on rank 0
     set_model_state_dict(model, whole, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
 
+# %% ../nbs/19_train_7b.ipynb #66071b7c
 def ready_job(job) -> TrainJob:
     "The job checked (before anything is read or written) and completed: the init run's shape, an absolute SFT path, the data order."
     if not isinstance(job, TrainJob): job = TrainJob(**asdict(job)) if isinstance(job, TrainRun) else job_from_dict(job)
@@ -891,6 +894,83 @@ def runs_figure(runs: dict, # name -> metrics.jsonl rows (from `watch` or `read_
 
 # %% ../nbs/19_train_7b.ipynb #74359799
 if __name__ == "__main__" and not {"ipykernel", "execnb"} & set(sys.modules): sys.exit(main())  # `python -m llm_course.train …`, not a notebook
+
+# %% ../nbs/19_train_7b.ipynb #741973c8
+_TIMELINE_COLORS = {"forward": "#4c72b0", "backward": "#55a868", "waiting": "#dddddd", "all-gather": "#dd8452",
+                    "reduce-scatter": "#c44e52", "all-reduce": "#8172b3"}
+_LANES = {"compute": "compute", "intra_node": "inside a node\n(NVLink)", "inter_node": "between nodes\n(InfiniBand)"}
+
+def _collectives(plan: Plan) -> tuple[dict, dict]:
+    "A step's collectives in seconds, from `Plan.communication()`: `(per micro-batch, once per step)`, each {lane: [(what, s)]}."
+    comm, dev = plan.communication(), plan.device
+    speed = dict(intra_node=dev.intra_node_bytes_per_s, inter_node=dev.inter_node_bytes_per_s)
+    def secs(lane, nbytes):
+        if not speed[lane]: raise ConfigError(f"{dev.name} has no {lane} link speed to time collectives with: plan for a GPU of GPUS, "
+                                              "e.g. gpu='h100-80gb'")
+        return nbytes / speed[lane]
+    if plan.sharding not in ("fsdp", "hsdp"):  # DDP and ZeRO: the gradients cross once per step, after the last backward
+        return {}, {lane: [("all-reduce", secs(lane, b))] for lane, b in comm.items() if b}
+    # FSDP: each micro-batch gathers the weights for forward, again for backward (all but the root and the last block, kept),
+    # and reduce-scatters fp32 gradients: Plan.communication()'s three terms, in its proportions. HSDP's inter-node part is the
+    # once-per-step all-reduce of the shards' gradients between the replicas.
+    P, (block, root), a = param_count(plan.config), fsdp_units(plan.config), plan.act_bytes
+    terms = [("all-gather", P * a), ("all-gather", (P - block - root) * a), ("reduce-scatter", 4 * P)]
+    once = {"inter_node": [("all-reduce", secs("inter_node", comm["inter_node"]))]} if plan.sharding == "hsdp" and comm["inter_node"] else {}
+    per_mb = {}
+    for lane, b in comm.items():
+        if b and lane not in once:
+            per_mb[lane] = [(what, secs(lane, b / plan.grad_accum * w / sum(t[1] for t in terms))) for what, w in terms]
+    return per_mb, once
+
+def step_bars(plan: Plan, # chapter 17's plan of a run (`job_plan` of a recipe)
+              micro_batches: int | None = 2, # draw the last this many micro-batches of the step (None: all of them)
+             ) -> list[tuple[str, str, float, float]]:
+    "The planner's step as bars `(lane, what, start s, seconds)`: each micro-batch's forward and backward and the collectives beside them."
+    if not isinstance(plan, Plan): raise ConfigError(f"plan must be a Plan (e.g. `job_plan(job, config, world_size)`), got {type(plan).__name__}")
+    check_int("micro_batches", micro_batches, example="e.g. micro_batches=2", allow_none=True)
+    k = plan.grad_accum
+    n = k if micro_batches is None else min(micro_batches, k)
+    fb = flops_breakdown(plan.config, plan.seq, plan.checkpointing)
+    fwd = (fb["matmul"] + fb["attention"]) / 3 / sum(fb.values())  # forward: a third of 6N (+ attention); backward: the rest + recompute
+    compute = plan.step_seconds / k  # the planner's step time (at its MFU), shared equally by the micro-batches
+    per_mb, once = _collectives(plan)
+    bars, t = [], 0.0
+    for i in range(n):
+        for phase, c in (("forward", fwd * compute), ("backward", (1 - fwd) * compute)):
+            ops = {lane: o[:1] if phase == "forward" else o[1:] for lane, o in per_mb.items()}
+            if i == n - 1 and phase == "backward":  # the step's last backward also carries the once-per-step collectives
+                for lane, o in once.items(): ops[lane] = ops.get(lane, []) + o
+            bars.append(("compute", phase, t, c))
+            ends = [t + c]
+            for lane, lane_ops in ops.items():  # a simple overlap model: a phase's collectives run beside its compute
+                end = t
+                for what, s in lane_ops: bars.append((lane, what, end, s)); end += s
+                ends.append(end)
+            if max(ends) > t + c: bars.append(("compute", "waiting", t + c, max(ends) - t - c))  # the links set the speed
+            t = max(ends)  # the slower of compute and communication sets the phase's length
+    return bars
+
+def step_timeline(plans: dict, # name -> `Plan`, one panel each (on one time axis)
+                  micro_batches: int | None = 2, # the last this many micro-batches of each step (None: all)
+                 ) -> Figure:
+    "A Gantt chart of the planner's step: compute (forward, backward, waiting) against the collectives inside and between nodes."
+    if not isinstance(plans, dict) or not plans: raise ConfigError("plans must be a non-empty dict of name -> Plan, e.g. {'8 GPUs': plan}")
+    fig = Figure(figsize=(9, 1.2 + 1.5 * len(plans)))
+    axes = fig.subplots(len(plans), 1, sharex=True, squeeze=False)[:, 0]
+    lanes = list(_LANES)
+    for ax, (name, plan) in zip(axes, plans.items()):
+        for lane, what, start, s in step_bars(plan, micro_batches):
+            bar, = ax.barh(lanes.index(lane), s, left=start, height=0.6, color=_TIMELINE_COLORS[what], edgecolor="white", lw=0.5)
+            bar.set_gid(f"{lane}:{what}")  # tests read the bars back by lane
+        n = plan.grad_accum if micro_batches is None else min(micro_batches, plan.grad_accum)
+        ax.set_yticks(range(len(lanes)), [_LANES[l] for l in lanes], fontsize=8); ax.invert_yaxis(); ax.grid(axis="x", alpha=0.3)
+        ax.set_title(f"{name}: {plan.gpus} × {plan.device.name}, {plan.sharding}, micro-batch {plan.micro_batch}: the last {n} of "
+                     f"{plan.grad_accum} micro-batches of a step", fontsize=9, loc="left")
+    axes[-1].set_xlabel("seconds from the first micro-batch drawn (the planner's: compute at its MFU, collectives at the links' speed)")
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in _TIMELINE_COLORS.values()]
+    fig.legend(handles, list(_TIMELINE_COLORS), loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
 
 # %% ../nbs/19_train_7b.ipynb #a050dff1
 import importlib
