@@ -18,7 +18,8 @@ __all__ = ['WEIGHTS_NAME', 'CONFIG_NAME', 'TOKENIZER_NAME', 'RUN_NAME', 'CHECKSU
            'write_checksums', 'verify_checksums', 'replace_folder', 'recover_folder', 'mark_folder', 'folder_kind',
            'foreign_entries', 'checksummed_names', 'check_replaceable', 'staging_folder', 'is_run_folder',
            'check_output_folder', 'process_rank', 'work_folder', 'remove_temporaries', 'RunFolder',
-           'absolute_data_path', 'check_resume', 'check_data_identity', 'resume_settings', 'snapshot']
+           'absolute_data_path', 'check_resume', 'check_data_identity', 'resume_settings', 'snapshot',
+           'check_latest_complete', 'check_write_atomically']
 
 # %% ../nbs/20_runs.ipynb #1b86307c
 WEIGHTS_NAME = "model.safetensors"  # a model folder's weights (Hugging Face's name: `from_pretrained` finds them)
@@ -384,3 +385,77 @@ def snapshot(folder: Path):
             except FileNotFoundError: return True
         yield (view if view.is_dir() else folder), moved
     finally: os.close(fd)
+
+# %% ../nbs/20_runs.ipynb #e3a30a35
+import tempfile
+from unittest import mock
+from .core import Mismatch, attempt, exercise
+from .losses import shortcuts_blocked
+
+def _make_checkpoints(root: Path, names: dict) -> Path:
+    "A run folder whose checkpoints/ holds `names`: name -> 'complete' (a folder with state.json), 'partial' (no state.json) or 'file'."
+    for name, kind in names.items():
+        p = root/"checkpoints"/name
+        if kind == "file": ensure_dir(p.parent); p.write_text("x")
+        else: ensure_dir(p); (p/"state.json").write_text("{}") if kind == "complete" else (p/"model.safetensors").write_text("half")
+    return root
+
+@exercise("latest_complete")
+def check_latest_complete(latest_complete): # your `latest_complete(run_folder) -> Path | None`
+    "Cases: empty and missing folders, hidden temporaries, incomplete checkpoints, stray files, and steps past 999,999."
+    cases = [("a run folder with no checkpoints/ folder", {}, None, None),
+             ("three complete checkpoints", {"step-000010": "complete", "step-000020": "complete", "step-000005": "complete"}, "step-000020", None),
+             ("a newer checkpoint whose write was killed (no state.json yet)", {"step-000010": "complete", "step-000020": "partial"}, "step-000010",
+              "a checkpoint without its state.json was cut off mid-write: the Learner writes state.json last"),
+             ("a hidden temporary of a write in progress", {"step-000010": "complete", ".step-000020.tmp": "complete"}, "step-000010",
+              "names starting with '.' are temporaries of a write that has not finished (or was killed): skip them"),
+             ("a stray file named like a checkpoint", {"step-000010": "complete", "step-000030": "file"}, "step-000010",
+              "only folders are checkpoints"),
+             ("a 7B run past step 999,999", {"step-999999": "complete", "step-1000000": "complete"}, "step-1000000",
+              "compare step numbers, not names: 'step-1000000' < 'step-999999' as text")]
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (case, names, want, hint) in enumerate(cases):
+            root = _make_checkpoints(Path(tmp)/f"run{i}", names)
+            got = attempt(latest_complete, root, case=case)
+            name = None if got is None else Path(got).name
+            if name != want: raise Mismatch(f"on {case}: got {name!r}, expected {want!r}" + (f" ({hint})" if hint else ""))
+        if attempt(latest_complete, Path(tmp)/"nowhere", case="a folder that does not exist") is not None:
+            raise Mismatch("a folder that does not exist holds no checkpoint: return None")
+    return "correct: a resume starts from the newest checkpoint that was written whole"
+
+@exercise("write_atomically")
+def check_write_atomically(write_atomically): # your `write_atomically(path, data: bytes)`
+    "Runs your function with the package's atomic writers blocked, records its os.fsync/os.replace calls, and kills it before its rename."
+    blocked = [(mod, n, f"llm_course.core.{n}") for n in ("atomic_path", "atomic_write_bytes", "save_json") for mod in (sys.modules["llm_course.core"],)]
+    blocked += [(write_atomically.__globals__, n, n) for n in ("atomic_path", "atomic_write_bytes", "save_json") if n in write_atomically.__globals__]
+    why = "write it yourself: a temporary file beside the target, flushed to disk, then renamed over it"
+    with tempfile.TemporaryDirectory() as tmp, shortcuts_blocked(blocked, why):
+        target = Path(tmp)/"metrics.json"
+        attempt(write_atomically, target, b"first", case="a new file")
+        if not target.is_file() or target.read_bytes() != b"first": raise Mismatch("after write_atomically(path, b'first') the file should hold b'first'")
+        if left := sorted(p.name for p in Path(tmp).iterdir() if p.name != "metrics.json"):
+            raise Mismatch(f"a finished write left {left} beside the file: rename the temporary over the target (nothing else remains)")
+        calls, real_fsync, real_replace, real_rename = [], os.fsync, os.replace, os.rename
+        def rename(src, dst, *a, **k):
+            calls.append(("rename", Path(src), Path(dst)))
+            raise OSError("killed (simulated) just before the rename")
+        with mock.patch("os.fsync", lambda fd: (calls.append(("fsync",)), real_fsync(fd))[1]), \
+             mock.patch("os.replace", rename), mock.patch("os.rename", rename):
+            try: write_atomically(target, b"second, a longer text")
+            except OSError: pass
+            except NotImplementedError: raise
+            except Exception as e: raise Mismatch(f"your function raised {type(e).__name__}: {e}") from None
+        if target.read_bytes() != b"first":
+            raise Mismatch(f"killed before the rename, the file holds {target.read_bytes()[:30]!r}, not its old contents b'first': you wrote into "
+                           "the target itself; a kill mid-write leaves half a file — write a temporary and rename it over the target")
+        renames = [c for c in calls if c[0] == "rename"]
+        if not renames: raise Mismatch("the file changed without a rename (os.replace): write a temporary and rename it over the target")
+        if renames[0][1].parent.resolve() != target.parent.resolve():
+            raise Mismatch(f"the temporary was made in {str(renames[0][1].parent)!r}, not beside the target: a rename is atomic only "
+                           "within one file system — make it in the target's folder")
+        if ("fsync",) not in calls[:calls.index(renames[0])]:
+            raise Mismatch("no os.fsync before the rename: the rename can reach the disk before the data, and after a power cut the "
+                           "file is empty — flush and fsync the temporary first")
+        attempt(write_atomically, target, b"third", case="replacing an existing file")
+        if target.read_bytes() != b"third": raise Mismatch("writing over an existing file should leave the new contents")
+    return "correct: a reader, or a kill, sees the old file or the new one, never half of one"

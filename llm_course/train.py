@@ -572,7 +572,8 @@ def load_initial_weights(model: torch.nn.Module, # a fresh model (sharded by FSD
 # %% ../nbs/19_train_7b.ipynb #66071b7c
 def ready_job(job) -> TrainJob:
     "The job checked (before anything is read or written) and completed: the init run's shape, an absolute SFT path, the data order."
-    if not isinstance(job, TrainJob): job = TrainJob(**asdict(job)) if isinstance(job, TrainRun) else job_from_dict(job)
+    if not isinstance(job, TrainJob):  # a TrainRun (chapter 15, or one a notebook defined), or a dict of settings
+        job = TrainJob(**asdict(job)) if dataclasses.is_dataclass(job) and not isinstance(job, type) else job_from_dict(job)
     validate_job(job)
     if job.init: job = with_init_model(job)  # before anything is built: the model is the init run's shape
     if job.sft: job = dataclasses.replace(job, sft=str(Path(job.sft).expanduser().absolute()))  # run.json: a path that resumes anywhere
