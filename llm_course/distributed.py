@@ -793,16 +793,18 @@ def preempted(stop_reason: str | None) -> bool:
 _STOP_CODES = {None: 0, "time budget": 1, "preempted": 2}  # agreed by MAX: a signal anywhere wins over a time budget
 
 class AgreedStop(Callback):
-    "Every rank stops at the same step: a stop that any rank decides (its time budget, a signal) is agreed by an all-reduce MAX."
+    "Every rank stops (or checkpoints) at the same step: what any rank decides on its own clock or signal is agreed by an all-reduce MAX."
     order = 8  # after the time budget (5), before evaluation (10) and checkpoints (30), which react to `stop_reason`
     def after_step(self, learn):
         if _SIGNALLED and not preempted(learn.stop_reason): learn.stop_reason = f"preempted by {_SIGNALLED[0]} at step {learn.step}"
         mine = next((c for k, c in _STOP_CODES.items() if k and learn.stop_reason and learn.stop_reason.startswith(k)), 0)
         if not (dist.is_initialized() and dist.get_world_size() > 1): return
-        t = torch.tensor([mine], dtype=torch.int64, device=dist_info().device)
-        try: dist.all_reduce(t, op=dist.ReduceOp.MAX)  # one number per step: cheap next to the gradients' collectives
+        asked = int(getattr(learn, "checkpoint_asked", False))  # a time-based checkpoint (`CheckpointTimer`): each rank's own clock
+        t = torch.tensor([mine, asked], dtype=torch.int64, device=dist_info().device)
+        try: dist.all_reduce(t, op=dist.ReduceOp.MAX)  # two numbers per step: cheap next to the gradients' collectives
         except (RuntimeError, ValueError) as e: raise _collective_failed("agreeing on when to stop", e) from None
-        if (agreed := int(t.item())) > mine:
+        learn.checkpoint_asked = bool(t[1].item())  # every rank saves at the same step, or none does
+        if (agreed := int(t[0].item())) > mine:
             what = next(k for k, c in _STOP_CODES.items() if c == agreed)
             learn.stop_reason = f"{what} on another rank: every rank stops at step {learn.step}"
 

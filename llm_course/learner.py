@@ -34,7 +34,8 @@ __all__ = ['IGNORE_INDEX', 'PRECISIONS', 'KERNELS', 'CHUNKED_VOCAB', 'EVENTS', '
            'EarlyStoppingCallback', 'ProgressCallback', 'LossPlotCallback', 'rng_state', 'set_rng_state',
            'describe_model', 'save_checkpoint', 'load_checkpoint', 'default_optimizer', 'eval_windows',
            'resolve_kernels', 'default_callbacks', 'Learner', 'is_out_of_memory', 'CheckpointCallback',
-           'ActivationStats', 'GradientStats', 'plot_diagnostics', 'check_clip_callback', 'check_plateau_stop']
+           'CheckpointTimer', 'ActivationStats', 'GradientStats', 'plot_diagnostics', 'check_clip_callback',
+           'check_plateau_stop']
 
 # %% ../nbs/11_learner.ipynb #540795cd
 class TrainingError(LLMCourseError, RuntimeError):
@@ -66,6 +67,7 @@ class TrainConfig:
     eval_every: int = 0 # evaluate every N steps (0: only at the end); needs val_data
     eval_batches: int = 20 # validation batches per evaluation
     checkpoint_every: int = 0 # checkpoint every N steps (0: only at the end); needs out_dir
+    checkpoint_minutes: float | None = None # also checkpoint once this much wall time has passed since the last one (None: off)
     keep_checkpoints: int = 2 # how many recent checkpoints to keep
     out_dir: str | None = None # folder for checkpoints, metrics.json and loss.png; None: write nothing
     resume: bool = False # continue from the last checkpoint in out_dir
@@ -84,6 +86,9 @@ class TrainConfig:
         for name, low in counts.items(): check_int(name, getattr(self, name), low, example=getattr(TrainConfig, name))
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}: e.g. lr=3e-3")
+        m = self.checkpoint_minutes
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m <= 0):
+            raise ConfigError(f"checkpoint_minutes must be a positive number of minutes or None, got {m!r}: e.g. checkpoint_minutes=30")
         if not (0 <= self.min_lr_ratio <= 1): raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}: e.g. 0.1")
         check_hparams(betas=self.betas, weight_decay=self.weight_decay)  # chapter 8's checks
         if self.grad_clip is not None and not (self.grad_clip > 0):
@@ -440,6 +445,7 @@ def default_callbacks(config: TrainConfig, schedule: Callable[[int], float] | No
     if config.grad_clip is not None: cbs.append(GradClipCallback(config.grad_clip, "torch" if config.kernels == "torch" else "course"))
     if config.patience: cbs.append(EarlyStoppingCallback(config.patience, config.min_delta))
     if config.out_dir: cbs.append(CheckpointCallback(config.checkpoint_every, config.keep_checkpoints))
+    if config.out_dir and config.checkpoint_minutes: cbs.append(CheckpointTimer(config.checkpoint_minutes))
     if config.progress: cbs.append(ProgressCallback())
     if config.plot: cbs.append(LossPlotCallback())
     return cbs
@@ -739,7 +745,8 @@ class CheckpointCallback(Callback):
     order = 30
     def __init__(self, every: int = 0, keep: int = 2): self.every, self.keep, self.saved_at = every, keep, None
     def due(self, learn) -> bool:
-        return bool((self.every and learn.step % self.every == 0) or learn.step == learn.config.steps or learn.stop_reason)
+        return bool((self.every and learn.step % self.every == 0) or learn.step == learn.config.steps or learn.stop_reason
+                    or getattr(learn, "checkpoint_asked", False))
     def before_fit(self, learn): self.saved_at = learn.step or None  # resumed (or paused): that step's checkpoint is on disk
     def before_eval(self, learn):  # a step that evaluates and checkpoints saves first: the hours before it survive an OOM in evaluation
         if learn.step and self.due(learn): self.save(learn)
@@ -748,8 +755,18 @@ class CheckpointCallback(Callback):
     def save(self, learn):
         if self.saved_at == learn.step: return
         learn.save_checkpoint()
-        self.saved_at = learn.step
+        self.saved_at = learn.saved_step = learn.step  # (read by `CheckpointTimer`)
+        learn.checkpoint_asked = False
         for old in list_checkpoints(learn.config.out_dir)[:-self.keep]: shutil.rmtree(old, ignore_errors=True)
+
+class CheckpointTimer(Callback):
+    "Ask for a checkpoint once `minutes` of wall time have passed since the last one (a run's steps may slow down or speed up)."
+    order = 6  # before chapter 18's AgreedStop (8), which makes every rank agree on the request: a save is collective there
+    def __init__(self, minutes: float, clock: Callable[[], float] = time.perf_counter): self.minutes, self.clock = minutes, clock
+    def before_fit(self, learn): self.since, self.seen, learn.checkpoint_asked = self.clock(), getattr(learn, "saved_step", None), False
+    def after_step(self, learn):
+        if getattr(learn, "saved_step", None) != self.seen: self.since, self.seen = self.clock(), learn.saved_step  # a save: count anew
+        if self.clock() - self.since >= 60 * self.minutes: learn.checkpoint_asked = True
 
 # %% ../nbs/11_learner.ipynb #8681dd4d
 def _dead_fraction(out: torch.Tensor, eps: float) -> float:

@@ -130,6 +130,7 @@ class TrainRun:
     eval_batches: int = 20 # validation batches per evaluation
     final_eval_batches: int = 100 # validation batches for the final, more precise val loss
     checkpoint_every: int = 500 # checkpoint every N steps (and at the end)
+    checkpoint_minutes: float | None = None # also checkpoint every N minutes of wall time (`--checkpoint-every 30min`)
     max_chars: int | None = None # use only the first max_chars characters of the corpus (quick runs)
     val_fraction: float = 0.1 # the last part of the corpus held out for validation
     sample_tokens: int = 300 # length of the sample printed at the end (0: none)
@@ -170,7 +171,7 @@ def validate_run(run: TrainRun) -> None:
     if not isinstance(run.prompt, str): raise ConfigError(f"prompt must be a str, got {type(run.prompt).__name__}")
     _positive_int("grad_accum", run.grad_accum)
     TrainConfig(steps=run.steps or DEFAULT_STEPS, batch_size=run.batch_size, grad_accum=run.grad_accum, lr=run.lr,
-                schedule=run.schedule, precision=run.precision)  # the Learner's own checks, now rather than after loading the corpus
+                schedule=run.schedule, precision=run.precision, checkpoint_minutes=run.checkpoint_minutes)  # the Learner's own checks, now rather than after loading the corpus
     device = pick_device(run.device)  # unknown or absent devices fail here
     ModelConfig.preset(run.preset, attn_impl=run.attn_impl)  # an unknown attention kernel fails now
     if run.attn_impl == "triton" and device.type != "cuda" and not triton_interpreter_on():
@@ -306,7 +307,7 @@ def plan_run(run: TrainRun, work: str | os.PathLike, data: RunData,
     tc = TrainConfig(steps=steps, batch_size=run.batch_size, block_size=block, lr=run.lr, schedule=run.schedule,
                      grad_accum=run.grad_accum, precision=run.precision,
                      warmup_steps=min(warmup, steps), eval_every=run.eval_every, eval_batches=run.eval_batches,
-                     checkpoint_every=run.checkpoint_every, out_dir=str(work), resume=run.resume, seed=run.seed,
+                     checkpoint_every=run.checkpoint_every, checkpoint_minutes=run.checkpoint_minutes, out_dir=str(work), resume=run.resume, seed=run.seed,
                      device=str(device), progress=run.progress)
     return RunPlan(device, config, tc, minutes, saved)
 

@@ -43,9 +43,10 @@ __all__ = ['CURATION_REPORT', 'PREPARE_NAME', 'EOT_TOKEN', 'METRICS_LOG', 'BIG_R
            'JsonlLogger', 'memory_stats', 'max_over_ranks', 'gpu_of_device', 'read_metrics', 'build_model',
            'init_folder', 'with_init_model', 'load_initial_weights', 'ready_job', 'process_group', 'cpu_threads',
            'peak_flops', 'out_of_memory_explained', 'train', 'validate_job', 'dry_run', 'export_run',
-           'add_train_arguments', 'job_from_args', 'run_from_args', 'main', 'exit_status', 'job_timeout', 'lost_rank',
-           'one_line_error', 'start_run', 'watch', 'runs_figure', 'step_bars', 'step_timeline',
-           'check_activation_bytes_per_token', 'check_kv_cache_bytes', 'check_global_batch_ids']
+           'add_train_arguments', 'Minutes', 'steps_or_minutes', 'job_from_args', 'run_from_args', 'main',
+           'exit_status', 'job_timeout', 'lost_rank', 'one_line_error', 'start_run', 'watch', 'runs_figure',
+           'step_bars', 'step_timeline', 'check_activation_bytes_per_token', 'check_kv_cache_bytes',
+           'check_global_batch_ids']
 
 # %% ../nbs/19_train_7b.ipynb #e19d0002
 CURATION_REPORT = "report.json"  # what curation kept and removed (prepare with `curation=`)
@@ -769,7 +770,7 @@ def add_train_arguments(t: argparse.ArgumentParser):
                    help="launched runs: write checkpoints before going on (default: in the background, training continues)")
     opt("--gpu", "the GPU to plan for where none is visible (dry runs): " + ", ".join(GPUS))
     opt("--max-chars", "use only the start of the corpus (quick runs)", type=int)
-    opt("--checkpoint-every", "steps between checkpoints (0: only at the end)", type=int)
+    opt("--checkpoint-every", "steps between checkpoints (0: only at the end), or minutes of wall time, e.g. 30min", type=steps_or_minutes)
     opt("--timeout-minutes", "how long a rank waits for the others before the job fails", type=float)
     opt("--init-timeout-minutes", "the same until the first step (joining, loading, sharding; None: --timeout-minutes)", type=float)
     opt("--eval-every", "steps between validation losses (0: only at the end)", type=int)
@@ -780,11 +781,22 @@ def add_train_arguments(t: argparse.ArgumentParser):
     t.add_argument("--auto", action="store_true", help="let chapter 17's planner choose sharding, checkpointing and accumulation")
     t.add_argument("--dry-run", action="store_true", help="build the model on meta, shard it, print the plan and each rank's share; train nothing")
 
+class Minutes(float):
+    "A `--checkpoint-every` given in minutes of wall time."
+
+def steps_or_minutes(text: str) -> int | Minutes:
+    "`--checkpoint-every`: '500' (steps) or '30min' / '30m' (minutes of wall time)."
+    t = text.strip().lower()
+    try: return Minutes(t.removesuffix("min").removesuffix("m")) if t.endswith(("min", "m")) else int(t)
+    except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is neither a number of steps (500) nor of minutes (30min)") from None
+
 def job_from_args(args: argparse.Namespace) -> TrainJob:
     "The `TrainJob` of parsed `add_train_arguments` options: the recipe (or the resumed run's own settings), then the flags."
     names = {f.name for f in dataclasses.fields(TrainJob)}
     given = {k: v for k, v in vars(args).items() if v is not None and k in names and k not in ("resume", "overwrite", "progress")}
     if args.no_progress: given["progress"] = False
+    if isinstance(given.get("checkpoint_every"), Minutes):  # by the clock, not by steps
+        given.update(checkpoint_minutes=float(given["checkpoint_every"]), checkpoint_every=0)
     if args.resume: return resume_settings(given.pop("out", TrainJob.out), cls=TrainJob, **given)
     recipe = asdict(load_recipe(args.config)) if args.config else {}
     job = job_from_dict({**recipe, **given, "overwrite": args.overwrite}, "the command line")

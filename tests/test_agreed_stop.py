@@ -145,3 +145,13 @@ def test_a_two_rank_run_resumed_as_one_plain_process_keeps_its_data_order(tmp_pa
     assert res.returncode == 0, res.stderr[-3000:]
     got, want = [h["loss"] for h in history(tmp_path/"run")], [h["loss"] for h in history(tmp_path/"ref")]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_checkpoints_by_the_clock_are_agreed_by_both_ranks(tmp_path):
+    "--checkpoint-every 0.02min under FSDP (a save is collective) with rank 1's clock 1.6 times as fast: both ranks save at the same steps."
+    (tmp_path/"skewed.py").write_text(SKEWED)
+    res = torchrun([str(tmp_path/"skewed.py")], "--steps", "40", "--checkpoint-every", "0.02min", "--out", tmp_path/"run", *SMALL[:-1], "fsdp")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]  # mismatched saves would hang in DCP's collectives
+    steps = sorted(int(p.name.split("-")[1]) for p in (tmp_path/"run"/"checkpoints").iterdir() if p.name.startswith("step-"))
+    assert len(steps) >= 2 and steps[-1] == 40 and steps[0] < 40, steps  # clock-triggered saves before the end
+    assert json.loads((tmp_path/"run"/"run.json").read_text())["checkpoint_minutes"] == 0.02

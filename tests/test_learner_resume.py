@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import needs_cpu_bf16_lstm
-from llm_course.core import seed_everything
+from llm_course.core import ConfigError, seed_everything
 from llm_course.learner import (HISTORY_LOG, Learner, TrainConfig, default_optimizer, latest_checkpoint, list_checkpoints,
                                 load_checkpoint)
 from llm_course.rnn import LSTMLM
@@ -178,3 +178,18 @@ def test_a_step_that_evaluates_and_checkpoints_saves_first_and_the_resume_owes_t
     vw = {h["step"]: h["val_loss"] for h in whole.history if "val_loss" in h}
     assert {h["step"]: h["val_loss"] for h in resumed.history if "val_loss" in h} == vw and 6 in vw  # step 6's, evaluated on resume
     assert torch.equal(flat(whole.model), flat(resumed.model))
+
+def test_checkpoint_minutes_saves_by_the_clock(tmp_path):
+    "checkpoint_minutes: a checkpoint once that much wall time has passed since the last one, whatever the step count."
+    from llm_course.learner import CheckpointTimer
+    clock = [0.0]
+    class Tick(CheckpointTimer.__mro__[1]):  # a Callback that advances the fake clock by 20 s a step (steps 1-6), then 70 s
+        order = -100
+        def after_step(self, learn): clock[0] += 20.0 if learn.step <= 6 else 70.0
+    cfg = TrainConfig(steps=10, batch_size=4, block_size=12, checkpoint_every=0, checkpoint_minutes=1.0, keep_checkpoints=10,
+                      out_dir=str(tmp_path), progress=False)
+    learn = Learner(lm(), data(), None, cfg, callbacks=[Tick(), CheckpointTimer(1.0, clock=lambda: clock[0])])
+    learn.fit()
+    # 60 s after the start (step 3); the timer counts anew from the step after a save (4: 80 s), so 7 (190 s), 9, and the end
+    assert [int(p.name.split("-")[1]) for p in list_checkpoints(tmp_path)] == [3, 7, 9, 10]
+    with pytest.raises(ConfigError, match="checkpoint_minutes must be a positive number"): TrainConfig(checkpoint_minutes=0)
