@@ -483,21 +483,29 @@ class Plan:
         "Ranks that share one copy of the model state: all of them (ZeRO/FSDP), one node's (HSDP), or one (DDP: replicas)."
         return min(self.gpus, self.gpus_per_node) if self.sharding == "hsdp" else self.gpus
 
-    def communication(self) -> dict[str, float]:
-        "Bytes each GPU sends per optimizer step, inside its node and between nodes (ring collectives; gradients reduced in fp32)."
-        P, a, k, N = param_count(self.config), self.act_bytes, self.grad_accum, self.gpus
+    def collectives(self) -> list[tuple[str, str, float, bool]]:
+        "A step's collectives as `(lane, kind, bytes each GPU sends, once per micro-batch?)`: ring collectives, gradients in fp32."
+        P, a, N = param_count(self.config), self.act_bytes, self.gpus
         ring = lambda n: (n - 1) / n  # an all-gather or reduce-scatter of S bytes over n ranks sends (n-1)/n · S from each
+        across = N > self.gpus_per_node
         if self.sharding in ("fsdp", "hsdp"):  # every micro-batch: weights all-gathered for forward and backward, grads reduce-scattered
             G, (block, root) = self.shard_group, fsdp_units(self.config)
+            lane = "inter_node" if self.sharding == "fsdp" and across else "intra_node"  # flat FSDP: one ring over every node
             regathered = P - block - root  # backward gathers again all but the root and the last block (kept after forward)
-            inner = k * ring(G) * ((P + regathered) * a + 4 * P)
+            ops = [(lane, "all-gather", ring(G) * P * a, True), (lane, "all-gather", ring(G) * regathered * a, True),
+                   (lane, "reduce-scatter", ring(G) * 4 * P, True)]
             R = N // G  # HSDP: the shards' gradients all-reduced across the replicas once per step (2 rings)
-            outer = 2 * ring(R) * 4 * P / G if R > 1 else 0.0
-            if self.sharding == "fsdp" and N > self.gpus_per_node: inner, outer = 0.0, inner  # one flat ring over every node
-            return dict(intra_node=inner, inter_node=outer)
-        if self.sharding == "none": return dict(intra_node=0.0, inter_node=0.0)
-        sent = 2 * ring(N) * 4 * P + (ring(N) * a * P if self.sharding in ("zero1", "zero2") else 0)  # grads all-reduced once per step
-        return dict(intra_node=0.0, inter_node=sent) if N > self.gpus_per_node else dict(intra_node=sent, inter_node=0.0)
+            return ops + ([("inter_node", "all-reduce", 2 * ring(R) * 4 * P / G, False)] if R > 1 else [])
+        if self.sharding == "none": return []
+        lane = "inter_node" if across else "intra_node"
+        ops = [(lane, "all-reduce", 2 * ring(N) * 4 * P, False)]  # DDP and ZeRO: the gradients once per step
+        return ops + ([(lane, "all-gather", ring(N) * a * P, False)] if self.sharding in ("zero1", "zero2") else [])
+
+    def communication(self) -> dict[str, float]:
+        "Bytes each GPU sends per optimizer step, inside its node and between nodes: the sum of `collectives()`."
+        sent = dict(intra_node=0.0, inter_node=0.0)
+        for lane, _, nbytes, per_micro_batch in self.collectives(): sent[lane] += nbytes * (self.grad_accum if per_micro_batch else 1)
+        return sent
 
     @property
     def comm_seconds(self) -> float:

@@ -32,7 +32,7 @@ from matplotlib.patches import Rectangle
 from .pretrain import (TOKENIZERS, TimeBudgetCallback, TrainRun, finish_run, load_tokenizer, load_trained, plan_run, read_run_data,
                                  record_run, report_run, validate_run)
 from .scaling import GPUS, Plan, accelerator, auto_plan, check_fits, device_memory_bytes, flops_per_token
-from .scaling import flops_breakdown, fsdp_units, param_count
+from .scaling import flops_breakdown
 from .distributed import (GRAD_SYNC, PARALLEL, DistributedError, is_parallel, PREEMPTED_EXIT, AgreedStop, Distributed, catch_stop_signals, preempted, ShardedTokens, build_sharded_model, check_export_folder, dist_info, export_hf, write_hf_folder,
                                     init_distributed, kill_job, launched, local_numel, teardown_distributed, torchrun_command)
 
@@ -914,25 +914,15 @@ _TIMELINE_COLORS = {"forward": "#4c72b0", "backward": "#55a868", "waiting": "#dd
 _LANES = {"compute": "compute", "intra_node": "inside a node\n(NVLink)", "inter_node": "between nodes\n(InfiniBand)"}
 
 def _collectives(plan: Plan) -> tuple[dict, dict]:
-    "A step's collectives in seconds, from `Plan.communication()`: `(per micro-batch, once per step)`, each {lane: [(what, s)]}."
-    comm, dev = plan.communication(), plan.device
+    "A step's collectives in seconds, from `Plan.collectives()`: `(per micro-batch, once per step)`, each {lane: [(what, s)]}."
+    dev = plan.device
     speed = dict(intra_node=dev.intra_node_bytes_per_s, inter_node=dev.inter_node_bytes_per_s)
-    def secs(lane, nbytes):
+    per_mb, once = {}, {}
+    for lane, what, nbytes, per_micro_batch in plan.collectives():
+        if not nbytes: continue
         if not speed[lane]: raise ConfigError(f"{dev.name} has no {lane} link speed to time collectives with: plan for a GPU of GPUS, "
                                               "e.g. gpu='h100-80gb'")
-        return nbytes / speed[lane]
-    if plan.sharding not in ("fsdp", "hsdp"):  # DDP and ZeRO: the gradients cross once per step, after the last backward
-        return {}, {lane: [("all-reduce", secs(lane, b))] for lane, b in comm.items() if b}
-    # FSDP: each micro-batch gathers the weights for forward, again for backward (all but the root and the last block, kept),
-    # and reduce-scatters fp32 gradients: Plan.communication()'s three terms, in its proportions. HSDP's inter-node part is the
-    # once-per-step all-reduce of the shards' gradients between the replicas.
-    P, (block, root), a = param_count(plan.config), fsdp_units(plan.config), plan.act_bytes
-    terms = [("all-gather", P * a), ("all-gather", (P - block - root) * a), ("reduce-scatter", 4 * P)]
-    once = {"inter_node": [("all-reduce", secs("inter_node", comm["inter_node"]))]} if plan.sharding == "hsdp" and comm["inter_node"] else {}
-    per_mb = {}
-    for lane, b in comm.items():
-        if b and lane not in once:
-            per_mb[lane] = [(what, secs(lane, b / plan.grad_accum * w / sum(t[1] for t in terms))) for what, w in terms]
+        (per_mb if per_micro_batch else once).setdefault(lane, []).append((what, nbytes / speed[lane]))
     return per_mb, once
 
 def step_bars(plan: Plan, # chapter 17's plan of a run (`job_plan` of a recipe)
